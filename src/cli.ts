@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/**
+ * The `migration-statecharts` command. Every failure is one line on stderr and an exit code:
+ * 0 ok, 1 a property is violated, 2 bad arguments, 3 a limit was hit. Never a stack trace.
+ */
+import { realpathSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EXIT, UsageError } from './cli/errors.js';
+import { vfioCommand } from './cli/vfio.js';
+
+export const HELP = `usage: migration-statecharts <command> [options]
+
+commands:
+  vfio path --from STATE --to STATE [--features p2p,pre-copy] [--json]   one SET, resolved as the kernel does
+  vfio table [--json]                                                   the SET table for all four feature sets
+  help                                                                  this text`;
+
+type Out = (s: string) => void;
+
+/** Run the CLI on `argv` (without node and script); returns the exit code. */
+export function main(argv: readonly string[], out: Out = (s) => process.stdout.write(s + '\n'), err: Out = (s) => process.stderr.write(s + '\n')): number {
+  try {
+    const [cmd, ...rest] = argv;
+    switch (cmd) {
+      case 'vfio':
+        return vfioCommand(rest, out);
+      case 'help':
+      case '--help':
+      case '-h':
+        out(HELP);
+        return EXIT.ok;
+      case undefined:
+        err(HELP);
+        return EXIT.usage;
+      default:
+        throw new UsageError(`unknown command '${cmd}'; valid: vfio, help`);
+    }
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`migration-statecharts: ${e.message}`);
+      return EXIT.usage;
+    }
+    // node:util parseArgs errors (unknown option, missing value) are usage errors too.
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      err(`migration-statecharts: ${(e as Error).message.split('\n')[0]}`);
+      return EXIT.usage;
+    }
+    err(`migration-statecharts: internal error: ${(e as Error).message ?? String(e)}`);
+    return 1;
+  }
+}
+
+function isEntryPoint(): boolean {
+  const arg = process.argv[1];
+  if (!arg) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
+  process.exitCode = main(process.argv.slice(2));
+}

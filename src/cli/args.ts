@@ -1,0 +1,47 @@
+/** Parsing of the values the CLI takes, each with a one-line error that names the bad value and the valid ones. */
+import { type FeatureSet, type VfioState, FEATURE_SETS, VFIO_STATES } from '../../machines/vfioArcs.js';
+import { UsageError } from './errors.js';
+
+const FEATURE_WORDS: Record<string, 'P2P' | 'PRE_COPY' | 'STOP_COPY'> = {
+  'p2p': 'P2P',
+  'pre-copy': 'PRE_COPY',
+  'precopy': 'PRE_COPY',
+  'pre_copy': 'PRE_COPY',
+  'stop-copy': 'STOP_COPY',
+  'stop_copy': 'STOP_COPY',
+};
+
+/** `p2p,pre-copy` → 'STOP_COPY|P2P|PRE_COPY'. STOP_COPY is implied (the uAPI makes it mandatory). */
+export function parseFeatures(text: string, option = '--features'): FeatureSet {
+  const words = text.split(',').map((w) => w.trim().toLowerCase()).filter((w) => w.length > 0);
+  const have = new Set<string>(['STOP_COPY']);
+  for (const w of words) {
+    const f = FEATURE_WORDS[w];
+    if (!f) throw new UsageError(`unknown feature '${w}' in ${option}; valid: p2p, pre-copy, stop-copy (comma-separated)`);
+    have.add(f);
+  }
+  const set = ['STOP_COPY', 'P2P', 'PRE_COPY'].filter((f) => have.has(f)).join('|');
+  return FEATURE_SETS.find((s) => s === set)!;
+}
+
+/** A uAPI state name, case-insensitive, with or without the VFIO_DEVICE_STATE_ prefix. */
+export function parseState(text: string, option: string): VfioState {
+  const t = text.trim().toUpperCase().replace(/^VFIO_DEVICE_STATE_/, '').replace(/-/g, '_');
+  const s = VFIO_STATES.find((x) => x === t);
+  if (!s) throw new UsageError(`unknown state '${text}' for ${option}; valid: ${VFIO_STATES.join(', ')}`);
+  return s;
+}
+
+export function requireValue(value: string | undefined, option: string, valid: string): string {
+  if (value === undefined || value === '') throw new UsageError(`missing ${option}; expected ${valid}`);
+  return value;
+}
+
+/** A positive integer option. */
+export function parseCount(text: string | undefined, option: string, fallback: number, min = 1, max = 1_000_000_000): number {
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text.trim())) throw new UsageError(`bad ${option} '${text}'; expected an integer ${min}..${max}`);
+  const n = Number(text.trim());
+  if (n < min || n > max) throw new UsageError(`bad ${option} '${text}'; expected an integer ${min}..${max}`);
+  return n;
+}

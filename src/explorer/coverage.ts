@@ -1,0 +1,98 @@
+/**
+ * Coverage of each component: which of its machine's states and which (state, event, target)
+ * transitions the explored system actually took, as percentages and as the list of what was never reached.
+ */
+import type { AnyStateMachine } from 'xstate';
+import type { LocalTable } from './local.js';
+import type { CompiledSystem } from './step.js';
+import type { AnySnapshot } from './system.js';
+
+export interface Coverage {
+  /** The components that share this machine and input. */
+  readonly components: readonly string[];
+  readonly states: { readonly reached: number; readonly total: number; readonly percent: number; readonly missed: readonly string[] };
+  readonly transitions: { readonly reached: number; readonly total: number; readonly percent: number; readonly missed: readonly string[] };
+  /** Distinct local snapshots (value + context) reached. */
+  readonly localStates: number;
+}
+
+interface TransitionDef {
+  source: { id: string };
+  eventType: string;
+  target?: readonly { id: string }[] | undefined;
+  guard?: unknown;
+}
+
+interface NodeLike {
+  id: string;
+  states: Record<string, NodeLike>;
+  transitions: Map<string, TransitionDef[]>;
+}
+
+/** `source --EVENT [guard]--> target`, ids without the machine id prefix. */
+function describe(machineId: string, t: TransitionDef): string {
+  const strip = (id: string) => (id.startsWith(machineId + '.') ? id.slice(machineId.length + 1) : id);
+  const g = t.guard as { type?: string; params?: unknown } | string | undefined;
+  const guard = g === undefined ? '' : typeof g === 'string' ? ` [${g}]` : g.type ? ` [${g.type}${g.params ? ' ' + JSON.stringify(g.params) : ''}]` : ' [guard]';
+  const target = t.target && t.target.length > 0 ? t.target.map((n) => strip(n.id)).join(',') : strip(t.source.id);
+  return `${strip(t.source.id)} --${t.eventType}${guard}--> ${target}`;
+}
+
+function allNodes(machine: AnyStateMachine): NodeLike[] {
+  const out: NodeLike[] = [];
+  const walk = (n: NodeLike) => {
+    for (const c of Object.values(n.states)) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(machine.root as unknown as NodeLike);
+  return out;
+}
+
+export function coverageOf(sys: CompiledSystem): Record<string, Coverage> {
+  const out: Record<string, Coverage> = {};
+  const seen = new Set<LocalTable>();
+  sys.tables.forEach((table) => {
+    if (seen.has(table)) return;
+    seen.add(table);
+    const names = sys.names.filter((_, i) => sys.tables[i] === table);
+    out[names.join(',')] = tableCoverage(table, names);
+  });
+  return out;
+}
+
+function tableCoverage(table: LocalTable, names: string[]): Coverage {
+  const machine = table.machine;
+  const machineId = machine.id;
+  const nodes = allNodes(machine);
+  const defs: TransitionDef[] = [machine.root as unknown as NodeLike, ...nodes].flatMap((n) => [...n.transitions.values()].flat());
+  const reachedStates = new Set<string>();
+  const reachedDefs = new Set<TransitionDef>();
+  const markStates = (s: AnySnapshot) => {
+    for (const n of (s as unknown as { _nodes: { id: string }[] })._nodes ?? []) reachedStates.add(n.id);
+  };
+  const reachedLocals = new Set<number>([table.initial()]);
+  for (const step of table.steps()) {
+    if (!step.used) continue;
+    reachedLocals.add(step.from);
+    reachedLocals.add(step.to);
+    const snap = table.snapshots[step.from]!;
+    const fired = (machine as unknown as { getTransitionData(s: AnySnapshot, e: unknown): TransitionDef[] }).getTransitionData(snap, step.event);
+    for (const t of fired ?? []) reachedDefs.add(t);
+  }
+  for (const l of reachedLocals) markStates(table.snapshots[l]!);
+  const strip = (id: string) => (id.startsWith(machineId + '.') ? id.slice(machineId.length + 1) : id);
+  const stateIds = nodes.map((n) => n.id);
+  const missedStates = stateIds.filter((id) => !reachedStates.has(id)).map(strip);
+  const missedDefs = defs.filter((d) => !reachedDefs.has(d)).map((d) => describe(machineId, d));
+  const pct = (a: number, b: number) => (b === 0 ? 100 : Math.round((1000 * a) / b) / 10);
+  const sr = stateIds.length - missedStates.length;
+  const tr = defs.length - missedDefs.length;
+  return {
+    components: names,
+    states: { reached: sr, total: stateIds.length, percent: pct(sr, stateIds.length), missed: missedStates },
+    transitions: { reached: tr, total: defs.length, percent: pct(tr, defs.length), missed: missedDefs },
+    localStates: reachedLocals.size,
+  };
+}

@@ -1,0 +1,144 @@
+/**
+ * The explorer: exhaustive, breadth-first checking of composed XState v5 machines.
+ *
+ * @example
+ *   import { explore } from 'migration-statecharts/explorer';
+ *   const r = explore({
+ *     components: [{ name: 'dev', machine: vfioDeviceMachine, input: { features: 'STOP_COPY' } }],
+ *     environment: { dev: [{ type: 'SET_STATE', target: 'STOP' }, { type: 'SET_STATE', target: 'RUNNING' }] },
+ *   });
+ *   r.states; // 2
+ */
+import { type Coverage, coverageOf } from './coverage.js';
+import { goalUnreachable, nonProgressCycle } from './liveness.js';
+import { type SearchLimit, search } from './search.js';
+import { CompiledSystem } from './step.js';
+import { symmetryCanon } from './symmetry.js';
+import type { ExploreOptions, SystemSpec } from './system.js';
+import { type Trace, buildTrace, formatTrace, pathTo } from './trace.js';
+
+export * from './system.js';
+export { type Coverage } from './coverage.js';
+export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js';
+export { CompiledSystem } from './step.js';
+export { search, type SearchOutcome } from './search.js';
+
+export interface PropertyResult {
+  readonly name: string;
+  readonly kind: 'safety' | 'deadlock' | 'liveness' | 'progress';
+  readonly holds: boolean;
+  readonly description?: string;
+  /** The shortest run that breaks it (a lasso for non-progress cycles). */
+  readonly counterexample: Trace | null;
+  /** How many states break it, where that is meaningful. */
+  readonly count?: number;
+}
+
+export interface ExploreResult {
+  readonly system: string;
+  readonly states: number;
+  readonly transitions: number;
+  readonly seconds: number;
+  readonly statesPerSecond: number;
+  /** XState transition() calls made (one per distinct local step). */
+  readonly localTransitions: number;
+  readonly symmetry: boolean;
+  readonly properties: readonly PropertyResult[];
+  readonly deadlocks: number;
+  readonly coverage: Record<string, Coverage>;
+  /** Set when the search stopped at a bound; the figures are then partial. */
+  readonly limit: SearchLimit | null;
+  /** Retained bytes of the state store per state. */
+  readonly bytesPerState: number;
+}
+
+/** Explore `spec` exhaustively and check everything it declares. */
+export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreResult {
+  const sys = new CompiledSystem(spec);
+  const useSym = (opts.symmetry ?? true) && (spec.symmetry?.length ?? 0) > 0;
+  if (useSym) sys.canon = symmetryCanon(sys, spec.symmetry!);
+  const wantEdges = spec.goal !== undefined || spec.progress !== undefined;
+  const out = search(sys, { ...opts, recordEdges: wantEdges });
+  const bytesPerState = out.states > 0 ? out.store.bytes / out.states : 0;
+  const trace = (idx: number) => buildTrace(sys, out.store, pathTo(out.store, idx));
+
+  const properties: PropertyResult[] = [];
+  for (const inv of spec.invariants ?? []) {
+    const v = out.violations.get(inv.name);
+    properties.push({
+      name: inv.name,
+      kind: 'safety',
+      holds: v === undefined,
+      ...(inv.description ? { description: inv.description } : {}),
+      counterexample: v === undefined ? null : trace(v),
+    });
+  }
+  properties.push({
+    name: 'NoDeadlock',
+    kind: 'deadlock',
+    holds: out.deadlockCount === 0,
+    description: 'every reachable state has an enabled step or is terminal',
+    counterexample: out.deadlocks.length > 0 ? trace(out.deadlocks[0]!) : null,
+    count: out.deadlockCount,
+  });
+  if (out.edges && spec.goal) {
+    const bad = goalUnreachable(sys, out.store, out.edges, spec.goal);
+    properties.push({
+      name: 'GoalAlwaysReachable',
+      kind: 'liveness',
+      holds: bad === null,
+      description: 'from every reachable state a goal state can be reached',
+      counterexample: bad ? trace(bad.first) : null,
+      ...(bad ? { count: bad.count } : {}),
+    });
+  }
+  if (out.edges && spec.progress) {
+    const lasso = nonProgressCycle(sys, out.store, out.edges, spec.progress);
+    let cex: Trace | null = null;
+    if (lasso) {
+      const stem = pathTo(out.store, lasso.entry);
+      cex = buildTrace(sys, out.store, [...stem, ...lasso.cycle.slice(1)], stem.length);
+    }
+    properties.push({
+      name: 'NoNonProgressCycle',
+      kind: 'progress',
+      holds: lasso === null,
+      description: 'no reachable cycle avoids every progress step',
+      counterexample: cex,
+    });
+  }
+  const coverage = coverageOf(sys);
+  out.store.compact();
+  return {
+    system: spec.name ?? 'system',
+    states: out.states,
+    transitions: out.transitions,
+    seconds: out.seconds,
+    statesPerSecond: out.seconds > 0 ? Math.round(out.states / out.seconds) : out.states,
+    localTransitions: sys.tables.reduce((a, t, i) => (sys.tables.indexOf(t) === i ? a + t.transitionsRun : a), 0),
+    symmetry: useSym,
+    properties,
+    deadlocks: out.deadlockCount,
+    coverage,
+    limit: out.limit,
+    bytesPerState,
+  };
+}
+
+/** A short text report: counts, each property with holds/violated and its trace, coverage. */
+export function formatReport(r: ExploreResult): string {
+  const lines = [
+    `${r.system}: ${r.states.toLocaleString('en-US')} states, ${r.transitions.toLocaleString('en-US')} transitions in ${r.seconds.toFixed(2)} s` +
+      ` (${r.statesPerSecond.toLocaleString('en-US')} states/s${r.symmetry ? ', symmetry reduced' : ''})`,
+  ];
+  if (r.limit) lines.push(`STOPPED: ${r.limit.message}; the figures above are partial`);
+  for (const p of r.properties) {
+    lines.push(`  ${p.holds ? 'holds   ' : 'VIOLATED'} ${p.name}${p.count ? ` (${p.count} states)` : ''}`);
+    if (p.counterexample) lines.push(formatTrace(p.counterexample).replace(/^/gm, '    '));
+  }
+  lines.push('coverage:');
+  for (const [name, c] of Object.entries(r.coverage)) {
+    lines.push(`  ${name}: states ${c.states.reached}/${c.states.total} (${c.states.percent}%), transitions ${c.transitions.reached}/${c.transitions.total} (${c.transitions.percent}%), ${c.localStates} local snapshots`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,260 @@
+/**
+ * A system compiled for the search: the layout of the packed global state and its successor function.
+ *
+ * Layout of one global state (32-bit words): [local id of component 0, …, of component n-1, channel 0
+ * slot 0 … slot cap-1, channel 1 …]. A channel's messages are left-aligned, 0 marks a free slot.
+ */
+import type { EventObject } from 'xstate';
+import { LocalTable, MessageTable } from './local.js';
+import { type AnySnapshot, type GlobalView, type StepLabel, type SystemSpec, SystemError } from './system.js';
+
+export class CompiledSystem {
+  readonly names: string[];
+  readonly tables: LocalTable[];
+  readonly messages = new MessageTable();
+  readonly width: number;
+  readonly chanNames: string[];
+  readonly chanOff: Int32Array;
+  readonly chanCap: Int32Array;
+  readonly chanTo: Int32Array;
+  /** env steps: component, table slot and message id, in declaration order. */
+  readonly envComp: Int32Array;
+  readonly envSlot: Int32Array;
+  readonly envMsg: Int32Array;
+  private readonly routes: Int32Array[];
+  private readonly drop: boolean;
+  /** Canonical form of a tuple, in place (symmetry reduction); null when none. */
+  canon: ((t: Uint32Array) => void) | null = null;
+
+  constructor(readonly spec: SystemSpec) {
+    const comps = spec.components;
+    if (comps.length === 0) throw new SystemError('the system has no components');
+    this.names = comps.map((c) => c.name);
+    const dup = this.names.find((n, i) => this.names.indexOf(n) !== i);
+    if (dup) throw new SystemError(`component name '${dup}' is used twice`);
+    const shared = new Map<unknown, Map<string, LocalTable>>();
+    this.tables = comps.map((c) => {
+      rejectUnsupported(c.name, c.machine);
+      const byInput = shared.get(c.machine) ?? new Map<string, LocalTable>();
+      shared.set(c.machine, byInput);
+      const key = JSON.stringify(c.input ?? null);
+      let t = byInput.get(key);
+      if (!t) {
+        t = new LocalTable(c.machine, c.input, c.name, this.messages);
+        byInput.set(key, t);
+      }
+      return t;
+    });
+    const chans = spec.channels ?? [];
+    this.chanNames = chans.map((c) => c.name);
+    this.chanOff = new Int32Array(chans.length);
+    this.chanCap = new Int32Array(chans.length);
+    this.chanTo = new Int32Array(chans.length);
+    let w = comps.length;
+    chans.forEach((c, k) => {
+      const from = this.names.indexOf(c.from);
+      const to = this.names.indexOf(c.to);
+      if (from < 0) throw new SystemError(`channel '${c.name}': unknown sender '${c.from}'`);
+      if (to < 0) throw new SystemError(`channel '${c.name}': unknown receiver '${c.to}'`);
+      if (!Number.isInteger(c.capacity) || c.capacity < 1) throw new SystemError(`channel '${c.name}': capacity must be a positive integer`);
+      this.chanOff[k] = w;
+      this.chanCap[k] = c.capacity;
+      this.chanTo[k] = to;
+      w += c.capacity;
+    });
+    this.width = w;
+    this.drop = spec.unhandled === 'drop';
+    this.routes = comps.map(() => new Int32Array(16).fill(-2));
+
+    const env = spec.environment ?? {};
+    for (const name of Object.keys(env)) {
+      if (!this.names.includes(name)) throw new SystemError(`environment names unknown component '${name}'`);
+    }
+    const ec: number[] = [];
+    const es: number[] = [];
+    const em: number[] = [];
+    comps.forEach((c, i) => {
+      for (const e of env[c.name] ?? []) {
+        const id = this.messages.intern(e);
+        ec.push(i);
+        em.push(id);
+        es.push(this.tables[i]!.slot(id));
+      }
+    });
+    this.envComp = Int32Array.from(ec);
+    this.envSlot = Int32Array.from(es);
+    this.envMsg = Int32Array.from(em);
+  }
+
+  /** Number of step ids: env steps first, then one delivery step per channel. */
+  get stepCount(): number {
+    return this.envComp.length + this.chanNames.length;
+  }
+
+  initialTuple(): Uint32Array {
+    const t = new Uint32Array(this.width);
+    this.tables.forEach((table, i) => (t[i] = table.initial()));
+    this.canon?.(t);
+    return t;
+  }
+
+  /**
+   * Call `onSucc(stepId, next)` for every enabled step of `cur` (`next` is a scratch buffer, valid only
+   * during the call). Returns the number of enabled steps.
+   */
+  expand(cur: Uint32Array, next: Uint32Array, onSucc: (step: number, next: Uint32Array) => void): number {
+    let enabled = 0;
+    const w = this.width;
+    const canon = this.canon;
+    const envComp = this.envComp;
+    const envSlot = this.envSlot;
+    const tables = this.tables;
+    const nEnv = envComp.length;
+    for (let s = 0; s < nEnv; s++) {
+      const c = envComp[s]!;
+      const table = tables[c]!;
+      const to = table.step(cur[c]!, envSlot[s]!);
+      if (to < 0) continue;
+      for (let i = 0; i < w; i++) next[i] = cur[i]!;
+      next[c] = to;
+      const emits = table.lastEmits;
+      if (emits.length > 0 && !this.appendAll(next, c, emits)) continue;
+      table.markUsed();
+      if (canon !== null) canon(next);
+      enabled++;
+      onSucc(s, next);
+    }
+    for (let k = 0; k < this.chanNames.length; k++) {
+      const off = this.chanOff[k]!;
+      const msg = cur[off]!;
+      if (msg === 0) continue;
+      const r = this.chanTo[k]!;
+      const table = this.tables[r]!;
+      const to = table.step(cur[r]!, table.slot(msg));
+      if (to < 0 && !this.drop) continue;
+      for (let i = 0; i < w; i++) next[i] = cur[i]!;
+      const cap = this.chanCap[k]!;
+      for (let i = 0; i < cap - 1; i++) next[off + i] = next[off + i + 1]!;
+      next[off + cap - 1] = 0;
+      if (to >= 0) {
+        next[r] = to;
+        const emits = table.lastEmits;
+        if (emits.length > 0 && !this.appendAll(next, r, emits)) continue;
+        table.markUsed();
+      }
+      if (canon !== null) canon(next);
+      enabled++;
+      onSucc(nEnv + k, next);
+    }
+    return enabled;
+  }
+
+  private appendAll(t: Uint32Array, sender: number, emits: Uint32Array): boolean {
+    for (let i = 0; i < emits.length; i++) {
+      const msg = emits[i]!;
+      const k = this.route(sender, msg);
+      const off = this.chanOff[k]!;
+      const end = off + this.chanCap[k]!;
+      let j = off;
+      while (j < end && t[j] !== 0) j++;
+      if (j === end) return false; // channel full: the step is not enabled
+      t[j] = msg;
+    }
+    return true;
+  }
+
+  private route(sender: number, msg: number): number {
+    let r = this.routes[sender]!;
+    if (msg >= r.length) {
+      const g = new Int32Array(Math.max(msg + 1, r.length * 2)).fill(-2);
+      g.set(r);
+      this.routes[sender] = r = g;
+    }
+    let k = r[msg]!;
+    if (k === -2) {
+      const type = this.messages.events[msg]!.type;
+      const chans = this.spec.channels ?? [];
+      const from = this.names[sender]!;
+      k = chans.findIndex((c) => c.from === from && c.messages?.includes(type));
+      if (k < 0) k = chans.findIndex((c) => c.from === from && c.messages === undefined);
+      if (k < 0) throw new SystemError(`${from} emitted '${type}' but no channel from ${from} carries it`);
+      r[msg] = k;
+    }
+    return k;
+  }
+
+  /** The label of step `step` taken from state `cur`. */
+  label(step: number, cur: Uint32Array): StepLabel {
+    const nEnv = this.envComp.length;
+    if (step < nEnv) {
+      return { kind: 'env', component: this.names[this.envComp[step]!]!, event: this.messages.events[this.envMsg[step]!]! };
+    }
+    const k = step - nEnv;
+    return {
+      kind: 'deliver',
+      component: this.names[this.chanTo[k]!]!,
+      event: this.messages.events[cur[this.chanOff[k]!]!]!,
+      channel: this.chanNames[k]!,
+    };
+  }
+
+  /** A view of tuple `t` for predicates. Cheap: reuse it by calling `bind`. */
+  view(t?: Uint32Array): BoundView {
+    return new BoundView(this, t ?? new Uint32Array(this.width));
+  }
+}
+
+export class BoundView implements GlobalView {
+  private readonly index = new Map<string, number>();
+  private readonly chanIndex = new Map<string, number>();
+
+  constructor(
+    private readonly sys: CompiledSystem,
+    public tuple: Uint32Array,
+  ) {
+    sys.names.forEach((n, i) => this.index.set(n, i));
+    sys.chanNames.forEach((n, i) => this.chanIndex.set(n, i));
+  }
+
+  bind(t: Uint32Array): this {
+    this.tuple = t;
+    return this;
+  }
+
+  snapshot(component: string): AnySnapshot {
+    const i = this.index.get(component);
+    if (i === undefined) throw new SystemError(`no component '${component}'`);
+    return this.sys.tables[i]!.snapshots[this.tuple[i]!]!;
+  }
+
+  value(component: string): unknown {
+    return this.snapshot(component).value;
+  }
+
+  context<T = unknown>(component: string): T {
+    return this.snapshot(component).context as T;
+  }
+
+  channel(name: string): readonly EventObject[] {
+    const k = this.chanIndex.get(name);
+    if (k === undefined) throw new SystemError(`no channel '${name}'`);
+    const out: EventObject[] = [];
+    const off = this.sys.chanOff[k]!;
+    for (let i = 0; i < this.sys.chanCap[k]!; i++) {
+      const m = this.tuple[off + i]!;
+      if (m === 0) break;
+      out.push(this.sys.messages.events[m]!);
+    }
+    return out;
+  }
+}
+
+/** Refuse machine features the explorer cannot model, with a message naming the feature. */
+function rejectUnsupported(name: string, machine: { root: { config?: unknown } }): void {
+  const walk = (node: { config: { invoke?: unknown; after?: unknown; always?: unknown }; states?: Record<string, unknown>; key?: string }) => {
+    if (node.config.invoke) throw new SystemError(`${name}: state '${node.key}' invokes an actor; the explorer needs plain machines`);
+    if (node.config.after) throw new SystemError(`${name}: state '${node.key}' has a delayed (after) transition; model time as an environment event`);
+    for (const child of Object.values(node.states ?? {})) walk(child as never);
+  };
+  walk(machine.root as never);
+}

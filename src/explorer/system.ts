@@ -1,0 +1,104 @@
+/**
+ * What a system is, for the explorer. The semantics, in one place:
+ *
+ *  - A **system** is a set of named components (plain XState v5 machines, each with its input), bounded
+ *    FIFO **channels** between them, and an **environment**: for each component, the finite list of
+ *    events (payload samples included) the outside world may send it at any time.
+ *  - A **global state** is every component's snapshot (value + context) plus every channel's contents.
+ *  - A **step** is either an environment event delivered to one component, or the head message of a
+ *    channel delivered to the channel's receiver. XState's own pure `transition()` computes the
+ *    component's next snapshot; every event the component `emit`s in that step is appended to the channel
+ *    wired to it (by sender and event type).
+ *  - A step is **enabled** when the receiving component's snapshot `can()` take the event and every
+ *    message it emits fits in its channel. A message its receiver cannot take stays at the head of the
+ *    channel (it blocks that channel; `unhandled: 'drop'` discards it instead).
+ *  - Components must be plain machines: no invoked or spawned actors, no delayed (`after`) transitions.
+ */
+import type { AnyStateMachine, EventObject, MachineSnapshot } from 'xstate';
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnySnapshot = MachineSnapshot<any, any, any, any, any, any, any, any>;
+
+export interface ComponentSpec {
+  readonly name: string;
+  readonly machine: AnyStateMachine;
+  readonly input?: unknown;
+}
+
+export interface ChannelSpec {
+  readonly name: string;
+  readonly from: string;
+  readonly to: string;
+  /** Bounded capacity (messages). */
+  readonly capacity: number;
+  /** Event types this channel carries from `from`; omitted: every event `from` emits not claimed by another channel. */
+  readonly messages?: readonly string[];
+}
+
+/** A read-only view of one global state, given to invariants, terminal and goal predicates. */
+export interface GlobalView {
+  snapshot(component: string): AnySnapshot;
+  /** Shorthand for `snapshot(component).value`. */
+  value(component: string): unknown;
+  /** Shorthand for `snapshot(component).context`. */
+  context<T = unknown>(component: string): T;
+  channel(name: string): readonly EventObject[];
+}
+
+export interface Invariant {
+  readonly name: string;
+  readonly description?: string;
+  readonly holds: (s: GlobalView) => boolean;
+}
+
+/** The label of one step: who took which event, and from where it came. */
+export interface StepLabel {
+  readonly kind: 'env' | 'deliver';
+  readonly component: string;
+  readonly event: EventObject;
+  /** The channel delivered from (kind 'deliver'). */
+  readonly channel?: string;
+}
+
+export interface SymmetryGroup {
+  /** Interchangeable components: the same machine with equal inputs. */
+  readonly components: readonly string[];
+  /** Channels that move with each member, one list per member in the same order (optional). */
+  readonly channels?: readonly (readonly string[])[];
+}
+
+export interface SystemSpec {
+  readonly name?: string;
+  readonly components: readonly ComponentSpec[];
+  readonly channels?: readonly ChannelSpec[];
+  /** For each component, the events the environment may send it. */
+  readonly environment?: Readonly<Record<string, readonly EventObject[]>>;
+  readonly invariants?: readonly Invariant[];
+  /** States where having no enabled step is fine (not a deadlock). Default: every component is in a final state. */
+  readonly terminal?: (s: GlobalView) => boolean;
+  /** Liveness: every reachable state must be able to reach a state satisfying this. */
+  readonly goal?: (s: GlobalView) => boolean;
+  /** Non-progress cycles: a reachable cycle none of whose steps is a progress step is reported. */
+  readonly progress?: (step: StepLabel) => boolean;
+  readonly symmetry?: readonly SymmetryGroup[];
+  /** What happens to a delivered message its receiver cannot take: it blocks the channel (default), or is dropped. */
+  readonly unhandled?: 'block' | 'drop';
+}
+
+export interface ExploreOptions {
+  /** Stop after this many distinct global states (exit code 3 in the CLI). Default 50,000,000. */
+  readonly maxStates?: number;
+  /** Stop before retained memory (heap + typed arrays) passes this many bytes. Default 8 GiB. */
+  readonly memoryBudget?: number;
+  /** Use the system's symmetry groups. Default true. */
+  readonly symmetry?: boolean;
+  /** Progress line on stderr: 'auto' (a TTY and not CI), or forced on/off. */
+  readonly progress?: 'auto' | boolean;
+  /** Where progress goes (default process.stderr). */
+  readonly progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
+}
+
+/** Thrown for a system the explorer cannot take (bad wiring, unsupported machine feature). */
+export class SystemError extends Error {
+  override readonly name = 'SystemError';
+}

@@ -1,0 +1,135 @@
+/**
+ * Counterexamples: a path of stored (canonical) states turned back into a concrete, numbered run —
+ * which component took which event, from the environment or from which channel, and how each
+ * component's state changed — as text and as JSON.
+ */
+import type { EventObject } from 'xstate';
+import type { CompiledSystem } from './step.js';
+import type { StateStore } from './store.js';
+
+export interface TraceStep {
+  readonly step: number;
+  readonly kind: 'env' | 'deliver';
+  readonly component: string;
+  readonly event: EventObject;
+  readonly channel?: string;
+  /** The components whose state changed, with their value after the step (and before it). */
+  readonly changes: readonly { component: string; from: string; to: string; context?: string }[];
+  /** Every component's state value after the step. */
+  readonly states: Readonly<Record<string, string>>;
+}
+
+export interface Trace {
+  readonly initial: Readonly<Record<string, string>>;
+  readonly steps: readonly TraceStep[];
+  /** For a lasso: the step number at which the repeated cycle starts. */
+  readonly cycleStart?: number;
+}
+
+/** State indices from the initial state to `idx`, following parent pointers. */
+export function pathTo(store: StateStore, idx: number): number[] {
+  const path: number[] = [];
+  for (let i = idx; i >= 0; i = store.parent[i]!) path.push(i);
+  return path.reverse();
+}
+
+/** Turn a path of stored states (each a successor of the previous one) into a concrete trace. */
+export function buildTrace(sys: CompiledSystem, store: StateStore, path: readonly number[], cycleStart?: number): Trace {
+  const w = sys.width;
+  const canon = sys.canon;
+  const raw = new Uint32Array(w);
+  const target = new Uint32Array(w);
+  const tmp = new Uint32Array(w);
+  const scratch = new Uint32Array(w);
+  sys.canon = null;
+  try {
+    sys.tables.forEach((t, i) => (raw[i] = t.initial()));
+    const steps: TraceStep[] = [];
+    const initial = statesOf(sys, raw);
+    for (let p = 1; p < path.length; p++) {
+      store.load(path[p]!, target);
+      let found: { step: number; next: Uint32Array } | null = null;
+      sys.expand(raw, scratch, (step, next) => {
+        if (found) return;
+        tmp.set(next);
+        canon?.(tmp);
+        if (equal(tmp, target, w)) found = { step, next: Uint32Array.from(next) };
+      });
+      if (!found) throw new Error(`trace reconstruction failed at step ${p}`);
+      const { step, next } = found as { step: number; next: Uint32Array };
+      const label = sys.label(step, raw);
+      const changes = sys.names.flatMap((name, i) => {
+        if (raw[i] === next[i]) return [];
+        const a = sys.tables[i]!.snapshots[raw[i]!]!;
+        const b = sys.tables[i]!.snapshots[next[i]!]!;
+        const ctx = contextDiff(a.context, b.context);
+        return [{ component: name, from: formatValue(a.value), to: formatValue(b.value), ...(ctx ? { context: ctx } : {}) }];
+      });
+      steps.push({ step: p, ...label, changes, states: statesOf(sys, next) });
+      raw.set(next);
+    }
+    return { initial, steps, ...(cycleStart !== undefined ? { cycleStart } : {}) };
+  } finally {
+    sys.canon = canon;
+  }
+}
+
+function equal(a: Uint32Array, b: Uint32Array, w: number): boolean {
+  for (let i = 0; i < w; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function statesOf(sys: CompiledSystem, t: Uint32Array): Record<string, string> {
+  const out: Record<string, string> = {};
+  sys.names.forEach((n, i) => (out[n] = formatValue(sys.tables[i]!.snapshots[t[i]!]!.value)));
+  return out;
+}
+
+/** `{a: 'x', b: {c: 'y'}}` → `a.x|b.c.y`; a string value stays as it is. */
+export function formatValue(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object') {
+    return Object.entries(v as Record<string, unknown>)
+      .map(([k, sub]) => {
+        const s = formatValue(sub);
+        return s.includes('|') ? s.split('|').map((x) => `${k}.${x}`).join('|') : `${k}.${s}`;
+      })
+      .join('|');
+  }
+  return String(v);
+}
+
+/** Changed top-level context keys, as `key: old→new` (JSON), or undefined. */
+function contextDiff(a: unknown, b: unknown): string | undefined {
+  if (!a || !b || typeof a !== 'object' || typeof b !== 'object') return undefined;
+  const parts: string[] = [];
+  for (const k of Object.keys(b)) {
+    const x = JSON.stringify((a as Record<string, unknown>)[k]);
+    const y = JSON.stringify((b as Record<string, unknown>)[k]);
+    if (x !== y) parts.push(`${k}: ${x}→${y}`);
+  }
+  return parts.length > 0 ? parts.join(', ') : undefined;
+}
+
+function formatEvent(e: EventObject): string {
+  const { type, ...rest } = e as EventObject & Record<string, unknown>;
+  return Object.keys(rest).length > 0 ? `${type} ${JSON.stringify(rest)}` : type;
+}
+
+/** A numbered, readable trace. */
+export function formatTrace(t: Trace): string {
+  const lines = [`  0. initial: ${Object.entries(t.initial).map(([k, v]) => `${k}=${v}`).join(', ')}`];
+  for (const s of t.steps) {
+    if (t.cycleStart !== undefined && s.step === t.cycleStart) lines.push('     -- cycle: the steps below repeat forever --');
+    const src = s.kind === 'env' ? 'env' : `${s.channel}`;
+    const changes = s.changes
+      .map((c) => (c.from !== c.to ? `${c.component}: ${c.from} → ${c.to}` : `${c.component}: ${c.to}`) + (c.context ? ` (${truncate(c.context, 90)})` : ''))
+      .join('; ');
+    lines.push(`${String(s.step).padStart(3)}. ${src} → ${s.component}: ${formatEvent(s.event)}${changes ? `   ⇒ ${changes}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+function truncate(s: string, n: number): string {
+  return s.length > n ? s.slice(0, n - 1) + '…' : s;
+}
