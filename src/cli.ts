@@ -6,6 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT, UsageError } from './cli/errors.js';
+import { exploreCommand } from './cli/explore.js';
 import { vfioCommand } from './cli/vfio.js';
 
 export const HELP = `usage: migration-statecharts <command> [options]
@@ -13,6 +14,7 @@ export const HELP = `usage: migration-statecharts <command> [options]
 commands:
   vfio path --from STATE --to STATE [--features p2p,pre-copy] [--json]   one SET, resolved as the kernel does
   vfio table [--json]                                                   the SET table for all four feature sets
+  explore [--devices N] [--symmetry] [--max-states N] [--json] …        exhaustively check N devices (explore --help)
   help                                                                  this text`;
 
 type Out = (s: string) => void;
@@ -24,6 +26,8 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
     switch (cmd) {
       case 'vfio':
         return vfioCommand(rest, out);
+      case 'explore':
+        return exploreCommand(rest, out, err);
       case 'help':
       case '--help':
       case '-h':
@@ -33,7 +37,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         err(HELP);
         return EXIT.usage;
       default:
-        throw new UsageError(`unknown command '${cmd}'; valid: vfio, help`);
+        throw new UsageError(`unknown command '${cmd}'; valid: vfio, explore, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

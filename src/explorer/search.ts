@@ -81,16 +81,40 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   const batchStep = new Int32Array(maxBatch);
   const homes = new Int32Array(maxBatch);
   let nb = 0;
+  let selfLoops = 0;
   const onSucc = (step: number, next: Uint32Array) => {
+    let same = true;
+    for (let k = 0; k < w; k++) {
+      if (next[k] !== cur[k]) {
+        same = false;
+        break;
+      }
+    }
+    if (same) {
+      // A step back to the state itself needs no lookup.
+      selfLoops++;
+      if (record) pushEdge(from, step);
+      return;
+    }
     const base = nb * w;
     for (let k = 0; k < w; k++) batch[base + k] = next[k]!;
     batchStep[nb++] = step;
   };
   const fresh = new Uint32Array(w);
-
   const cur = new Uint32Array(w);
   const next = new Uint32Array(w);
-  for (let from = 0; from < store.size && !limit; from++) {
+  let from = 0;
+  const pushEdge = (to: number, step: number) => {
+    if (nEdges === edgeTo.length) {
+      edgeTo = grow(edgeTo);
+      edgeStep = grow(edgeStep);
+    }
+    edgeTo[nEdges] = to;
+    edgeStep[nEdges] = step;
+    nEdges++;
+  };
+
+  for (from = 0; from < store.size && !limit; from++) {
     store.load(from, cur);
     if (record) {
       if (from >= edgeStart.length) edgeStart = grow(edgeStart);
@@ -101,7 +125,7 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     let epoch = store.epoch;
     for (let b = 0; b < nb; b++) homes[b] = store.home(store.hash(batch, b * w));
     store.prefetch(homes, nb);
-    for (let b = 0; b < nb; b++) {
+    for (let b = 0; b < nb && !limit; b++) {
       transitions++;
       if (store.needsGrowth && overBudget(store.nextGrowthBytes)) {
         limit = { kind: 'memory', message: `memory budget of ${fmtBytes(budget)} reached at ${store.size} states` };
@@ -123,15 +147,7 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
       } else {
         idx = -1 - idx;
       }
-      if (record) {
-        if (nEdges === edgeTo.length) {
-          edgeTo = grow(edgeTo);
-          edgeStep = grow(edgeStep);
-        }
-        edgeTo[nEdges] = idx;
-        edgeStep[nEdges] = batchStep[b]!;
-        nEdges++;
-      }
+      if (record) pushEdge(idx, batchStep[b]!);
     }
     if (enabled === 0 && !terminal(view.bind(cur))) {
       deadlockCount++;
@@ -143,6 +159,7 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     }
   }
   progress.done();
+  transitions += selfLoops;
 
   let edges: Edges | null = null;
   if (record && !limit) {

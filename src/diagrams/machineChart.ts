@@ -1,0 +1,218 @@
+/**
+ * Any XState v5 machine as a {@link Chart}: every state node (compound, parallel, final, history), its
+ * description, meta and tags as a note, its targetless transitions and entry/exit actions inside its box,
+ * and every transition with a target as an arc labelled `EVENT [guard] / action`.
+ *
+ * Drawing choices (so that big machines stay readable):
+ *  - transitions between the same two states share one arc, a line per transition; guarded transitions
+ *    with the same event and actions merge into one line, `EVENT [g1 or g2] / a`;
+ *  - a composite state's own transitions (the root's included) start from a dashed "any state" node
+ *    inside it — they apply in whichever child is active — unless every target lies outside the
+ *    composite, in which case the arc starts at the composite's border;
+ *  - a history state is an `H` (shallow) or `H*` (deep) node with a note, and an arc to its default target.
+ */
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
+import type { Chart, ChartEdge, ChartState, ChartStateKind } from './chart.js';
+import { type ArcEnds, actionLabel, actionsLabel, eventLabel, guardLabel } from './labels.js';
+
+export interface MachineChartOptions {
+  /** Diagram title; default: the machine's id. */
+  readonly title?: string;
+  /** Show descriptions, meta and tags as notes (default true). */
+  readonly notes?: boolean;
+}
+
+/** Label shown on the pseudo-state that stands for "whichever child is active". */
+export const ANY_CHILD_LABEL = 'any state';
+
+/** One line of an arc or box label: an event, the guards it may carry, and `/ actions`. */
+interface Line {
+  readonly event: string;
+  readonly guards: string[];
+  readonly rest: string;
+}
+
+/** A transition's label split in parts, so that lines differing only in their guard can merge. */
+interface LabelParts {
+  readonly event: string;
+  readonly guard: string | null;
+  readonly rest: string;
+}
+
+/** Accumulates label lines per key: per (from, to) arc, or per state for internal transitions. */
+class LineGroups {
+  private readonly groups = new Map<string, Line[]>();
+
+  add(key: string, part: LabelParts): void {
+    const lines = this.groups.get(key) ?? [];
+    this.groups.set(key, lines);
+    const guarded = part.guard !== null;
+    const same = lines.find((l) => l.event === part.event && l.rest === part.rest && l.guards.length > 0 === guarded);
+    if (!same) lines.push({ event: part.event, guards: part.guard === null ? [] : [part.guard], rest: part.rest });
+    else if (part.guard !== null && !same.guards.includes(part.guard)) same.guards.push(part.guard);
+  }
+
+  keys(): string[] {
+    return [...this.groups.keys()];
+  }
+
+  text(key: string): string[] {
+    return (this.groups.get(key) ?? []).map((l) =>
+      [l.event, l.guards.length > 0 ? `[${l.guards.join(' or ')}]` : '', l.rest].filter((s) => s !== '').join(' '),
+    );
+  }
+}
+
+/** The chart of a machine. */
+export function machineChart(machine: AnyStateMachine, opts: MachineChartOptions = {}): Chart {
+  const builder = new ChartBuilder(machine, opts.notes ?? true);
+  const root = builder.state(machine.root);
+  return { title: opts.title ?? machine.id, root, edges: builder.edges() };
+}
+
+class ChartBuilder {
+  private readonly arcs = new LineGroups();
+  private readonly arcEnds = new Map<string, { from: string; to: string }>();
+
+  constructor(
+    private readonly machine: AnyStateMachine,
+    private readonly withNotes: boolean,
+  ) {}
+
+  keyOf(node: AnyStateNode): string {
+    return [this.machine.id, ...node.path].join('.');
+  }
+
+  edges(): ChartEdge[] {
+    return this.arcs.keys().map((k) => ({ ...this.arcEnds.get(k)!, labels: this.arcs.text(k) }));
+  }
+
+  state(node: AnyStateNode): ChartState {
+    const key = this.keyOf(node);
+    const kind = node.type as ChartStateKind;
+    const internal = new LineGroups();
+    const anyChild = new LineGroups();
+    let anyChildNeeded = false;
+    const isComposite = kind === 'compound' || kind === 'parallel';
+
+    for (const action of node.entry) if (!isDelayRaise(action)) internal.add('', { event: 'entry', guard: null, rest: `/ ${actionLabel(action, { source: node.key, targets: [] })}` });
+    for (const action of node.exit) internal.add('', { event: 'exit', guard: null, rest: `/ ${actionLabel(action, { source: node.key, targets: [] })}` });
+    for (const inv of node.invoke) internal.add('', { event: 'do', guard: null, rest: `/ invoke(${String(inv.id)})` });
+
+    const transitions = [...node.transitions.values()].flat().concat(node.always ?? []);
+    for (const t of transitions) {
+      const targets: readonly AnyStateNode[] = t.target ?? [];
+      const ends: ArcEnds = { source: node.key, targets: targets.map((n) => n.key) };
+      const label = labelParts(t, ends);
+      if (targets.length === 0) {
+        if (isComposite) {
+          anyChild.add('', label);
+          anyChildNeeded = true;
+        } else internal.add('', label);
+        continue;
+      }
+      for (const target of targets) {
+        const targetKey = this.keyOf(target);
+        const inside = targetKey === key || targetKey.startsWith(`${key}.`);
+        let from = key;
+        if (isComposite && (node.parent === undefined || inside)) {
+          from = anyChildKey(key);
+          anyChildNeeded = true;
+        }
+        this.addArc(from, targetKey, label);
+      }
+    }
+
+    const children: ChartState[] = [];
+    if (anyChildNeeded) {
+      children.push({ key: anyChildKey(key), label: ANY_CHILD_LABEL, kind: 'anyChild', children: [], internal: anyChild.text(''), notes: [] });
+    }
+    for (const child of Object.values(node.states) as AnyStateNode[]) children.push(this.state(child));
+
+    const notes: string[] = [];
+    if (this.withNotes) {
+      const about = noteOf(node);
+      if (about !== '') notes.push(about);
+    }
+    let label = node.parent === undefined ? this.machine.id : node.key;
+    let history: 'shallow' | 'deep' | undefined;
+    if (kind === 'history') {
+      history = node.history === 'deep' ? 'deep' : 'shallow';
+      label = history === 'deep' ? 'H*' : 'H';
+      const parent = node.parent?.key ?? '';
+      notes.unshift(
+        `history state ${node.key} (${history}): re-enters the ${history === 'deep' ? 'last active descendants' : 'last active child'} of ${parent}. Mermaid has no history pseudo-state.`,
+      );
+      const fallback = this.historyDefault(node);
+      if (fallback) this.addArc(key, this.keyOf(fallback), { event: 'default', guard: null, rest: '' });
+    }
+    const initialTarget = kind === 'compound' ? node.initial?.target?.[0] : undefined;
+    return {
+      key,
+      label,
+      kind,
+      ...(history ? { history } : {}),
+      ...(initialTarget ? { initial: this.keyOf(initialTarget) } : {}),
+      children,
+      internal: internal.text(''),
+      notes,
+    };
+  }
+
+  private addArc(from: string, to: string, label: LabelParts): void {
+    const k = `${from}\u0000${to}`;
+    this.arcEnds.set(k, { from, to });
+    this.arcs.add(k, label);
+  }
+
+  /** The default target of a history state (its config's `target`, relative to its parent or `#id`). */
+  private historyDefault(node: AnyStateNode): AnyStateNode | undefined {
+    const raw: unknown = (node.config as { target?: unknown }).target;
+    const target = Array.isArray(raw) ? raw[0] : raw;
+    if (typeof target !== 'string' || node.parent === undefined) return undefined;
+    if (target.startsWith('#')) {
+      try {
+        return this.machine.getStateNodeById(target.slice(1));
+      } catch {
+        return undefined;
+      }
+    }
+    let at: AnyStateNode | undefined = node.parent;
+    for (const seg of target.split('.')) at = at?.states[seg] as AnyStateNode | undefined;
+    return at;
+  }
+}
+
+function anyChildKey(compositeKey: string): string {
+  return `${compositeKey}.*`;
+}
+
+/** XState implements `after` with raise actions on entry; they are shown as the `after` arcs instead. */
+function isDelayRaise(action: unknown): boolean {
+  const ev = (action as { event?: { type?: unknown } } | null)?.event;
+  return typeof action === 'function' && typeof ev?.type === 'string' && ev.type.startsWith('xstate.after.');
+}
+
+/** A transition's label in parts: `EVENT`, `guard`, `/ actions`. */
+function labelParts(t: { eventType: string; guard?: unknown; actions: readonly unknown[] }, ends: ArcEnds): LabelParts {
+  const actions = actionsLabel(t.actions, ends);
+  return {
+    event: eventLabel(t.eventType),
+    guard: t.guard === undefined ? null : guardLabel(t.guard, ends),
+    rest: actions === '' ? '' : `/ ${actions}`,
+  };
+}
+
+/** Description, then `key: value` per meta entry, then tags; '' when the state has none. */
+function noteOf(node: AnyStateNode): string {
+  const lines: string[] = [];
+  if (node.description) lines.push(node.description);
+  const meta: unknown = node.meta;
+  if (meta && typeof meta === 'object') {
+    for (const [k, v] of Object.entries(meta as Record<string, unknown>)) {
+      lines.push(`${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`);
+    }
+  }
+  if (node.tags.length > 0) lines.push(`tags: ${node.tags.join(', ')}`);
+  return lines.join('\n');
+}
