@@ -96,7 +96,7 @@ class ChartBuilder {
     const isComposite = kind === 'compound' || kind === 'parallel';
 
     for (const action of node.entry) if (!isDelayRaise(action)) internal.add('', { event: 'entry', guard: null, rest: `/ ${actionLabel(action, { source: node.key, targets: [] })}` });
-    for (const action of node.exit) internal.add('', { event: 'exit', guard: null, rest: `/ ${actionLabel(action, { source: node.key, targets: [] })}` });
+    for (const action of node.exit) if (!isDelayCancel(action)) internal.add('', { event: 'exit', guard: null, rest: `/ ${actionLabel(action, { source: node.key, targets: [] })}` });
     for (const inv of node.invoke) internal.add('', { event: 'do', guard: null, rest: `/ invoke(${String(inv.id)})` });
 
     const transitions = [...node.transitions.values()].flat().concat(node.always ?? []);
@@ -184,13 +184,19 @@ class ChartBuilder {
 }
 
 function anyChildKey(compositeKey: string): string {
-  return `${compositeKey}.*`;
+  return `${compositeKey}.*any`;
 }
 
 /** XState implements `after` with raise actions on entry; they are shown as the `after` arcs instead. */
 function isDelayRaise(action: unknown): boolean {
   const ev = (action as { event?: { type?: unknown } } | null)?.event;
   return typeof action === 'function' && typeof ev?.type === 'string' && ev.type.startsWith('xstate.after.');
+}
+
+/** …and cancels them with cancel actions on exit. */
+function isDelayCancel(action: unknown): boolean {
+  const id = (action as { sendId?: unknown } | null)?.sendId;
+  return typeof action === 'function' && typeof id === 'string' && id.startsWith('xstate.after.');
 }
 
 /** A transition's label in parts: `EVENT`, `guard`, `/ actions`. */

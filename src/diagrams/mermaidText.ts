@@ -29,13 +29,14 @@ export function escapeLines(lines: readonly string[]): string {
 }
 
 /**
- * Break `text` into lines of at most `width` characters at spaces (a word longer than `width` stays
- * whole), so notes stay narrow.
+ * Break `text` into lines of at most `width` characters, at spaces where it can (a longer word is cut),
+ * so notes stay narrow.
  */
 export function wrapText(text: string, width = 48): string[] {
   const lines: string[] = [];
   let line = '';
-  for (const word of text.split(/\s+/).filter((w) => w !== '')) {
+  const words = text.split(/\s+/).flatMap((w) => (w.length > width ? (w.match(new RegExp(`.{1,${width}}`, 'gu')) ?? []) : [w]));
+  for (const word of words.filter((w) => w !== '')) {
     if (line !== '' && line.length + 1 + word.length > width) {
       lines.push(line);
       line = word;

@@ -10,11 +10,19 @@
 import { type Chart, type ChartEdge, type ChartState, allStates } from './chart.js';
 import { escapeLines, escapeText, idFactory, wrapText } from './mermaidText.js';
 
+/** A note line, escaped; a line reading `end note` would close the note, so its `e` is an entity. */
+function escapeNoteLine(line: string): string {
+  const text = escapeText(line);
+  return /^\s*end\s+note\b/i.test(text) ? text.replace(/e/i, (c) => `#${c.charCodeAt(0)};`) : text;
+}
+
 export interface StateDiagramOptions {
   /** Layout direction; Mermaid's default is top to bottom. */
   readonly direction?: 'TB' | 'LR';
   /** Width at which note text wraps. */
   readonly noteWidth?: number;
+  /** An arc label line longer than this puts its `/ actions` on a line of its own (default 24). */
+  readonly labelWidth?: number;
 }
 
 /** Styles of the pseudo-states Mermaid has no shape for. */
@@ -34,12 +42,14 @@ class StateDiagramWriter {
   private readonly parentOf = new Map<string, string>();
   private readonly edgesByBlock = new Map<string, ChartEdge[]>();
   private readonly noteWidth: number;
+  private readonly labelWidth: number;
 
   constructor(
     private readonly chart: Chart,
     private readonly opts: StateDiagramOptions,
   ) {
     this.noteWidth = opts.noteWidth ?? 48;
+    this.labelWidth = opts.labelWidth ?? 24;
     for (const s of allStates(chart.root)) for (const c of s.children) this.parentOf.set(c.key, s.key);
     for (const e of chart.edges) {
       const block = this.blockOf(e);
@@ -97,14 +107,16 @@ class StateDiagramWriter {
     }
     for (const line of s.internal) this.out.push(`${indent}${id} : ${escapeText(line)}`);
     for (const note of s.notes) {
-      const lines = note.split('\n').flatMap((l) => wrapText(l, this.noteWidth));
-      this.out.push(`${indent}note right of ${id} : ${escapeLines(lines)}`);
+      // The multi-line form: in `note right of X : text` a second colon ends the parse.
+      this.out.push(`${indent}note right of ${id}`);
+      for (const line of note.split('\n').flatMap((l) => wrapText(l, this.noteWidth))) this.out.push(`${indent}  ${escapeNoteLine(line)}`);
+      this.out.push(`${indent}end note`);
     }
   }
 
   private writeEdges(blockKey: string, indent: string): void {
     for (const e of this.edgesByBlock.get(blockKey) ?? []) {
-      const label = e.labels.filter((l) => l !== '');
+      const label = e.labels.filter((l) => l !== '').flatMap((l) => stackActions(l, this.labelWidth));
       this.out.push(`${indent}${this.idOf(e.from)} --> ${this.idOf(e.to)}${label.length > 0 ? ` : ${escapeLines(label)}` : ''}`);
     }
   }
@@ -120,6 +132,12 @@ class StateDiagramWriter {
       this.out.push(`  class ${ids.join(',')} ${cls}`);
     }
   }
+}
+
+/** `EVENT [guard] / action` as two lines, `EVENT [guard]` and `/ action`, when longer than `width`. */
+function stackActions(line: string, width: number): string[] {
+  const at = line.indexOf(' / ');
+  return line.length > width && at > 0 ? [line.slice(0, at), line.slice(at + 1)] : [line];
 }
 
 /**

@@ -108,7 +108,6 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     });
   }
   const coverage = coverageOf(sys);
-  out.store.compact();
   return {
     system: spec.name ?? 'system',
     states: out.states,

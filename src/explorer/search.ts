@@ -74,36 +74,31 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   const init = sys.initialTuple();
   checkNew(store.insert(init, -1), init);
 
-  // Successors of one state are collected, hashed and prefetched as a batch, then inserted.
+  // Successors of a state are generated, hashed and their home slots prefetched one state ahead of
+  // their insertion (two buffers), so that the cache misses of the lookups overlap with useful work.
   const w = sys.width;
   const maxBatch = Math.max(1, sys.stepCount);
-  const batch = new Uint32Array(maxBatch * w);
-  const batchStep = new Int32Array(maxBatch);
-  const homes = new Int32Array(maxBatch);
-  let nb = 0;
-  let selfLoops = 0;
-  const onSucc = (step: number, next: Uint32Array) => {
-    let same = true;
-    for (let k = 0; k < w; k++) {
-      if (next[k] !== cur[k]) {
-        same = false;
-        break;
-      }
-    }
-    if (same) {
-      // A step back to the state itself needs no lookup.
-      selfLoops++;
-      if (record) pushEdge(from, step);
-      return;
-    }
-    const base = nb * w;
-    for (let k = 0; k < w; k++) batch[base + k] = next[k]!;
-    batchStep[nb++] = step;
+  const mk = () => ({
+    from: -1,
+    n: 0,
+    cur: new Uint32Array(w),
+    out: new Uint32Array(maxBatch * w),
+    hashes: new Int32Array(maxBatch),
+    steps: new Int32Array(maxBatch),
+    homes: new Int32Array(maxBatch),
+    epoch: -1,
+  });
+  type Batch = ReturnType<typeof mk>;
+  let A: Batch = mk();
+  let B: Batch = mk();
+  const prepare = (idx: number, b: Batch) => {
+    b.from = idx;
+    store.load(idx, b.cur);
+    b.n = sys.expandInto(b.cur, store.hash(b.cur, 0), b.out, b.hashes, b.steps);
+    for (let k = 0; k < b.n; k++) b.homes[k] = store.home(b.hashes[k]! >>> 0);
+    b.epoch = store.epoch;
+    store.prefetch(b.homes, b.n);
   };
-  const fresh = new Uint32Array(w);
-  const cur = new Uint32Array(w);
-  const next = new Uint32Array(w);
-  let from = 0;
   const pushEdge = (to: number, step: number) => {
     if (nEdges === edgeTo.length) {
       edgeTo = grow(edgeTo);
@@ -113,32 +108,33 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     edgeStep[nEdges] = step;
     nEdges++;
   };
+  const fresh = new Uint32Array(w);
 
-  for (from = 0; from < store.size && !limit; from++) {
-    store.load(from, cur);
+  if (store.size > 0) prepare(0, A);
+  for (let from = 0; from < store.size && !limit; from++) {
+    if (A.from !== from) prepare(from, A);
+    if (from + 1 < store.size) prepare(from + 1, B);
+    else B.from = -1;
     if (record) {
       if (from >= edgeStart.length) edgeStart = grow(edgeStart);
       edgeStart[from] = nEdges;
     }
-    nb = 0;
-    const enabled = sys.expand(cur, next, onSucc);
-    let epoch = store.epoch;
-    for (let b = 0; b < nb; b++) homes[b] = store.home(store.hash(batch, b * w));
-    store.prefetch(homes, nb);
-    for (let b = 0; b < nb && !limit; b++) {
+    const n = A.n;
+    const out = A.out;
+    for (let b = 0; b < n && !limit; b++) {
       transitions++;
       if (store.needsGrowth && overBudget(store.nextGrowthBytes)) {
         limit = { kind: 'memory', message: `memory budget of ${fmtBytes(budget)} reached at ${store.size} states` };
         break;
       }
-      if (store.epoch !== epoch) {
-        for (let c = b; c < nb; c++) homes[c] = store.home(store.hash(batch, c * w));
-        epoch = store.epoch;
+      if (store.epoch !== A.epoch) {
+        for (let c = b; c < n; c++) A.homes[c] = store.home(A.hashes[c]! >>> 0);
+        A.epoch = store.epoch;
       }
-      let idx = store.insertAt(batch, b * w, homes[b]!, from);
+      let idx = store.insertAt(out, b * w, A.homes[b]!, from, record);
       if (idx >= 0) {
         if (invariants.length > 0) {
-          for (let k = 0; k < w; k++) fresh[k] = batch[b * w + k]!;
+          for (let k = 0; k < w; k++) fresh[k] = out[b * w + k]!;
           checkNew(idx, fresh);
         }
         if (store.size >= maxStates && !limit) {
@@ -147,9 +143,9 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
       } else {
         idx = -1 - idx;
       }
-      if (record) pushEdge(idx, batchStep[b]!);
+      if (record) pushEdge(idx, A.steps[b]!);
     }
-    if (enabled === 0 && !terminal(view.bind(cur))) {
+    if (n === 0 && !terminal(view.bind(A.cur))) {
       deadlockCount++;
       if (deadlocks.length < MAX_DEADLOCKS_KEPT) deadlocks.push(from);
     }
@@ -157,9 +153,11 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
       progress.tick(store.size, store.size - from);
       if (!limit && overBudget(0)) limit = { kind: 'memory', message: `memory budget of ${fmtBytes(budget)} reached at ${store.size} states` };
     }
+    const t = A;
+    A = B;
+    B = t;
   }
   progress.done();
-  transitions += selfLoops;
 
   let edges: Edges | null = null;
   if (record && !limit) {

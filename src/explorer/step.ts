@@ -6,6 +6,7 @@
  */
 import type { EventObject } from 'xstate';
 import { LocalTable, MessageTable } from './local.js';
+import { wordHash } from './store.js';
 import { type AnySnapshot, type GlobalView, type StepLabel, type SystemSpec, SystemError } from './system.js';
 
 export class CompiledSystem {
@@ -24,7 +25,7 @@ export class CompiledSystem {
   private readonly routes: Int32Array[];
   private readonly drop: boolean;
   /** Canonical form of a tuple, in place (symmetry reduction); null when none. */
-  canon: ((t: Uint32Array) => void) | null = null;
+  canon: ((t: Uint32Array, base: number) => void) | null = null;
 
   constructor(readonly spec: SystemSpec) {
     const comps = spec.components;
@@ -94,16 +95,17 @@ export class CompiledSystem {
   initialTuple(): Uint32Array {
     const t = new Uint32Array(this.width);
     this.tables.forEach((table, i) => (t[i] = table.initial()));
-    this.canon?.(t);
+    this.canon?.(t, 0);
     return t;
   }
 
   /**
-   * Call `onSucc(stepId, next)` for every enabled step of `cur` (`next` is a scratch buffer, valid only
-   * during the call). Returns the number of enabled steps.
+   * Write every enabled successor of `cur` (whose hash is `curHash`) into `out` (tuple k at k·width), its
+   * hash into `hashes[k]` and its step id into `steps[k]`. Returns how many were written: the number of
+   * enabled steps. A step that changes one component's local id is hashed incrementally.
    */
-  expand(cur: Uint32Array, next: Uint32Array, onSucc: (step: number, next: Uint32Array) => void): number {
-    let enabled = 0;
+  expandInto(cur: Uint32Array, curHash: number, out: Uint32Array, hashes: Int32Array, steps: Int32Array): number {
+    let n = 0;
     const w = this.width;
     const canon = this.canon;
     const envComp = this.envComp;
@@ -113,47 +115,76 @@ export class CompiledSystem {
     for (let s = 0; s < nEnv; s++) {
       const c = envComp[s]!;
       const table = tables[c]!;
-      const to = table.step(cur[c]!, envSlot[s]!);
+      const from = cur[c]!;
+      const to = table.step(from, envSlot[s]!);
       if (to < 0) continue;
-      for (let i = 0; i < w; i++) next[i] = cur[i]!;
-      next[c] = to;
+      const base = n * w;
+      for (let i = 0; i < w; i++) out[base + i] = cur[i]!;
+      out[base + c] = to;
       const emits = table.lastEmits;
-      if (emits.length > 0 && !this.appendAll(next, c, emits)) continue;
+      let full = canon !== null;
+      if (emits.length > 0) {
+        if (!this.appendAll(out, base, c, emits)) continue;
+        full = true;
+      }
       table.markUsed();
-      if (canon !== null) canon(next);
-      enabled++;
-      onSucc(s, next);
+      if (canon !== null) canon(out, base);
+      hashes[n] = full ? this.hashAt(out, base) : curHash ^ wordHash(c, from) ^ wordHash(c, to);
+      steps[n++] = s;
     }
     for (let k = 0; k < this.chanNames.length; k++) {
       const off = this.chanOff[k]!;
       const msg = cur[off]!;
       if (msg === 0) continue;
       const r = this.chanTo[k]!;
-      const table = this.tables[r]!;
+      const table = tables[r]!;
       const to = table.step(cur[r]!, table.slot(msg));
       if (to < 0 && !this.drop) continue;
-      for (let i = 0; i < w; i++) next[i] = cur[i]!;
+      const base = n * w;
+      for (let i = 0; i < w; i++) out[base + i] = cur[i]!;
       const cap = this.chanCap[k]!;
-      for (let i = 0; i < cap - 1; i++) next[off + i] = next[off + i + 1]!;
-      next[off + cap - 1] = 0;
+      for (let i = 0; i < cap - 1; i++) out[base + off + i] = out[base + off + i + 1]!;
+      out[base + off + cap - 1] = 0;
       if (to >= 0) {
-        next[r] = to;
+        out[base + r] = to;
         const emits = table.lastEmits;
-        if (emits.length > 0 && !this.appendAll(next, r, emits)) continue;
+        if (emits.length > 0 && !this.appendAll(out, base, r, emits)) continue;
         table.markUsed();
       }
-      if (canon !== null) canon(next);
-      enabled++;
-      onSucc(nEnv + k, next);
+      if (canon !== null) canon(out, base);
+      hashes[n] = this.hashAt(out, base);
+      steps[n++] = nEnv + k;
     }
-    return enabled;
+    return n;
   }
 
-  private appendAll(t: Uint32Array, sender: number, emits: Uint32Array): boolean {
+  /** The hash of the tuple at out[base .. base+width) (as StateStore.hash). */
+  hashAt(t: Uint32Array, base: number): number {
+    let h = 0;
+    for (let i = 0; i < this.width; i++) h ^= wordHash(i, t[base + i]!);
+    return h;
+  }
+
+  /**
+   * Call `onSucc(stepId, next)` for every enabled step of `cur` (`next` is valid only during the call).
+   * Returns the number of enabled steps. (The search uses `expandInto`; this is for traces and tools.)
+   */
+  expand(cur: Uint32Array, onSucc: (step: number, next: Uint32Array) => void): number {
+    const w = this.width;
+    const max = this.stepCount;
+    const out = new Uint32Array(Math.max(1, max) * w);
+    const n = this.expandInto(cur, this.hashAt(cur, 0), out, new Int32Array(max), (this.scratchSteps ??= new Int32Array(max)));
+    const steps = this.scratchSteps;
+    for (let k = 0; k < n; k++) onSucc(steps[k]!, out.subarray(k * w, k * w + w));
+    return n;
+  }
+  private scratchSteps: Int32Array | undefined;
+
+  private appendAll(t: Uint32Array, base: number, sender: number, emits: Uint32Array): boolean {
     for (let i = 0; i < emits.length; i++) {
       const msg = emits[i]!;
       const k = this.route(sender, msg);
-      const off = this.chanOff[k]!;
+      const off = base + this.chanOff[k]!;
       const end = off + this.chanCap[k]!;
       let j = off;
       while (j < end && t[j] !== 0) j++;

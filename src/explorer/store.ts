@@ -65,15 +65,10 @@ export class StateStore {
   /** Bumped whenever the table is laid out anew (home slots computed before are stale then). */
   epoch = 0;
 
+  /** The hash of a tuple: the XOR of one mixed word per position (see `wordHash`). */
   hash(t: Uint32Array, off: number): number {
-    let h = 0x811c9dc5;
-    const end = off + this.w;
-    for (let i = off; i < end; i++) h = Math.imul(h ^ t[i]!, 0x9e3779b1);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
+    let h = 0;
+    for (let i = 0; i < this.w; i++) h ^= wordHash(i, t[off + i]!);
     return h >>> 0;
   }
 
@@ -96,9 +91,10 @@ export class StateStore {
 
   /**
    * Insert tuple `t` (words t[off .. off+width)) with parent `from`, probing from `home`. Returns its
-   * new index, or `-1 - existing` when it was already there.
+   * new index, or `-1 - existing` when it was already there — or just -1 when `needIndex` is false, which
+   * spares a second memory access on the common path (a state seen before).
    */
-  insertAt(t: Uint32Array, off: number, home: number, from: number): number {
+  insertAt(t: Uint32Array, off: number, home: number, from: number, needIndex = true): number {
     const w = this.w;
     const keys = this.keys;
     const empty = this.wide ? EMPTY32 : EMPTY16;
@@ -111,7 +107,7 @@ export class StateStore {
       if (first === t[off]) {
         let k = 1;
         while (k < w && keys[base + k] === t[off + k]) k++;
-        if (k === w) return -1 - this.slotIdx[slot]!;
+        if (k === w) return needIndex ? -1 - this.slotIdx[slot]! : -1;
       }
       if (++slot === cap) slot = 0;
     }
@@ -223,4 +219,16 @@ export class StateStore {
     this.slotIdx = slotIdx;
     this.epoch++;
   }
+}
+
+/**
+ * Tabulation-style hashing: a tuple's hash is the XOR of `wordHash(position, value)` over its words, so a
+ * successor that differs from its parent in one word is hashed in two calls instead of `width`.
+ */
+export function wordHash(i: number, v: number): number {
+  let h = Math.imul(v ^ Math.imul(i + 1, 0x9e3779b1), 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h;
 }

@@ -9,12 +9,30 @@
 import type { CompiledSystem } from './step.js';
 import { type SymmetryGroup, SystemError } from './system.js';
 
-export function symmetryCanon(sys: CompiledSystem, groups: readonly SymmetryGroup[]): ((t: Uint32Array) => void) | null {
+export function symmetryCanon(sys: CompiledSystem, groups: readonly SymmetryGroup[]): ((t: Uint32Array, base: number) => void) | null {
   const plans = groups.map((g) => planGroup(sys, g)).filter((p) => p.members.length > 1);
   if (plans.length === 0) return null;
   const scratch = new Uint32Array(sys.width);
-  return (t: Uint32Array) => {
-    for (const p of plans) sortMembers(t, p, scratch);
+  if (plans.every((p) => p.members[0]!.length === 1)) {
+    // Members without channels: sort their words in place (insertion sort; groups are small).
+    const pos = plans.map((p) => Int32Array.from(p.members.map((m) => m[0]!)));
+    return (t: Uint32Array, base: number) => {
+      for (const ps of pos) {
+        for (let i = 1; i < ps.length; i++) {
+          const v = t[base + ps[i]!]!;
+          let j = i - 1;
+          while (j >= 0 && t[base + ps[j]!]! > v) {
+            t[base + ps[j + 1]!] = t[base + ps[j]!]!;
+            j--;
+          }
+          t[base + ps[j + 1]!] = v;
+        }
+      }
+    };
+  }
+  return (t: Uint32Array, base: number) => {
+    const view = base === 0 ? t : t.subarray(base, base + sys.width);
+    for (const p of plans) sortMembers(view, p, scratch);
   };
 }
 

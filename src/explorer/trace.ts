@@ -40,7 +40,6 @@ export function buildTrace(sys: CompiledSystem, store: StateStore, path: readonl
   const raw = new Uint32Array(w);
   const target = new Uint32Array(w);
   const tmp = new Uint32Array(w);
-  const scratch = new Uint32Array(w);
   sys.canon = null;
   try {
     sys.tables.forEach((t, i) => (raw[i] = t.initial()));
@@ -49,10 +48,10 @@ export function buildTrace(sys: CompiledSystem, store: StateStore, path: readonl
     for (let p = 1; p < path.length; p++) {
       store.load(path[p]!, target);
       let found: { step: number; next: Uint32Array } | null = null;
-      sys.expand(raw, scratch, (step, next) => {
+      sys.expand(raw, (step, next) => {
         if (found) return;
         tmp.set(next);
-        canon?.(tmp);
+        canon?.(tmp, 0);
         if (equal(tmp, target, w)) found = { step, next: Uint32Array.from(next) };
       });
       if (!found) throw new Error(`trace reconstruction failed at step ${p}`);
