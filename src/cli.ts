@@ -6,12 +6,14 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT, UsageError } from './cli/errors.js';
+import { checkCommand } from './cli/check.js';
 import { exploreCommand } from './cli/explore.js';
 import { vfioCommand } from './cli/vfio.js';
 
 export const HELP = `usage: migration-statecharts <command> [options]
 
 commands:
+  check [--devices N] [--features …] [--ack legacy|per-device|off] …     check the migration of N devices (check --help)
   vfio path --from STATE --to STATE [--features p2p,pre-copy] [--json]   one SET, resolved as the kernel does
   vfio table [--json]                                                   the SET table for all four feature sets
   explore [--devices N] [--symmetry] [--max-states N] [--json] …        exhaustively check N devices (explore --help)
@@ -26,6 +28,8 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
     switch (cmd) {
       case 'vfio':
         return vfioCommand(rest, out);
+      case 'check':
+        return checkCommand(rest, out, err);
       case 'explore':
         return exploreCommand(rest, out, err);
       case 'help':
@@ -37,7 +41,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         err(HELP);
         return EXIT.usage;
       default:
-        throw new UsageError(`unknown command '${cmd}'; valid: vfio, explore, help`);
+        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, help`);
     }
   } catch (e) {
     if (e instanceof UsageError) {

@@ -3,6 +3,7 @@
  * transitions the explored system actually took, as percentages and as the list of what was never reached.
  */
 import type { AnyStateMachine } from 'xstate';
+import { guardName } from './guards.js';
 import type { LocalTable } from './local.js';
 import type { CompiledSystem } from './step.js';
 import type { AnySnapshot } from './system.js';
@@ -32,8 +33,8 @@ interface NodeLike {
 /** `source --EVENT [guard]--> target`, ids without the machine id prefix. */
 function describe(machineId: string, t: TransitionDef): string {
   const strip = (id: string) => (id.startsWith(machineId + '.') ? id.slice(machineId.length + 1) : id);
-  const g = t.guard as { type?: string; params?: unknown } | string | undefined;
-  const guard = g === undefined ? '' : typeof g === 'string' ? ` [${g}]` : g.type ? ` [${g.type}${g.params ? ' ' + JSON.stringify(g.params) : ''}]` : ' [guard]';
+  const name = guardName(t.guard);
+  const guard = name ? ` [${name}]` : '';
   const target = t.target && t.target.length > 0 ? t.target.map((n) => strip(n.id)).join(',') : strip(t.source.id);
   return `${strip(t.source.id)} --${t.eventType}${guard}--> ${target}`;
 }

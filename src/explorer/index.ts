@@ -82,12 +82,14 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     count: out.deadlockCount,
   });
   if (out.edges && spec.goal) {
-    const bad = goalUnreachable(sys, out.store, out.edges, spec.goal);
+    const bad = goalUnreachable(sys, out.store, out.edges, spec.goal, spec.goalVia);
     properties.push({
-      name: 'GoalAlwaysReachable',
+      name: spec.goalName ?? 'GoalAlwaysReachable',
       kind: 'liveness',
       holds: bad === null,
-      description: 'from every reachable state a goal state can be reached',
+      description:
+        spec.goalDescription ??
+        (spec.goalVia ? 'from every reachable state a goal state can be reached by the allowed steps' : 'from every reachable state a goal state can be reached'),
       counterexample: bad ? trace(bad.first) : null,
       ...(bad ? { count: bad.count } : {}),
     });

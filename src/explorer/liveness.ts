@@ -11,25 +11,59 @@ import type { StateStore } from './store.js';
 import type { GlobalView, StepLabel } from './system.js';
 import { BoundView } from './step.js';
 
-/** States that cannot reach the goal; the first (shortest path) one and how many. */
+/**
+ * Mark the edges whose step satisfies `pred` (1) — memoised per step id and, for deliveries, per head
+ * message. Stuttering edges (back to the same state) are left unmarked when `skipStutter`.
+ */
+export function markEdges(sys: CompiledSystem, store: StateStore, edges: Edges, pred: (step: StepLabel) => boolean, skipStutter: boolean): Uint8Array {
+  const n = store.size;
+  const t = new Uint32Array(sys.width);
+  const memo = new Map<number, boolean>();
+  const mark = new Uint8Array(edges.to.length);
+  for (let s = 0; s < n; s++) {
+    const a = edges.start[s]!;
+    const b = edges.start[s + 1]!;
+    if (a === b) continue;
+    store.load(s, t);
+    for (let e = a; e < b; e++) {
+      if (skipStutter && edges.to[e] === s) continue;
+      const step = edges.step[e]!;
+      const key = step < sys.envComp.length ? step : step * 2097152 + t[sys.chanOff[step - sys.envComp.length]!]!;
+      let ok = memo.get(key);
+      if (ok === undefined) {
+        ok = pred(sys.label(step, t));
+        memo.set(key, ok);
+      }
+      if (ok) mark[e] = 1;
+    }
+  }
+  return mark;
+}
+
+/**
+ * States that cannot reach the goal, using only steps that satisfy `via` (all steps when omitted); the
+ * first (shortest path) one and how many.
+ */
 export function goalUnreachable(
   sys: CompiledSystem,
   store: StateStore,
   edges: Edges,
   goal: (s: GlobalView) => boolean,
+  via?: (step: StepLabel) => boolean,
 ): { first: number; count: number } | null {
   const n = store.size;
   const t = new Uint32Array(sys.width);
   const view = new BoundView(sys, t);
-  // reverse adjacency (CSR)
+  const allowed = via ? markEdges(sys, store, edges, via, false) : null;
+  // reverse adjacency (CSR) of the allowed edges
   const indeg = new Int32Array(n + 1);
-  for (let e = 0; e < edges.to.length; e++) indeg[edges.to[e]! + 1]!++;
+  for (let e = 0; e < edges.to.length; e++) if (!allowed || allowed[e]) indeg[edges.to[e]! + 1]!++;
   for (let i = 0; i < n; i++) indeg[i + 1]! += indeg[i]!;
   const rstart = indeg.slice();
-  const rfrom = new Int32Array(edges.to.length);
+  const rfrom = new Int32Array(indeg[n]!);
   const fill = rstart.slice(0, n);
   for (let s = 0; s < n; s++) {
-    for (let e = edges.start[s]!; e < edges.start[s + 1]!; e++) rfrom[fill[edges.to[e]!]!++] = s;
+    for (let e = edges.start[s]!; e < edges.start[s + 1]!; e++) if (!allowed || allowed[e]) rfrom[fill[edges.to[e]!]!++] = s;
   }
   const ok = new Uint8Array(n);
   const queue = new Int32Array(n);
@@ -52,14 +86,24 @@ export function goalUnreachable(
       }
     }
   }
+  // Report a state where the run is stuck (no allowed step leads elsewhere) if there is one: its trace
+  // shows the stall itself. Otherwise the first state (shortest path) that cannot reach the goal.
   let first = -1;
+  let stuck = -1;
   let count = 0;
   for (let s = 0; s < n; s++) {
-    if (!ok[s]) {
-      if (first < 0) first = s;
-      count++;
+    if (ok[s]) continue;
+    if (first < 0) first = s;
+    count++;
+    if (stuck < 0) {
+      let leaves = false;
+      for (let e = edges.start[s]!; e < edges.start[s + 1]! && !leaves; e++) {
+        if ((!allowed || allowed[e]) && edges.to[e] !== s) leaves = true;
+      }
+      if (!leaves) stuck = s;
     }
   }
+  if (stuck >= 0) first = stuck;
   return first < 0 ? null : { first, count };
 }
 
@@ -74,27 +118,7 @@ export function nonProgressCycle(
   progress: (step: StepLabel) => boolean,
 ): { entry: number; cycle: number[] } | null {
   const n = store.size;
-  const t = new Uint32Array(sys.width);
-  // Which edges are non-progress (memoised per step id and, for deliveries, head message).
-  const memo = new Map<number, boolean>();
-  const np = new Uint8Array(edges.to.length);
-  for (let s = 0; s < n; s++) {
-    const a = edges.start[s]!;
-    const b = edges.start[s + 1]!;
-    if (a === b) continue;
-    store.load(s, t);
-    for (let e = a; e < b; e++) {
-      if (edges.to[e] === s) continue; // stutter
-      const step = edges.step[e]!;
-      const key = step < sys.envComp.length ? step : step * 2097152 + t[sys.chanOff[step - sys.envComp.length]!]!;
-      let isProgress = memo.get(key);
-      if (isProgress === undefined) {
-        isProgress = progress(sys.label(step, t));
-        memo.set(key, isProgress);
-      }
-      if (!isProgress) np[e] = 1;
-    }
-  }
+  const np = markEdges(sys, store, edges, (step) => !progress(step), true);
   // Iterative Tarjan on the non-progress subgraph.
   const index = new Int32Array(n).fill(-1);
   const low = new Int32Array(n);

@@ -78,6 +78,14 @@ export interface SystemSpec {
   readonly terminal?: (s: GlobalView) => boolean;
   /** Liveness: every reachable state must be able to reach a state satisfying this. */
   readonly goal?: (s: GlobalView) => boolean;
+  /**
+   * The steps the goal must be reachable by (default: all). E.g. leave out management interventions and
+   * faults to ask whether the system gets there on its own.
+   */
+  readonly goalVia?: (step: StepLabel) => boolean;
+  /** Name and description of the goal property in reports (default GoalAlwaysReachable). */
+  readonly goalName?: string;
+  readonly goalDescription?: string;
   /** Non-progress cycles: a reachable cycle none of whose steps is a progress step is reported. */
   readonly progress?: (step: StepLabel) => boolean;
   readonly symmetry?: readonly SymmetryGroup[];

@@ -1,0 +1,51 @@
+/**
+ * The messages between the two QEMUs, spelled as in QEMU, each with its direction. The main stream
+ * carries the source's sections and commands to the destination, in order; the return path carries the
+ * destination's replies back. Payloads are abstracted: a device's data is counted in units, not bytes.
+ *
+ * Follows migration/savevm.c (MIG_CMD_*), migration/migration.h (enum mig_rp_message_type) and
+ * hw/vfio/vfio-migration-internal.h (VFIO_MIG_FLAG_*); see shared/reference/qemu-migration.md §a–§c.
+ */
+
+/** Source → destination, main stream. */
+export type MainStreamMessage =
+  /** The stream header and the start of `qemu_loadvm_state` (destination: setup → active, load setup). */
+  | { type: 'MIG_STREAM_HEADER' }
+  /** MIG_CMD_OPEN_RETURN_PATH: the destination opens its return path. */
+  | { type: 'MIG_CMD_OPEN_RETURN_PATH' }
+  /** VFIO_MIG_FLAG_DEV_INIT_DATA_SENT (0xffffffffef100005): device `device` has sent its initial data. */
+  | { type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT'; device: number }
+  /** MIG_CMD_SWITCHOVER_START (send-switchover-start, default on). */
+  | { type: 'MIG_CMD_SWITCHOVER_START' }
+  /** A device's final state (its STOP_COPY stream, `units` long) in an END section. */
+  | { type: 'VFIO_DEVICE_STATE'; device: number; units: number }
+  /** QEMU_VM_EOF: the end of the migration stream. */
+  | { type: 'QEMU_VM_EOF' }
+  /** The source shut the stream down (cancel or error); the destination's load fails. */
+  | { type: 'STREAM_SHUTDOWN' };
+
+/** Destination → source, return path. */
+export type ReturnPathMessage =
+  /** MIG_RP_MSG_SWITCHOVER_ACK (type 7, no payload). */
+  | { type: 'MIG_RP_MSG_SWITCHOVER_ACK' }
+  /** The destination failed and its end of the connection closed. */
+  | { type: 'RP_SHUTDOWN' };
+
+export const MAIN_STREAM_MESSAGES: readonly MainStreamMessage['type'][] = [
+  'MIG_STREAM_HEADER',
+  'MIG_CMD_OPEN_RETURN_PATH',
+  'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT',
+  'MIG_CMD_SWITCHOVER_START',
+  'VFIO_DEVICE_STATE',
+  'QEMU_VM_EOF',
+  'STREAM_SHUTDOWN',
+];
+
+export const RETURN_PATH_MESSAGES: readonly ReturnPathMessage['type'][] = ['MIG_RP_MSG_SWITCHOVER_ACK', 'RP_SHUTDOWN'];
+
+/**
+ * switchover-ack on one host: off, the one-shot ack of QEMU ≤ 11.0 ('legacy': the destination counts
+ * the devices that need it and sends a single ack), or QEMU 11.1's per-device ack ('per-device': the
+ * source counts outstanding requests, the destination acks each approved device).
+ */
+export type AckMode = 'off' | 'legacy' | 'per-device';

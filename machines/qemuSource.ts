@@ -1,0 +1,394 @@
+/**
+ * QEMU's outgoing migration (`MigrationState.state`) with its VFIO devices.
+ *
+ * Models (QEMU master ece408818d; shared/reference/qemu-migration.md §0, §a, §b, §c):
+ *  - the MigrationStatus values as chart states, keyed by their QAPI spelling;
+ *  - the VM run state beside it (running → finish-migrate at the switchover stop → postmigrate);
+ *  - the migration thread as the event THREAD_STEP: each one is one pass of its loop (save setup, one
+ *    precopy round of migration_iteration_run, the completion, the cleanup);
+ *  - the switchover decision: nothing pending on the devices (PRECOPY_INFO initial + dirty = 0), RAM
+ *    converged (the environment decides, RAM_CONVERGES), and `migration_can_switchover` (the ack gate);
+ *  - pause-before-switchover (pre-switchover, left by MIGRATE_CONTINUE), migrate_cancel, stream errors
+ *    (acted on by the thread at its next pass, as migration_detect_error does), the return path;
+ *  - postcopy: QEMU refuses `migrate` with postcopy-ram when a VFIO device is present
+ *    (vfio_save_prepare), so the postcopy states exist but are unreachable in every system with a device.
+ *
+ * Left out: colo (out of scope), background snapshots, multifd (its own model), rate limiting and
+ * bandwidth (RAM convergence is a nondeterministic choice), the QMP `stop` that also opens the ack gate.
+ * Cancel appends STREAM_SHUTDOWN after what is already in the stream; a real socket shutdown may also
+ * drop data still in flight, which changes nothing the destination could do with it.
+ *
+ * @example
+ *   const src = createActor(qemuSourceMachine, { input: { devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' } }).start();
+ *   src.send({ type: 'MIGRATE' });
+ *   src.send({ type: 'THREAD_STEP' }); // save setup: the device goes RUNNING -> PRE_COPY
+ */
+import { and, assign, enqueueActions, not, setup } from 'xstate';
+import type { AckMode, MainStreamMessage } from './migrationMessages.js';
+import { type DeviceRecord, deviceCall, hasP2P, hasPreCopy, inPreCopy, initialDevice, precopyPending, readChunk, readToEof, setState } from './qemuVfio.js';
+import type { FeatureSet, VfioState } from './vfioArcs.js';
+
+export interface QemuSourceInput {
+  /** The feature set of each VFIO device on this host. */
+  readonly devices: readonly FeatureSet[];
+  /** switchover-ack on this host. */
+  readonly ack: AckMode;
+  /** The return-path capability (default: on exactly when switchover-ack is). */
+  readonly returnPath?: boolean;
+  readonly pauseBeforeSwitchover?: boolean;
+  /** The postcopy-ram capability (refused with VFIO devices). */
+  readonly postcopyRam?: boolean;
+  /** A virtio-net failover primary whose unplug the source waits for (wait-unplug). */
+  readonly failoverPrimary?: boolean;
+  /** Byte domain of each device (units). Default 1. */
+  readonly maxBytes?: number;
+}
+
+export type RunState = 'running' | 'finish-migrate' | 'postmigrate';
+
+export interface QemuSourceContext {
+  readonly devices: readonly FeatureSet[];
+  readonly ack: AckMode;
+  readonly returnPath: boolean;
+  readonly pauseBeforeSwitchover: boolean;
+  readonly postcopyRam: boolean;
+  readonly failoverPrimary: boolean;
+  readonly runstate: RunState;
+  readonly devs: readonly DeviceRecord[];
+  /** vfio: initial_data_sent per device. */
+  readonly initialDataSent: readonly boolean[];
+  /** Units of final state sent per device (VFIO_DEVICE_STATE). */
+  readonly sent: readonly number[];
+  readonly setupDone: boolean;
+  readonly ramConverged: boolean;
+  /** legacy: MigrationState.switchover_acked */
+  readonly switchoverAcked: boolean;
+  /** per-device: acks requested and not yet received */
+  readonly pendingAcks: number;
+  /** An error on the stream or the return path, acted on by the thread's next pass. */
+  readonly streamError: string | null;
+  /** The first device request the kernel refused. */
+  readonly vfioRefused: string | null;
+  /** The thread finished and cleaned up (VM restarted or postmigrate, devices settled). */
+  readonly cleanedUp: boolean;
+  /** The last QMP command refused, with QEMU's reason. */
+  readonly qmpError: string | null;
+}
+
+export type QemuSourceEvent =
+  | { type: 'MIGRATE' }
+  | { type: 'THREAD_STEP' }
+  | { type: 'RAM_CONVERGES' }
+  | { type: 'GUEST_DIRTIES_DEVICE'; device: number }
+  | { type: 'MIGRATE_CANCEL' }
+  | { type: 'MIGRATE_CONTINUE' }
+  | { type: 'MIGRATE_START_POSTCOPY' }
+  | { type: 'STREAM_BREAKS' }
+  | { type: 'MIG_RP_MSG_SWITCHOVER_ACK' }
+  | { type: 'RP_SHUTDOWN' };
+
+type Ctx = QemuSourceContext;
+type Patch = Partial<Ctx>;
+
+/** Apply `target` to device i (vfio_migration_set_state), noting a kernel refusal. */
+function setDev(ctx: Ctx, devs: DeviceRecord[], i: number, target: VfioState): string | null {
+  const r = setState(devs[i]!, target);
+  devs[i] = r.dev;
+  return r.refused ?? null;
+}
+
+/** vfio_save_setup for every device, then the first PRECOPY_INFO query. */
+function saveSetup(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
+  const out: MainStreamMessage[] = [{ type: 'MIG_STREAM_HEADER' }];
+  if (ctx.returnPath) out.push({ type: 'MIG_CMD_OPEN_RETURN_PATH' });
+  const devs = [...ctx.devs];
+  let refused = ctx.vfioRefused;
+  let requests = 0;
+  devs.forEach((d, i) => {
+    if (!hasPreCopy(d.context.features) || d.state !== 'RUNNING') return;
+    refused ??= setDev(ctx, devs, i, 'PRE_COPY');
+    devs[i] = deviceCall(devs[i]!, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
+    if (ctx.ack === 'per-device') requests++; // request_switchover_ack at setup (11.1)
+  });
+  return { patch: { devs, setupDone: true, vfioRefused: refused, pendingAcks: ctx.pendingAcks + requests }, out };
+}
+
+/** One precopy round: each device with pending data gives one chunk; INIT_DATA_SENT once initial is drained. */
+function iterate(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
+  const out: MainStreamMessage[] = [];
+  const devs = [...ctx.devs];
+  const sentFlags = [...ctx.initialDataSent];
+  devs.forEach((d, i) => {
+    if (!inPreCopy(d.state)) return;
+    let dev = deviceCall(d, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
+    if (precopyPending(dev) > 0) dev = readChunk(dev);
+    if (ctx.ack !== 'off' && !sentFlags[i] && dev.context.initialBytes === 0) {
+      sentFlags[i] = true;
+      out.push({ type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT', device: i });
+    }
+    devs[i] = dev;
+  });
+  return { patch: { devs, initialDataSent: sentFlags }, out };
+}
+
+/** migration_completion_precopy's stop: the VM stops and the VFIO state-change handlers run. */
+function stopVm(ctx: Ctx): Patch {
+  const devs = [...ctx.devs];
+  let refused = ctx.vfioRefused;
+  devs.forEach((d, i) => {
+    // "prepare" handler, registered only for P2P devices, runs before every "main" handler
+    if (hasP2P(d.context.features)) refused ??= setDev(ctx, devs, i, inPreCopy(d.state) ? 'PRE_COPY_P2P' : 'RUNNING_P2P');
+  });
+  devs.forEach((d, i) => {
+    refused ??= setDev(ctx, devs, i, inPreCopy(d.state) ? 'STOP_COPY' : 'STOP');
+  });
+  return { devs, runstate: 'finish-migrate', vfioRefused: refused };
+}
+
+/** migration_switchover_start + qemu_savevm_state_complete_precopy + EOF. */
+function completePrecopy(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
+  const out: MainStreamMessage[] = [{ type: 'MIG_CMD_SWITCHOVER_START' }];
+  const devs = [...ctx.devs];
+  const sent = [...ctx.sent];
+  let refused = ctx.vfioRefused;
+  devs.forEach((d, i) => {
+    refused ??= setDev(ctx, devs, i, 'STOP_COPY');
+    const r = readToEof(devs[i]!);
+    devs[i] = r.dev;
+    sent[i] = r.units;
+    out.push({ type: 'VFIO_DEVICE_STATE', device: i, units: r.units });
+  });
+  out.push({ type: 'QEMU_VM_EOF' });
+  return { patch: { devs, sent, vfioRefused: refused, runstate: 'postmigrate' }, out };
+}
+
+/** vfio_save_cleanup after a completed migration: STOP_COPY → STOP. */
+function saveCleanup(ctx: Ctx): Patch {
+  const devs = [...ctx.devs];
+  let refused = ctx.vfioRefused;
+  devs.forEach((_, i) => (refused ??= setDev(ctx, devs, i, 'STOP')));
+  return { devs, cleanedUp: true, vfioRefused: refused };
+}
+
+/** migration_iteration_finish on failure or cancel: restart the guest; MIG_EVENT_PRECOPY_FAILED → RUNNING. */
+function recover(ctx: Ctx): Patch {
+  const devs = [...ctx.devs];
+  let refused = ctx.vfioRefused;
+  devs.forEach((d, i) => {
+    if (hasP2P(d.context.features) && d.state !== 'RUNNING') refused ??= setDev(ctx, devs, i, 'RUNNING_P2P');
+    refused ??= setDev(ctx, devs, i, 'RUNNING');
+  });
+  return { devs, runstate: 'running', cleanedUp: true, vfioRefused: refused };
+}
+
+const RUNNING_STATUSES = ['setup', 'wait-unplug', 'active', 'pre-switchover', 'device'];
+
+const sourceSetup = setup({
+  types: {
+    context: {} as QemuSourceContext,
+    events: {} as QemuSourceEvent,
+    input: {} as QemuSourceInput,
+    emitted: {} as MainStreamMessage,
+  },
+  guards: {
+    /** vfio_save_prepare refuses postcopy-ram when a VFIO device is present. */
+    postcopyWithVfio: ({ context }) => context.postcopyRam && context.devs.length > 0,
+    /** migrate_caps_check: switchover-ack needs return-path. */
+    ackWithoutReturnPath: ({ context }) => context.ack !== 'off' && !context.returnPath,
+    setupDone: ({ context }) => context.setupDone,
+    failoverPrimary: ({ context }) => context.failoverPrimary,
+    /** An error on the stream, the return path or a device request: migration_detect_error fails the migration. */
+    streamFailed: ({ context }) => context.streamError !== null || context.vfioRefused !== null,
+    /** Nothing pending: every device's PRECOPY_INFO says 0 and RAM is below the threshold. */
+    nothingPending: ({ context }) => context.ramConverged && context.devs.every((d) => precopyPending(d) === 0),
+    /** migration_can_switchover: ack off, or the guest not running, or acked. */
+    canSwitchover: ({ context }) =>
+      context.ack === 'off' ||
+      context.runstate !== 'running' ||
+      (context.ack === 'legacy' ? context.switchoverAcked : context.pendingAcks === 0),
+    pauseBeforeSwitchover: ({ context }) => context.pauseBeforeSwitchover,
+    postcopyAllowed: ({ context }) => context.postcopyRam && context.devs.length === 0,
+    cleanedUp: ({ context }) => context.cleanedUp,
+    ramNotConverged: ({ context }) => !context.ramConverged,
+    /** The guest runs and the device tracks what it dirties (it is precopying). */
+    deviceTracksDirt: ({ context, event }) =>
+      context.runstate === 'running' && event.type === 'GUEST_DIRTIES_DEVICE' && inPreCopy(context.devs[event.device]?.state ?? 'STOP'),
+  },
+  actions: {
+    refusePostcopy: assign({ qmpError: 'postcopy-ram is not supported with VFIO devices (vfio_save_prepare)' }),
+    refuseCaps: assign({ qmpError: 'switchover-ack requires the return-path capability' }),
+    /** migrate_init: none → setup, switchover_acked = false. */
+    migrateInit: assign({ switchoverAcked: false, pendingAcks: 0, qmpError: null }),
+    saveSetup: enqueueActions(({ context, enqueue }) => {
+      const r = saveSetup(context);
+      enqueue.assign(r.patch);
+      for (const m of r.out) enqueue.emit(m);
+    }),
+    iterate: enqueueActions(({ context, enqueue }) => {
+      const r = iterate(context);
+      enqueue.assign(r.patch);
+      for (const m of r.out) enqueue.emit(m);
+    }),
+    stopVmForSwitchover: assign(({ context }) => stopVm(context)),
+    completePrecopy: enqueueActions(({ context, enqueue }) => {
+      const r = completePrecopy(context);
+      enqueue.assign(r.patch);
+      for (const m of r.out) enqueue.emit(m);
+    }),
+    saveCleanup: assign(({ context }) => saveCleanup(context)),
+    recoverAfterFailure: assign(({ context }) => recover(context)),
+    /** migration_cancel / a failure: shut the stream down. */
+    shutdownStream: enqueueActions(({ enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN' })),
+    noteStreamError: assign({ streamError: 'stream broken' }),
+    noteReturnPathClosed: assign(({ context }) => ({ streamError: context.streamError ?? 'return path closed by the destination' })),
+    /** source_return_path_thread: the ack arrived. */
+    receiveSwitchoverAck: assign(({ context }) =>
+      context.ack === 'legacy' ? { switchoverAcked: true } : { pendingAcks: Math.max(0, context.pendingAcks - 1) },
+    ),
+    ramConverges: assign({ ramConverged: true }),
+    guestDirtiesDevice: assign(({ context, event }) => {
+      if (event.type !== 'GUEST_DIRTIES_DEVICE') return {};
+      const devs = [...context.devs];
+      const d = devs[event.device];
+      if (!d) return {};
+      devs[event.device] = deviceCall(d, { type: 'GUEST_DIRTIES_DEVICE' });
+      return { devs };
+    }),
+  },
+});
+
+/** The machine. State keys are QEMU's MigrationStatus strings. */
+export const qemuSourceMachine = sourceSetup.createMachine({
+  id: 'qemuSource',
+  description: "QEMU's outgoing migration (MigrationState.state) and the VFIO devices it drives",
+  initial: 'none',
+  context: ({ input }) => ({
+    devices: [...input.devices],
+    ack: input.ack,
+    returnPath: input.returnPath ?? input.ack !== 'off',
+    pauseBeforeSwitchover: input.pauseBeforeSwitchover ?? false,
+    postcopyRam: input.postcopyRam ?? false,
+    failoverPrimary: input.failoverPrimary ?? false,
+    runstate: 'running',
+    devs: input.devices.map((features) => initialDevice({ features, maxBytes: input.maxBytes ?? 1 })),
+    initialDataSent: input.devices.map(() => false),
+    sent: input.devices.map(() => 0),
+    setupDone: false,
+    ramConverged: false,
+    switchoverAcked: false,
+    pendingAcks: 0,
+    streamError: null,
+    vfioRefused: null,
+    cleanedUp: false,
+    qmpError: null,
+  }),
+  on: {
+    // The return path thread runs in any state; after the migration ends its messages change nothing.
+    MIG_RP_MSG_SWITCHOVER_ACK: { actions: 'receiveSwitchoverAck' },
+    RP_SHUTDOWN: { actions: 'noteReturnPathClosed' },
+    GUEST_DIRTIES_DEVICE: { guard: 'deviceTracksDirt', actions: 'guestDirtiesDevice' },
+  },
+  states: {
+    none: {
+      description: 'No migration has been started.',
+      on: {
+        MIGRATE: [
+          { guard: 'postcopyWithVfio', actions: 'refusePostcopy' },
+          { guard: 'ackWithoutReturnPath', actions: 'refuseCaps' },
+          { target: 'setup', actions: 'migrateInit' },
+        ],
+      },
+    },
+    setup: {
+      description: 'Connected; the migration thread runs save setup (VFIO: RUNNING -> PRE_COPY).',
+      on: {
+        THREAD_STEP: [
+          { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
+          { guard: and(['setupDone', 'failoverPrimary']), target: 'wait-unplug' },
+          { guard: 'setupDone', target: 'active' },
+          { actions: 'saveSetup' },
+        ],
+        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
+        STREAM_BREAKS: { actions: 'noteStreamError' },
+      },
+    },
+    'wait-unplug': {
+      description: 'Waiting for the guest to unplug a failover primary (virtio-net dev_unplug_pending).',
+      on: {
+        THREAD_STEP: [{ guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' }, { target: 'active' }],
+        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
+        STREAM_BREAKS: { actions: 'noteStreamError' },
+      },
+    },
+    active: {
+      description: 'Precopy: each pass of the thread sends a round, or decides to switch over.',
+      on: {
+        THREAD_STEP: [
+          { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
+          { guard: and(['nothingPending', 'canSwitchover', 'pauseBeforeSwitchover']), target: 'pre-switchover', actions: 'stopVmForSwitchover' },
+          { guard: and(['nothingPending', 'canSwitchover']), target: 'device', actions: 'stopVmForSwitchover' },
+          { guard: not('nothingPending'), actions: 'iterate' },
+        ],
+        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
+        MIGRATE_START_POSTCOPY: { guard: 'postcopyAllowed', target: 'postcopy-device' },
+        RAM_CONVERGES: { guard: 'ramNotConverged', actions: 'ramConverges' },
+        STREAM_BREAKS: { actions: 'noteStreamError' },
+      },
+    },
+    'pre-switchover': {
+      description: 'pause-before-switchover: the VM is stopped, devices in STOP_COPY; waiting for migrate-continue.',
+      on: {
+        MIGRATE_CONTINUE: { target: 'device' },
+        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
+        STREAM_BREAKS: { actions: 'noteStreamError' },
+      },
+    },
+    device: {
+      description: 'Switchover: the final device state, MIG_CMD_SWITCHOVER_START and EOF are sent.',
+      on: {
+        THREAD_STEP: [
+          { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
+          { target: 'completed', actions: 'completePrecopy' },
+        ],
+        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
+        STREAM_BREAKS: { actions: 'noteStreamError' },
+      },
+    },
+    completed: {
+      description: 'Done; the VM is in postmigrate. vfio_save_cleanup moves the devices STOP_COPY -> STOP.',
+      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'saveCleanup' } },
+    },
+    failed: {
+      description: 'Failed; the thread restarts the guest and the devices go back to RUNNING.',
+      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'recoverAfterFailure' } },
+    },
+    cancelling: {
+      description: 'migrate_cancel was issued; the thread winds down.',
+      on: { THREAD_STEP: { target: 'cancelled', actions: 'recoverAfterFailure' } },
+    },
+    cancelled: { description: 'Cancelled; the guest runs on the source again.' },
+    'postcopy-device': {
+      description: 'Unreachable with VFIO devices: QEMU refuses postcopy-ram for them.',
+      on: { THREAD_STEP: { target: 'postcopy-active' } },
+    },
+    'postcopy-active': {
+      description: 'Unreachable with VFIO devices (postcopy).',
+      on: { THREAD_STEP: { target: 'completed' }, STREAM_BREAKS: { target: 'postcopy-paused' } },
+    },
+    'postcopy-paused': {
+      description: 'Unreachable with VFIO devices (postcopy).',
+      on: { MIGRATE: { target: 'postcopy-recover-setup' } },
+    },
+    'postcopy-recover-setup': {
+      description: 'Unreachable with VFIO devices (postcopy).',
+      on: { THREAD_STEP: { target: 'postcopy-recover' } },
+    },
+    'postcopy-recover': {
+      description: 'Unreachable with VFIO devices (postcopy).',
+      on: { THREAD_STEP: { target: 'postcopy-active' } },
+    },
+  },
+});
+
+export type QemuSourceMachine = typeof qemuSourceMachine;
+export const SOURCE_RUNNING_STATUSES = RUNNING_STATUSES;
