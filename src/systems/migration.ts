@@ -7,7 +7,7 @@
  * @example
  *   const r = explore(migrationSystem({ devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' }));
  */
-import type { EventObject } from 'xstate';
+import type { AnyStateMachine, EventObject } from 'xstate';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
@@ -28,6 +28,9 @@ export interface MigrationOptions {
   readonly cancel?: boolean;
   readonly faults?: boolean;
   readonly maxBytes?: number;
+  /** Replace the source machine (e.g. one with your own actions via `provide()`); default qemuSourceMachine. */
+  readonly sourceMachine?: AnyStateMachine;
+  readonly destinationMachine?: AnyStateMachine;
 }
 
 export function migrationSystem(o: MigrationOptions): SystemSpec {
@@ -51,10 +54,10 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     components: [
       {
         name: SOURCE,
-        machine: qemuSourceMachine,
+        machine: o.sourceMachine ?? qemuSourceMachine,
         input: { devices: o.devices, ack: srcAck, returnPath, pauseBeforeSwitchover: o.pauseBeforeSwitchover ?? false, maxBytes: o.maxBytes ?? 1 },
       },
-      { name: DESTINATION, machine: qemuDestinationMachine, input: { devices: dstDevices, ack: dstAck, maxBytes: o.maxBytes ?? 1 } },
+      { name: DESTINATION, machine: o.destinationMachine ?? qemuDestinationMachine, input: { devices: dstDevices, ack: dstAck, maxBytes: o.maxBytes ?? 1 } },
     ],
     channels: [
       { name: 'main', from: SOURCE, to: DESTINATION, capacity: 2 * n + 4 },

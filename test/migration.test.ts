@@ -1,0 +1,149 @@
+/**
+ * The composed migration: every property on every configuration the issue names, the misconfigurations
+ * with their counterexamples, and orchestrators broken on purpose so that each property is seen to bite.
+ */
+import { assign, createActor } from 'xstate';
+import { describe, expect, it } from 'vitest';
+import type { AckMode } from '../machines/migrationMessages.js';
+import { qemuSourceMachine } from '../machines/qemuSource.js';
+import { setState } from '../machines/qemuVfio.js';
+import { FEATURE_SETS, type FeatureSet } from '../machines/vfioArcs.js';
+import { type ExploreResult, explore } from '../src/explorer/index.js';
+import { UNREACHED_BECAUSE, migrationSystem } from '../src/systems/migration.js';
+
+const ACKS: AckMode[] = ['legacy', 'per-device', 'off'];
+const ALL: FeatureSet = 'STOP_COPY|P2P|PRE_COPY';
+
+const failing = (r: ExploreResult) => r.properties.filter((p) => !p.holds).map((p) => p.name);
+const prop = (r: ExploreResult, name: string) => r.properties.find((p) => p.name === name)!;
+
+describe('every property holds', () => {
+  for (const n of [1, 2, 3]) {
+    for (const set of FEATURE_SETS) {
+      it(`N=${n}, ${set}, all three ack modes`, () => {
+        for (const ack of ACKS) {
+          const r = explore(migrationSystem({ devices: Array(n).fill(set), ack }), { progress: false });
+          expect(failing(r), `${n} ${set} ${ack}`).toEqual([]);
+          expect(r.limit).toBeNull();
+        }
+      });
+    }
+  }
+
+  it('mixed feature sets (P2P and not, precopy and not), pause-before-switchover, every ack mode', () => {
+    for (const ack of ACKS) {
+      const r = explore(migrationSystem({ devices: [ALL, 'STOP_COPY|PRE_COPY', 'STOP_COPY'], ack, pauseBeforeSwitchover: true }), { progress: false });
+      expect(failing(r), ack).toEqual([]);
+      expect(r.coverage['source']!.states.missed).not.toContain('pre-switchover');
+    }
+  });
+});
+
+describe('the switchover-ack misconfigurations', () => {
+  it('ack on the source only, with no precopy device: the source waits for an ack forever (a stall, shown as a trace)', () => {
+    const r = explore(migrationSystem({ devices: ['STOP_COPY'], ack: 'legacy', oneSide: 'source' }), { progress: false });
+    expect(failing(r)).toEqual(['MigrationEnds']);
+    const stall = prop(r, 'MigrationEnds').counterexample!;
+    const last = stall.steps.at(-1)!.states;
+    expect(last['source']).toBe('active');
+    expect(stall.steps.map((s) => s.event.type)).toContain('MIG_CMD_OPEN_RETURN_PATH');
+    expect(stall.steps.map((s) => s.event.type)).not.toContain('MIG_RP_MSG_SWITCHOVER_ACK');
+  });
+
+  it('ack on the source only, with a precopy device: the destination rejects INIT_DATA_SENT and the migration fails', () => {
+    const r = explore(migrationSystem({ devices: ['STOP_COPY|PRE_COPY'], ack: 'per-device', oneSide: 'source', cancel: false, faults: false }), {
+      progress: false,
+    });
+    expect(failing(r)).toEqual([]);
+    // with no cancel and no fault, the only way the destination fails is the marker it cannot approve
+    expect(r.coverage['destination']!.transitions.missed).not.toContain('active --VFIO_MIG_FLAG_DEV_INIT_DATA_SENT [initDataUnexpected]--> failed');
+    expect(r.coverage['destination']!.states.missed).not.toContain('failed');
+    expect(r.coverage['destination']!.states.missed).toContain('completed');
+  });
+
+  it('ack on the destination only: the source neither sends markers nor waits, and the migration completes', () => {
+    const r = explore(migrationSystem({ devices: [ALL, ALL], ack: 'legacy', oneSide: 'destination', cancel: false, faults: false }), { progress: false });
+    expect(failing(r)).toEqual([]);
+    expect(r.coverage['destination']!.states.missed).toEqual(['failed']);
+  });
+
+  it('a device with precopy only on the destination: legacy counts an approval that never comes, and the migration stalls', () => {
+    const r = explore(migrationSystem({ devices: ['STOP_COPY|P2P'], destinationDevices: [ALL], ack: 'legacy' }), { progress: false });
+    expect(failing(r)).toEqual(['MigrationEnds']);
+  });
+});
+
+describe('coverage', () => {
+  it('reaches every destination state and every source state but the ones with a stated reason', () => {
+    const reached = new Set<string>();
+    const dst = new Set<string>();
+    for (const ack of ACKS) {
+      for (const pause of [false, true]) {
+        const r = explore(migrationSystem({ devices: [ALL, 'STOP_COPY'], ack, pauseBeforeSwitchover: pause }), { progress: false });
+        const c = r.coverage['source']!;
+        const all = new Set([...c.states.missed]);
+        ['none', 'setup', 'active', 'pre-switchover', 'device', 'completed', 'failed', 'cancelling', 'cancelled'].forEach((s) => !all.has(s) && reached.add(s));
+        r.coverage['destination']!.states.missed.forEach(() => {});
+        ['none', 'setup', 'active', 'completed', 'failed'].forEach((s) => !r.coverage['destination']!.states.missed.includes(s) && dst.add(s));
+        for (const missed of c.states.missed) {
+          if (missed !== 'pre-switchover') expect(UNREACHED_BECAUSE[missed], missed).toBeDefined();
+        }
+      }
+    }
+    expect([...reached].sort()).toEqual(['active', 'cancelled', 'cancelling', 'completed', 'device', 'failed', 'none', 'pre-switchover', 'setup']);
+    expect([...dst].sort()).toEqual(['active', 'completed', 'failed', 'none', 'setup']);
+  });
+
+  it('postcopy is refused with a VFIO device, so its states are unreachable', () => {
+    const a = createActor(qemuSourceMachine, { input: { devices: [ALL], ack: 'off', postcopyRam: true } }).start();
+    a.send({ type: 'MIGRATE' });
+    expect(a.getSnapshot().value).toBe('none');
+    expect(a.getSnapshot().context.qmpError).toBe('postcopy-ram is not supported with VFIO devices (vfio_save_prepare)');
+  });
+
+  it('switchover-ack without the return path is refused (migrate_caps_check)', () => {
+    const a = createActor(qemuSourceMachine, { input: { devices: [ALL], ack: 'legacy', returnPath: false } }).start();
+    a.send({ type: 'MIGRATE' });
+    expect(a.getSnapshot().value).toBe('none');
+    expect(a.getSnapshot().context.qmpError).toBe('switchover-ack requires the return-path capability');
+  });
+});
+
+describe('each property bites an orchestrator that breaks it', () => {
+  it('a source that ignores the ack gate violates NoSwitchoverWhileAckPending', () => {
+    const eager = qemuSourceMachine.provide({ guards: { canSwitchover: () => true } });
+    for (const ack of ['legacy', 'per-device'] as const) {
+      const r = explore(migrationSystem({ devices: [ALL], ack, sourceMachine: eager }), { progress: false });
+      expect(failing(r)).toContain('NoSwitchoverWhileAckPending');
+      const t = prop(r, 'NoSwitchoverWhileAckPending').counterexample!;
+      expect(t.steps.at(-1)!.states['source']).toBe('device');
+    }
+  });
+
+  it('a source that asks STOP_COPY -> PRE_COPY after a failure violates KernelAcceptsEveryRequest', () => {
+    const wrong = qemuSourceMachine.provide({
+      actions: {
+        recoverAfterFailure: assign(({ context }) => {
+          const devs = context.devs.map((d) => setState(d, 'PRE_COPY'));
+          const refused = devs.find((r) => r.refused)?.refused ?? null;
+          return { devs: devs.map((r) => r.dev), runstate: 'running' as const, cleanedUp: true, vfioRefused: context.vfioRefused ?? refused };
+        }),
+      },
+    });
+    const r = explore(migrationSystem({ devices: [ALL], ack: 'off', sourceMachine: wrong }), { progress: false });
+    expect(failing(r)).toEqual(expect.arrayContaining(['KernelAcceptsEveryRequest', 'FailureRestoresSource']));
+  });
+
+  it('a source that forgets to restart the guest after a cancel violates FailureRestoresSource', () => {
+    const lazy = qemuSourceMachine.provide({ actions: { recoverAfterFailure: assign({ cleanedUp: true }) } });
+    const r = explore(migrationSystem({ devices: ['STOP_COPY'], ack: 'off', sourceMachine: lazy }), { progress: false });
+    expect(failing(r)).toContain('FailureRestoresSource');
+  });
+
+  it('a destination that starts the guest before loading violates GuestRunsOnOneSide or DestinationCompleteMeansLoaded', async () => {
+    const { qemuDestinationMachine } = await import('../machines/qemuDestination.js');
+    const hasty = qemuDestinationMachine.provide({ actions: { loadSetup: assign({ runstate: 'running' as const }) } });
+    const r = explore(migrationSystem({ devices: ['STOP_COPY'], ack: 'off', destinationMachine: hasty }), { progress: false });
+    expect(failing(r)).toEqual(expect.arrayContaining(['GuestRunsOnOneSide']));
+  });
+});
