@@ -13,8 +13,11 @@ export type MainStreamMessage =
   | { type: 'MIG_STREAM_HEADER' }
   /** MIG_CMD_OPEN_RETURN_PATH: the destination opens its return path. */
   | { type: 'MIG_CMD_OPEN_RETURN_PATH' }
-  /** VFIO_MIG_FLAG_DEV_INIT_DATA_SENT (0xffffffffef100005): device `device` has sent its initial data. */
-  | { type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT'; device: number }
+  /**
+   * VFIO_MIG_FLAG_DEV_INIT_DATA_SENT (0xffffffffef100005): device `device` has sent its initial data.
+   * `gen` is a ghost field (not on the wire): which generation of initial data it closes, for property S1.
+   */
+  | { type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT'; device: number; gen: number }
   /** MIG_CMD_SWITCHOVER_START (send-switchover-start, default on). */
   | { type: 'MIG_CMD_SWITCHOVER_START' }
   /** A device's final state (its STOP_COPY stream, `units` long) in an END section. */

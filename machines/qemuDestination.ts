@@ -45,6 +45,8 @@ export interface QemuDestinationContext {
   readonly switchoverStarted: boolean;
   readonly loadError: string | null;
   readonly vfioRefused: string | null;
+  /** Ghost: the generation of initial data approved last, per device (-1: none), for property S1. */
+  readonly approvedGen: readonly number[];
 }
 
 export type QemuDestinationEvent = { type: 'MIGRATE_INCOMING' } | MainStreamMessage;
@@ -102,7 +104,12 @@ const destinationSetup = setup({
       if (context.ack === 'legacy' && context.ackPendingNum === 0) enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK' });
     }),
     /** qemu_loadvm_approve_switchover. */
-    approveSwitchover: enqueueActions(({ context, enqueue }) => {
+    approveSwitchover: enqueueActions(({ context, enqueue, event }) => {
+      if (event.type === 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT') {
+        const approvedGen = [...context.approvedGen];
+        approvedGen[event.device] = event.gen;
+        enqueue.assign({ approvedGen });
+      }
       if (context.ack === 'per-device') {
         enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK' });
         return;
@@ -149,6 +156,7 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
     switchoverStarted: false,
     loadError: null,
     vfioRefused: null,
+    approvedGen: input.devices.map(() => -1),
   }),
   states: {
     none: {

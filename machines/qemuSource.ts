@@ -42,7 +42,28 @@ export interface QemuSourceInput {
   readonly failoverPrimary?: boolean;
   /** Byte domain of each device (units). Default 1. */
   readonly maxBytes?: number;
+  /**
+   * How QEMU handles a device whose initial data comes back (VFIO_PRECOPY_INFO_REINIT); see
+   * ReinitDesign. Unset: the system of issue #4, with no device reconfiguration at all.
+   */
+  readonly design?: ReinitDesign;
+  /** Fail the migration once QEMU has seen more than this many REINIT reports (a storm bound). */
+  readonly reinitBudget?: number;
+  /** How often the guest may reconfigure a device (the environment's bound); 'unbounded' for a storm. */
+  readonly guestReinits?: number | 'unbounded';
 }
+
+/**
+ * - 'legacy': QEMU ≤ 11.0 — one-shot legacy ack, no PRECOPY_INFOv2 opt-in, so a reconfigured device's
+ *   new initial data can only show up as dirty bytes.
+ * - 'reusable-ack': QEMU 11.1 as merged — v2 opt-in, per-device acks re-requested after REINIT, a final
+ *   PRECOPY_INFO check with vCPUs stopped in the P2P prepare handler only, and a request that arrives
+ *   after the switchover decision fails the migration.
+ * - 'recheck-resume': the kvm-thread idea — at switchover stop the vCPUs, bring P2P devices to
+ *   PRE_COPY_P2P, query every device once more; on REINIT restart the vCPUs, PRE_COPY_P2P -> PRE_COPY,
+ *   revoke the decision and continue precopy until a new ack.
+ */
+export type ReinitDesign = 'legacy' | 'reusable-ack' | 'recheck-resume';
 
 export type RunState = 'running' | 'finish-migrate' | 'postmigrate';
 
@@ -73,6 +94,18 @@ export interface QemuSourceContext {
   readonly cleanedUp: boolean;
   /** The last QMP command refused, with QEMU's reason. */
   readonly qmpError: string | null;
+  readonly design: ReinitDesign | null;
+  readonly reinitBudget: number | null;
+  /** REINIT reports QEMU has seen (counted only under a budget). */
+  readonly reinitSeen: number;
+  /** Guest reconfigurations the environment still allows (null: unbounded). */
+  readonly reinitsLeft: number | null;
+  /** Ghost: generation of each device's initial data (mod 4), bumped by every reconfiguration. */
+  readonly gen: readonly number[];
+  /** The switchover decision was taken and the stop has not happened yet (designs only). */
+  readonly switchoverDecided: boolean;
+  /** Why QEMU fails the migration on its own (a late ack request, a REINIT budget). */
+  readonly failReason: string | null;
 }
 
 export type QemuSourceEvent =
@@ -80,6 +113,7 @@ export type QemuSourceEvent =
   | { type: 'THREAD_STEP' }
   | { type: 'RAM_CONVERGES' }
   | { type: 'GUEST_DIRTIES_DEVICE'; device: number }
+  | { type: 'GUEST_REINITS_DEVICE'; device: number }
   | { type: 'MIGRATE_CANCEL' }
   | { type: 'MIGRATE_CONTINUE' }
   | { type: 'MIGRATE_START_POSTCOPY' }
@@ -113,22 +147,123 @@ function saveSetup(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
   return { patch: { devs, setupDone: true, vfioRefused: refused, pendingAcks: ctx.pendingAcks + requests }, out };
 }
 
+/** What QEMU's exact pending queries change: the device, the re-requested acks, the REINITs seen. */
+interface QueryState {
+  devs: DeviceRecord[];
+  initialDataSent: boolean[];
+  pendingAcks: number;
+  reinitSeen: number;
+  /** A query found REINIT after INIT_DATA_SENT and asked for a new ack. */
+  newRequest: boolean;
+  reinitFound: boolean;
+}
+
+function queryState(ctx: Ctx): QueryState {
+  return {
+    devs: [...ctx.devs],
+    initialDataSent: [...ctx.initialDataSent],
+    pendingAcks: ctx.pendingAcks,
+    reinitSeen: ctx.reinitSeen,
+    newRequest: false,
+    reinitFound: false,
+  };
+}
+
+/**
+ * VFIO_MIG_GET_PRECOPY_INFO on device i. With the v2 opt-in a REINIT report after INIT_DATA_SENT resets
+ * initial_data_sent and requests a new ack (11.1: the request is counted by the next pending query).
+ */
+function query(ctx: Ctx, q: QueryState, i: number): void {
+  const dev = deviceCall(q.devs[i]!, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
+  q.devs[i] = dev;
+  const last = dev.context.last;
+  if (!(last?.op === 'VFIO_MIG_GET_PRECOPY_INFO' && last.ok && last.reinit)) return;
+  q.reinitFound = true;
+  if (ctx.reinitBudget !== null) q.reinitSeen = Math.min(q.reinitSeen + 1, ctx.reinitBudget + 1);
+  if (q.initialDataSent[i] && ctx.ack === 'per-device') {
+    q.initialDataSent[i] = false;
+    q.pendingAcks++;
+    q.newRequest = true;
+  }
+}
+
+function budgetExceeded(ctx: Ctx, q: QueryState): string | null {
+  return ctx.reinitBudget !== null && q.reinitSeen > ctx.reinitBudget
+    ? `a device kept re-initialising: REINIT budget of ${ctx.reinitBudget} exhausted`
+    : null;
+}
+
+const queryPatch = (ctx: Ctx, q: QueryState): Patch => ({
+  devs: q.devs,
+  initialDataSent: q.initialDataSent,
+  pendingAcks: q.pendingAcks,
+  reinitSeen: q.reinitSeen,
+  failReason: ctx.failReason ?? budgetExceeded(ctx, q),
+});
+
 /** One precopy round: each device with pending data gives one chunk; INIT_DATA_SENT once initial is drained. */
 function iterate(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
   const out: MainStreamMessage[] = [];
-  const devs = [...ctx.devs];
-  const sentFlags = [...ctx.initialDataSent];
-  devs.forEach((d, i) => {
+  const q = queryState(ctx);
+  q.devs.forEach((d, i) => {
     if (!inPreCopy(d.state)) return;
-    let dev = deviceCall(d, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
-    if (precopyPending(dev) > 0) dev = readChunk(dev);
-    if (ctx.ack !== 'off' && !sentFlags[i] && dev.context.initialBytes === 0) {
-      sentFlags[i] = true;
-      out.push({ type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT', device: i });
+    query(ctx, q, i);
+    if (precopyPending(q.devs[i]!) > 0) q.devs[i] = readChunk(q.devs[i]!);
+    if (ctx.ack !== 'off' && !q.initialDataSent[i] && q.devs[i]!.context.initialBytes === 0) {
+      q.initialDataSent[i] = true;
+      out.push({ type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT', device: i, gen: ctx.gen[i] ?? 0 });
     }
-    devs[i] = dev;
   });
-  return { patch: { devs, initialDataSent: sentFlags }, out };
+  return { patch: queryPatch(ctx, q), out };
+}
+
+export type CommitOutcome = 'proceed' | 'fail' | 'resume';
+
+/**
+ * The switchover stop of a design, after the decision: what happens to the devices and whether the
+ * switchover goes on, fails, or (recheck-resume) is revoked and precopy resumes.
+ */
+export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Patch } {
+  const q = queryState(ctx);
+  let refused = ctx.vfioRefused;
+  const set = (i: number, target: VfioState) => {
+    const r = setState(q.devs[i]!, target);
+    q.devs[i] = r.dev;
+    refused ??= r.refused;
+  };
+  const p2p = (i: number) => hasP2P(q.devs[i]!.context.features);
+  const pre = (i: number) => inPreCopy(q.devs[i]!.state);
+  const idx = q.devs.map((_, i) => i);
+  if (ctx.design === 'recheck-resume') {
+    // vCPUs stopped; P2P devices quiesced; one more query of every precopy device
+    idx.forEach((i) => p2p(i) && set(i, pre(i) ? 'PRE_COPY_P2P' : 'RUNNING_P2P'));
+    idx.forEach((i) => pre(i) && query(ctx, q, i));
+    const fail = budgetExceeded(ctx, q);
+    if (q.reinitFound || q.devs.some((d) => precopyPending(d) > 0)) {
+      // revoke: the vCPUs run again, PRE_COPY_P2P -> PRE_COPY, precopy goes on until a new ack
+      idx.forEach((i) => p2p(i) && set(i, pre(i) ? 'PRE_COPY' : 'RUNNING'));
+      return {
+        outcome: fail ? 'fail' : 'resume',
+        patch: { ...queryPatch(ctx, q), vfioRefused: refused, switchoverDecided: false, runstate: 'running' },
+      };
+    }
+    idx.forEach((i) => set(i, pre(i) ? 'STOP_COPY' : 'STOP'));
+    return { outcome: 'proceed', patch: { ...queryPatch(ctx, q), vfioRefused: refused, switchoverDecided: false, runstate: 'finish-migrate' } };
+  }
+  // legacy and reusable-ack: the VM stops; the P2P "prepare" handlers run first
+  idx.forEach((i) => {
+    if (!p2p(i)) return;
+    if (ctx.design === 'reusable-ack' && pre(i)) query(ctx, q, i); // vfio_final_precopy_reinit_check
+    set(i, pre(i) ? 'PRE_COPY_P2P' : 'RUNNING_P2P');
+  });
+  idx.forEach((i) => set(i, pre(i) ? 'STOP_COPY' : 'STOP'));
+  // the final save_query_pending reports new requests; one after the decision fails the migration
+  const late = q.newRequest ? 'switchover-ack requested after the switchover decision' : null;
+  const failReason = ctx.failReason ?? late ?? budgetExceeded(ctx, q);
+  return {
+    outcome: failReason ? 'fail' : 'proceed',
+    patch: { ...queryPatch(ctx, q), failReason, vfioRefused: refused, switchoverDecided: false, runstate: 'finish-migrate' },
+  };
 }
 
 /** migration_completion_precopy's stop: the VM stops and the VFIO state-change handlers run. */
@@ -198,7 +333,18 @@ const sourceSetup = setup({
     setupDone: ({ context }) => context.setupDone,
     failoverPrimary: ({ context }) => context.failoverPrimary,
     /** An error on the stream, the return path or a device request: migration_detect_error fails the migration. */
-    streamFailed: ({ context }) => context.streamError !== null || context.vfioRefused !== null,
+    streamFailed: ({ context }) => context.streamError !== null || context.vfioRefused !== null || context.failReason !== null,
+    /** A REINIT design is in use (the switchover decision and the stop are two steps). */
+    designed: ({ context }) => context.design !== null,
+    switchoverDecided: ({ context }) => context.switchoverDecided,
+    commitOutcome: ({ context }, params: { is: CommitOutcome }) => commitSwitchover(context).outcome === params.is,
+    /** The guest reconfigures a precopying device while its vCPUs run, as often as the environment allows. */
+    guestMayReconfigure: ({ context, event }) =>
+      event.type === 'GUEST_REINITS_DEVICE' &&
+      context.design !== null &&
+      context.runstate === 'running' &&
+      context.reinitsLeft !== 0 &&
+      inPreCopy(context.devs[event.device]?.state ?? 'STOP'),
     /** Nothing pending: every device's PRECOPY_INFO says 0 and RAM is below the threshold. */
     nothingPending: ({ context }) => context.ramConverged && context.devs.every((d) => precopyPending(d) === 0),
     /** migration_can_switchover: ack off, or the guest not running, or acked. */
@@ -246,6 +392,20 @@ const sourceSetup = setup({
       context.ack === 'legacy' ? { switchoverAcked: true } : { pendingAcks: Math.max(0, context.pendingAcks - 1) },
     ),
     ramConverges: assign({ ramConverged: true }),
+    decideSwitchover: assign({ switchoverDecided: true }),
+    commitSwitchover: assign(({ context }) => commitSwitchover(context).patch),
+    guestReconfiguresDevice: assign(({ context, event }) => {
+      if (event.type !== 'GUEST_REINITS_DEVICE') return {};
+      const devs = [...context.devs];
+      const before = devs[event.device]!;
+      devs[event.device] = deviceCall(before, { type: 'GUEST_REINITS_DEVICE' });
+      // A new generation of initial data — unless the previous one was never touched (nothing read of
+      // it, nothing reported): then the new data simply replaces it and nobody could tell them apart.
+      const untouched = before.context.reinitPending && before.context.initialBytes === before.context.maxBytes;
+      const gen = [...context.gen];
+      if (!untouched) gen[event.device] = ((gen[event.device] ?? 0) + 1) % 4;
+      return { devs, gen, reinitsLeft: context.reinitsLeft === null ? null : context.reinitsLeft - 1 };
+    }),
     guestDirtiesDevice: assign(({ context, event }) => {
       if (event.type !== 'GUEST_DIRTIES_DEVICE') return {};
       const devs = [...context.devs];
@@ -270,7 +430,9 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     postcopyRam: input.postcopyRam ?? false,
     failoverPrimary: input.failoverPrimary ?? false,
     runstate: 'running',
-    devs: input.devices.map((features) => initialDevice({ features, maxBytes: input.maxBytes ?? 1 })),
+    devs: input.devices.map((features) =>
+      initialDevice({ features, maxBytes: input.maxBytes ?? 1, precopyInfoV2: input.design === 'reusable-ack' || input.design === 'recheck-resume' }),
+    ),
     initialDataSent: input.devices.map(() => false),
     sent: input.devices.map(() => 0),
     setupDone: false,
@@ -281,12 +443,20 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     vfioRefused: null,
     cleanedUp: false,
     qmpError: null,
+    design: input.design ?? null,
+    reinitBudget: input.reinitBudget ?? null,
+    reinitSeen: 0,
+    reinitsLeft: input.design === undefined ? 0 : input.guestReinits === 'unbounded' ? null : (input.guestReinits ?? 1),
+    gen: input.devices.map(() => 0),
+    switchoverDecided: false,
+    failReason: null,
   }),
   on: {
     // The return path thread runs in any state; after the migration ends its messages change nothing.
     MIG_RP_MSG_SWITCHOVER_ACK: { actions: 'receiveSwitchoverAck' },
     RP_SHUTDOWN: { actions: 'noteReturnPathClosed' },
     GUEST_DIRTIES_DEVICE: { guard: 'deviceTracksDirt', actions: 'guestDirtiesDevice' },
+    GUEST_REINITS_DEVICE: { guard: 'guestMayReconfigure', actions: 'guestReconfiguresDevice' },
   },
   states: {
     none: {
@@ -325,6 +495,14 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       on: {
         THREAD_STEP: [
           { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
+          // a REINIT design: the stop after the decision, with what the design does at that moment
+          { guard: and(['switchoverDecided', { type: 'commitOutcome', params: { is: 'fail' as const } }]), target: 'failed', actions: ['commitSwitchover', 'shutdownStream'] },
+          { guard: and(['switchoverDecided', { type: 'commitOutcome', params: { is: 'resume' as const } }]), actions: 'commitSwitchover' },
+          { guard: and(['switchoverDecided', 'pauseBeforeSwitchover']), target: 'pre-switchover', actions: 'commitSwitchover' },
+          { guard: 'switchoverDecided', target: 'device', actions: 'commitSwitchover' },
+          // a REINIT design: the decision, taken while the vCPUs still run
+          { guard: and(['designed', 'nothingPending', 'canSwitchover']), actions: 'decideSwitchover' },
+          // issue #4's system: decision and stop under one BQL hold
           { guard: and(['nothingPending', 'canSwitchover', 'pauseBeforeSwitchover']), target: 'pre-switchover', actions: 'stopVmForSwitchover' },
           { guard: and(['nothingPending', 'canSwitchover']), target: 'device', actions: 'stopVmForSwitchover' },
           { guard: not('nothingPending'), actions: 'iterate' },

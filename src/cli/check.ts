@@ -6,17 +6,24 @@ import { renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
-import { type ExploreResult, explore, formatReport } from '../explorer/index.js';
+import type { ReinitDesign } from '../../machines/qemuSource.js';
+import { type ExploreResult, type SearchLimit, explore, formatReport, formatTrace } from '../explorer/index.js';
+import { DESIGNS, type DesignCheck, checkDesign } from '../systems/reinit.js';
 import { UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
 import { parseCount, parseFeatures } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 
 export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--features SET[/SET…]] [--ack legacy|per-device|off]
                                  [--one-side source|destination] [--pause-before-switchover]
+                                 [--design legacy|reusable-ack|recheck-resume [--reinit-budget K] [--reinits N]]
                                  [--no-cancel] [--no-faults] [--max-states N] [--memory-mb N] [--json] [--out FILE]
   Explore a migration of N VFIO devices (default 2) from a source QEMU to a destination QEMU and check
   every property. SET is a comma list of p2p, pre-copy (default p2p,pre-copy); give one per device,
   separated by '/', for a mixed set. --one-side enables switchover-ack on that host only.
+  --design adds guest device reconfiguration (REINIT) and checks S1 (no stale switchover), S2 (kernel-
+  legal requests), L1 (the migration ends, with --reinits N reconfigurations, default 1) and L2 (no
+  livelock under a REINIT storm); the design fixes the ack mode. --reinit-budget K fails the migration
+  once QEMU has seen more than K REINIT reports.
   Exit 0: every property holds; 1: one is violated; 2: bad arguments; 3: a bound stopped the search.`;
 
 const ACKS: readonly AckMode[] = ['legacy', 'per-device', 'off'];
@@ -30,6 +37,9 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       ack: { type: 'string' },
       'one-side': { type: 'string' },
       'pause-before-switchover': { type: 'boolean', default: false },
+      design: { type: 'string' },
+      'reinit-budget': { type: 'string' },
+      reinits: { type: 'string' },
       'no-cancel': { type: 'boolean', default: false },
       'no-faults': { type: 'boolean', default: false },
       'max-states': { type: 'string' },
@@ -58,6 +68,20 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
   if (oneSide && ack === 'off') throw new UsageError('--one-side needs --ack legacy or per-device');
   const maxStates = parseCount(values['max-states'], '--max-states', 50_000_000, 1);
   const memoryMb = parseCount(values['memory-mb'], '--memory-mb', 8192, 64, 1 << 20);
+  const bounds = { maxStates, memoryBudget: memoryMb * 1024 * 1024 };
+  if (values.design !== undefined || values['reinit-budget'] !== undefined || values.reinits !== undefined) {
+    const design = values.design as ReinitDesign | undefined;
+    if (design === undefined) throw new UsageError('--reinit-budget and --reinits need --design');
+    if (!DESIGNS.includes(design)) throw new UsageError(`bad --design '${values.design}'; valid: ${DESIGNS.join(', ')}`);
+    if (values.ack !== undefined || oneSide !== undefined) throw new UsageError('--design fixes the ack mode; drop --ack and --one-side');
+    const budget = values['reinit-budget'] === undefined ? undefined : parseCount(values['reinit-budget'], '--reinit-budget', 0, 0, 100);
+    const reinits = parseCount(values.reinits, '--reinits', 1, 1, 4);
+    const d = checkDesign(
+      { devices, design, ...(budget !== undefined ? { reinitBudget: budget } : {}), reinits, cancel: !values['no-cancel'], faults: !values['no-faults'] },
+      bounds,
+    );
+    return finish(designReport(d), formatDesign(d), values, out, err, d.finite.limit ?? d.storm.limit, d.properties.every((p) => p.holds));
+  }
   const spec = migrationSystem({
     devices,
     ack,
@@ -66,20 +90,68 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     cancel: !values['no-cancel'],
     faults: !values['no-faults'],
   });
-  const r = explore(spec, { maxStates, memoryBudget: memoryMb * 1024 * 1024 });
-  const report = checkReport(r);
+  const r = explore(spec, bounds);
+  return finish(checkReport(r), formatCheck(r), values, out, err, r.limit, r.properties.every((p) => p.holds));
+}
+
+function finish(
+  report: unknown,
+  text: string,
+  values: { json?: boolean; out?: string },
+  out: (s: string) => void,
+  err: (s: string) => void,
+  limit: SearchLimit | null,
+  holds: boolean,
+): number {
   const json = JSON.stringify(report, null, 2);
   if (values.out) {
+    // written whole or not at all
     const tmp = `${values.out}.tmp-${process.pid}`;
     writeFileSync(tmp, json + '\n');
     renameSync(tmp, values.out);
   }
-  out(values.json ? json : formatCheck(r));
-  if (r.limit) {
-    err(`migration-statecharts: ${r.limit.message} (partial: ${r.states} states, ${r.transitions} transitions)`);
+  out(values.json ? json : text);
+  if (limit) {
+    err(`migration-statecharts: ${limit.message}; the figures are partial`);
     return EXIT.limit;
   }
-  return r.properties.every((p) => p.holds) ? EXIT.ok : EXIT.violated;
+  return holds ? EXIT.ok : EXIT.violated;
+}
+
+/** The machine-readable report of a design check: both runs' sizes, every claim with its trace. */
+export function designReport(d: DesignCheck) {
+  return {
+    design: d.design,
+    devices: d.devices,
+    reinitBudget: d.reinitBudget,
+    states: d.finite.states,
+    transitions: d.finite.transitions,
+    storm: { states: d.storm.states, transitions: d.storm.transitions },
+    properties: d.properties.map((p) => ({
+      name: p.name,
+      claim: p.claim,
+      run: p.run,
+      holds: p.holds,
+      description: p.description ?? null,
+      counterexample: p.counterexample ? p.counterexample.steps : null,
+      ...(p.counterexample?.cycleStart !== undefined ? { cycleStart: p.counterexample.cycleStart } : {}),
+    })),
+    deadlocks: d.finite.deadlocks,
+    coverage: d.finite.coverage,
+  };
+}
+
+function formatDesign(d: DesignCheck): string {
+  const lines = [
+    `design ${d.design}${d.reinitBudget !== null ? ` with a REINIT budget of ${d.reinitBudget}` : ''}, devices [${d.devices.join(', ')}]`,
+    `  finite REINITs: ${d.finite.states.toLocaleString('en-US')} states, ${d.finite.transitions.toLocaleString('en-US')} transitions; ` +
+      `REINIT storm: ${d.storm.states.toLocaleString('en-US')} states, ${d.storm.transitions.toLocaleString('en-US')} transitions`,
+  ];
+  for (const p of d.properties) {
+    lines.push(`  ${p.holds ? 'holds   ' : 'VIOLATED'} ${p.claim ? `${p.claim} ` : ''}${p.name}${p.run === 'storm' ? ' (storm)' : ''}`);
+    if (p.counterexample) lines.push(formatTrace(p.counterexample).replace(/^/gm, '    '));
+  }
+  return lines.join('\n');
 }
 
 /** The machine-readable report: counterexamples as arrays of steps. */

@@ -21,7 +21,7 @@ export * from './system.js';
 export { type Coverage } from './coverage.js';
 export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js';
 export { CompiledSystem } from './step.js';
-export { search, type SearchOutcome } from './search.js';
+export { search, type SearchOutcome, type SearchLimit } from './search.js';
 
 export interface PropertyResult {
   readonly name: string;
@@ -95,7 +95,7 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     });
   }
   if (out.edges && spec.progress) {
-    const lasso = nonProgressCycle(sys, out.store, out.edges, spec.progress);
+    const lasso = nonProgressCycle(sys, out.store, out.edges, spec.progress, spec.fair);
     let cex: Trace | null = null;
     if (lasso) {
       const stem = pathTo(out.store, lasso.entry);

@@ -116,9 +116,11 @@ export function nonProgressCycle(
   store: StateStore,
   edges: Edges,
   progress: (step: StepLabel) => boolean,
+  fair?: (step: StepLabel) => boolean,
 ): { entry: number; cycle: number[] } | null {
   const n = store.size;
   const np = markEdges(sys, store, edges, (step) => !progress(step), true);
+  const fairEdge = fair ? markEdges(sys, store, edges, fair, true) : null;
   // Iterative Tarjan on the non-progress subgraph.
   const index = new Int32Array(n).fill(-1);
   const low = new Int32Array(n);
@@ -167,17 +169,47 @@ export function nonProgressCycle(
           onStack[w] = 0;
           comp.push(w);
         } while (w !== v);
-        if (comp.length > 1 && (best === null || Math.min(...comp) < Math.min(...best))) best = comp;
+        if (comp.length > 1 && (best === null || minOf(comp) < minOf(best))) {
+          if (!fairEdge || fairEdgeIn(edges, np, fairEdge, new Set(comp)) >= 0) best = comp;
+        }
       }
     }
   }
   if (!best) return null;
-  const entry = Math.min(...best);
-  return { entry, cycle: cycleThrough(edges, np, new Set(best), entry) };
+  const members = new Set(best);
+  if (fairEdge) {
+    // go round through a step of the fairly scheduled component: from its source, across it, and back
+    const e = fairEdgeIn(edges, np, fairEdge, members);
+    let u = 0;
+    while (edges.start[u + 1]! <= e) u++;
+    const back = cycleThrough(edges, np, members, u, edges.to[e]!);
+    return { entry: u, cycle: back };
+  }
+  const entry = minOf(best);
+  return { entry, cycle: cycleThrough(edges, np, members, entry) };
 }
 
-/** Shortest cycle from `entry` back to itself inside one component, over non-progress edges. */
-function cycleThrough(edges: Edges, np: Uint8Array, comp: Set<number>, entry: number): number[] {
+/** A non-progress edge inside `comp` that is also fair, or -1. */
+function fairEdgeIn(edges: Edges, np: Uint8Array, fair: Uint8Array, comp: Set<number>): number {
+  let best = -1;
+  for (const v of comp) {
+    for (let e = edges.start[v]!; e < edges.start[v + 1]!; e++) {
+      if (np[e] && fair[e] && comp.has(edges.to[e]!) && (best < 0 || e < best)) best = e;
+    }
+  }
+  return best;
+}
+
+/**
+ * Shortest cycle from `entry` back to itself inside one component, over non-progress edges; when `via`
+ * is given, the cycle's first step goes to `via`.
+ */
+function cycleThrough(edges: Edges, np: Uint8Array, comp: Set<number>, entry: number, via?: number): number[] {
+  if (via !== undefined) {
+    if (via === entry) return [entry, entry];
+    const rest = pathInside(edges, np, comp, via, entry);
+    return [entry, ...rest];
+  }
   const prev = new Map<number, number>();
   const queue = [entry];
   for (let h = 0; h < queue.length; h++) {
@@ -198,4 +230,29 @@ function cycleThrough(edges: Edges, np: Uint8Array, comp: Set<number>, entry: nu
     }
   }
   throw new Error('no cycle through the component entry');
+}
+
+function minOf(xs: readonly number[]): number {
+  let m = Infinity;
+  for (const x of xs) if (x < m) m = x;
+  return m;
+}
+
+/** Shortest path from `from` to `to` inside `comp` over non-progress edges, both ends included. */
+function pathInside(edges: Edges, np: Uint8Array, comp: Set<number>, from: number, to: number): number[] {
+  const prev = new Map<number, number>([[from, -1]]);
+  const queue = [from];
+  for (let h = 0; h < queue.length; h++) {
+    const v = queue[h]!;
+    if (v === to) break;
+    for (let e = edges.start[v]!; e < edges.start[v + 1]!; e++) {
+      const w = edges.to[e]!;
+      if (!np[e] || !comp.has(w) || prev.has(w)) continue;
+      prev.set(w, v);
+      queue.push(w);
+    }
+  }
+  const path: number[] = [];
+  for (let x = to; x !== -1; x = prev.get(x)!) path.push(x);
+  return path.reverse();
 }

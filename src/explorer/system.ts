@@ -88,6 +88,11 @@ export interface SystemSpec {
   readonly goalDescription?: string;
   /** Non-progress cycles: a reachable cycle none of whose steps is a progress step is reported. */
   readonly progress?: (step: StepLabel) => boolean;
+  /**
+   * Weak fairness for non-progress cycles: report only cycles that take at least one step satisfying
+   * this (e.g. the migration thread runs), not cycles that merely starve it.
+   */
+  readonly fair?: (step: StepLabel) => boolean;
   readonly symmetry?: readonly SymmetryGroup[];
   /** What happens to a delivered message its receiver cannot take: it blocks the channel (default), or is dropped. */
   readonly unhandled?: 'block' | 'drop';

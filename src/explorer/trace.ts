@@ -98,15 +98,32 @@ export function formatValue(v: unknown): string {
   return String(v);
 }
 
-/** Changed top-level context keys, as `key: old→new` (JSON), or undefined. */
+/**
+ * What changed in the context, as leaf paths: `devs[0].state: "RUNNING"→"PRE_COPY", pendingAcks: 1→0`.
+ * Paths through a `context` object are shortened (`devs[0].initialBytes`), and the record of the last
+ * call (`last`) is left out: it repeats what the step already says.
+ */
 function contextDiff(a: unknown, b: unknown): string | undefined {
-  if (!a || !b || typeof a !== 'object' || typeof b !== 'object') return undefined;
   const parts: string[] = [];
-  for (const k of Object.keys(b)) {
-    const x = JSON.stringify((a as Record<string, unknown>)[k]);
-    const y = JSON.stringify((b as Record<string, unknown>)[k]);
-    if (x !== y) parts.push(`${k}: ${x}→${y}`);
-  }
+  const walk = (x: unknown, y: unknown, path: string) => {
+    if (parts.length > 8) return;
+    if (x === y) return;
+    const ox = x !== null && typeof x === 'object';
+    const oy = y !== null && typeof y === 'object';
+    if (ox && oy && Array.isArray(x) === Array.isArray(y)) {
+      const keys = new Set([...Object.keys(x as object), ...Object.keys(y as object)]);
+      for (const k of keys) {
+        if (k === 'last') continue;
+        const sub = Array.isArray(y) ? `${path}[${k}]` : k === 'context' ? path : path ? `${path}.${k}` : k;
+        walk((x as Record<string, unknown>)[k], (y as Record<string, unknown>)[k], sub);
+      }
+      return;
+    }
+    const sx = JSON.stringify(x);
+    const sy = JSON.stringify(y);
+    if (sx !== sy) parts.push(`${path}: ${sx}→${sy}`);
+  };
+  walk(a, b, '');
   return parts.length > 0 ? parts.join(', ') : undefined;
 }
 
@@ -122,7 +139,7 @@ export function formatTrace(t: Trace): string {
     if (t.cycleStart !== undefined && s.step === t.cycleStart) lines.push('     -- cycle: the steps below repeat forever --');
     const src = s.kind === 'env' ? 'env' : `${s.channel}`;
     const changes = s.changes
-      .map((c) => (c.from !== c.to ? `${c.component}: ${c.from} → ${c.to}` : `${c.component}: ${c.to}`) + (c.context ? ` (${truncate(c.context, 90)})` : ''))
+      .map((c) => (c.from !== c.to ? `${c.component}: ${c.from} → ${c.to}` : `${c.component}: ${c.to}`) + (c.context ? ` (${truncate(c.context, 160)})` : ''))
       .join('; ');
     lines.push(`${String(s.step).padStart(3)}. ${src} → ${s.component}: ${formatEvent(s.event)}${changes ? `   ⇒ ${changes}` : ''}`);
   }

@@ -13,7 +13,9 @@ import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
-import type { SystemSpec } from '../explorer/system.js';
+import type { StepLabel, SystemSpec } from '../explorer/system.js';
+import { NoStaleSwitchover, isReinitLoopStep } from '../properties/reinit.js';
+import type { ReinitDesign } from '../../machines/qemuSource.js';
 import { DESTINATION, MIGRATION_INVARIANTS, SOURCE, isInterventionOrFault, migrationEnded } from '../properties/migration.js';
 
 export interface MigrationOptions {
@@ -28,6 +30,11 @@ export interface MigrationOptions {
   readonly cancel?: boolean;
   readonly faults?: boolean;
   readonly maxBytes?: number;
+  /** A REINIT design (issue #5): adds guest reconfiguration of precopy devices while the vCPUs run. */
+  readonly design?: ReinitDesign;
+  readonly reinitBudget?: number;
+  /** How often the guest may reconfigure a device: a number (default 1) or 'unbounded' (a storm). */
+  readonly guestReinits?: number | 'unbounded';
   /** Replace the source machine (e.g. one with your own actions via `provide()`); default qemuSourceMachine. */
   readonly sourceMachine?: AnyStateMachine;
   readonly destinationMachine?: AnyStateMachine;
@@ -36,26 +43,41 @@ export interface MigrationOptions {
 export function migrationSystem(o: MigrationOptions): SystemSpec {
   const n = o.devices.length;
   const dstDevices = o.destinationDevices ?? o.devices;
-  const srcAck: AckMode = o.oneSide === 'destination' ? 'off' : o.ack;
-  const dstAck: AckMode = o.oneSide === 'source' ? 'off' : o.ack;
-  const returnPath = o.ack !== 'off';
+  // A design fixes the ack mode: QEMU <= 11.0 has only the legacy ack, 11.1 and the proposal per-device acks.
+  const ack: AckMode = o.design === undefined ? o.ack : o.design === 'legacy' ? 'legacy' : 'per-device';
+  const srcAck: AckMode = o.oneSide === 'destination' ? 'off' : ack;
+  const dstAck: AckMode = o.oneSide === 'source' ? 'off' : ack;
+  const returnPath = ack !== 'off';
+  // Without a design the guest dirties device state; with one it reconfigures devices instead (REINIT).
+  const guestEvent = o.design === undefined ? 'GUEST_DIRTIES_DEVICE' : 'GUEST_REINITS_DEVICE';
   const srcEnv: EventObject[] = [
     { type: 'MIGRATE' },
     { type: 'THREAD_STEP' },
     { type: 'RAM_CONVERGES' },
-    ...o.devices.flatMap((f, i) => (hasPreCopy(f) ? [{ type: 'GUEST_DIRTIES_DEVICE', device: i } as EventObject] : [])),
+    ...o.devices.flatMap((f, i) => (hasPreCopy(f) ? [{ type: guestEvent, device: i } as EventObject] : [])),
     ...(o.pauseBeforeSwitchover ? [{ type: 'MIGRATE_CONTINUE' }] : []),
     ...(o.cancel ?? true ? [{ type: 'MIGRATE_CANCEL' }] : []),
     ...(o.faults ?? true ? [{ type: 'STREAM_BREAKS' }] : []),
   ];
-  const label = `${n} device${n === 1 ? '' : 's'} [${o.devices.join(', ')}], ack ${o.ack}${o.oneSide ? ` on the ${o.oneSide} only` : ''}`;
+  const design = o.design
+    ? `, design ${o.design}${o.reinitBudget !== undefined ? ` (REINIT budget ${o.reinitBudget})` : ''}, guest reinits ${o.guestReinits ?? 1}`
+    : '';
+  const label = `${n} device${n === 1 ? '' : 's'} [${o.devices.join(', ')}], ack ${ack}${o.oneSide ? ` on the ${o.oneSide} only` : ''}${design}`;
   return {
     name: `migration: ${label}`,
     components: [
       {
         name: SOURCE,
         machine: o.sourceMachine ?? qemuSourceMachine,
-        input: { devices: o.devices, ack: srcAck, returnPath, pauseBeforeSwitchover: o.pauseBeforeSwitchover ?? false, maxBytes: o.maxBytes ?? 1 },
+        input: {
+          devices: o.devices,
+          ack: srcAck,
+          returnPath,
+          pauseBeforeSwitchover: o.pauseBeforeSwitchover ?? false,
+          maxBytes: o.maxBytes ?? 1,
+          ...(o.design ? { design: o.design, guestReinits: o.guestReinits ?? 1 } : {}),
+          ...(o.reinitBudget !== undefined ? { reinitBudget: o.reinitBudget } : {}),
+        },
       },
       { name: DESTINATION, machine: o.destinationMachine ?? qemuDestinationMachine, input: { devices: dstDevices, ack: dstAck, maxBytes: o.maxBytes ?? 1 } },
     ],
@@ -64,7 +86,10 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
       { name: 'return', from: DESTINATION, to: SOURCE, capacity: n + 2 },
     ],
     environment: { [SOURCE]: srcEnv, [DESTINATION]: [{ type: 'MIGRATE_INCOMING' }] },
-    invariants: MIGRATION_INVARIANTS,
+    invariants: o.design ? [...MIGRATION_INVARIANTS, NoStaleSwitchover] : MIGRATION_INVARIANTS,
+    ...(o.design
+      ? { progress: (step: StepLabel) => !isReinitLoopStep(step), fair: (step: StepLabel) => step.kind === 'env' && step.event.type === 'THREAD_STEP' }
+      : {}),
     terminal: migrationEnded,
     goal: migrationEnded,
     goalVia: (step) => !isInterventionOrFault(step),
