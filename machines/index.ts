@@ -3,3 +3,7 @@ export * from './vfioArcs.js';
 export * from './vfioPath.js';
 export * from './vfioTable.js';
 export * from './vfioDevice.js';
+export * from './migrationMessages.js';
+export * from './qemuVfio.js';
+export * from './qemuSource.js';
+export * from './qemuDestination.js';

@@ -39,7 +39,7 @@ describe('vfio path', () => {
     );
     expect(run('vfio', 'path', '--to', 'STOP').err).toMatch(/^migration-statecharts: missing --from; expected ERROR, STOP/);
     expect(run('vfio', 'path', '--from', 'STOP', '--to', 'RUNNING', '--colour').err).toBe("migration-statecharts: Unknown option '--colour'");
-    expect(run('frobnicate').err).toBe("migration-statecharts: unknown command 'frobnicate'; valid: vfio, explore, help");
+    expect(run('frobnicate').err).toBe("migration-statecharts: unknown command 'frobnicate'; valid: check, vfio, explore, help");
     for (const r of [run('vfio', 'nope'), run('explore', '--devices', 'x')]) {
       expect(r.code).toBe(2);
       expect(r.err.split('\n')).toHaveLength(1);
@@ -95,5 +95,47 @@ describe('explore', () => {
     expect(sym.states).toBe((33 * 32 * 31) / 6);
     expect(sym.properties.map((p: { holds: boolean }) => p.holds)).toEqual(plain.properties.map((p: { holds: boolean }) => p.holds));
     expect(existsSync('r.json')).toBe(false);
+  });
+});
+
+describe('check', () => {
+  it('checks the default migration and exits 0, with the JSON shape the issue gives', () => {
+    const r = run('check', '--devices', '1', '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(Object.keys(j)).toEqual(expect.arrayContaining(['states', 'transitions', 'properties', 'deadlocks', 'coverage']));
+    expect(j.properties.every((p: { holds: boolean; counterexample: unknown }) => p.holds && p.counterexample === null)).toBe(true);
+    expect(j.properties.map((p: { name: string }) => p.name)).toContain('NoSwitchoverWhileAckPending');
+  });
+
+  it('exits 1 with the stall as a numbered trace for switchover-ack on the source only', () => {
+    const r = run('check', '--devices', '1', '--features', 'stop-copy', '--one-side', 'source');
+    expect(r.code).toBe(1);
+    expect(r.out).toContain('VIOLATED MigrationEnds');
+    expect(r.out).toMatch(/\n +1\. env → source: MIGRATE/);
+  });
+
+  it('refuses bad values in one line, exit 2', () => {
+    const cases: [string[], string][] = [
+      [['check', '--ack', 'maybe'], "migration-statecharts: bad --ack 'maybe'; valid: legacy, per-device, off"],
+      [['check', '--one-side', 'left'], "migration-statecharts: bad --one-side 'left'; valid: source, destination"],
+      [['check', '--design', 'hope'], "migration-statecharts: bad --design 'hope'; valid: legacy, reusable-ack, recheck-resume"],
+      [['check', '--reinit-budget', '2'], 'migration-statecharts: --reinit-budget and --reinits need --design'],
+      [['check', '--devices', '3', '--features', 'p2p/pre-copy'], 'migration-statecharts: --features lists 2 devices but --devices is 3'],
+      [['check', '--design', 'legacy', '--ack', 'off'], 'migration-statecharts: --design fixes the ack mode; drop --ack and --one-side'],
+    ];
+    for (const [argv, msg] of cases) {
+      const r = run(...argv);
+      expect(r.code, argv.join(' ')).toBe(2);
+      expect(r.err).toBe(msg);
+    }
+  });
+
+  it('--design reports each claim with its id and the run that decided it', () => {
+    const r = run('check', '--devices', '1', '--features', 'p2p,pre-copy', '--design', 'recheck-resume', '--reinit-budget', '2', '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    const claims = Object.fromEntries(j.properties.filter((p: { claim: string | null }) => p.claim).map((p: { claim: string; holds: boolean; run: string }) => [p.claim, [p.holds, p.run]]));
+    expect(claims).toEqual({ S1: [true, 'finite'], S2: [true, 'finite'], L1: [true, 'finite'], L2: [true, 'storm'] });
   });
 });

@@ -1,0 +1,139 @@
+/**
+ * Issue #5's verdicts, found by the model: which REINIT design is safe (S1), kernel-legal (S2), ends (L1)
+ * and survives a REINIT storm (L2), on 1..3 devices of every feature set.
+ */
+import { createActor } from 'xstate';
+import { describe, expect, it } from 'vitest';
+import type { QemuDestinationContext } from '../machines/qemuDestination.js';
+import { type QemuSourceContext, type ReinitDesign, qemuSourceMachine } from '../machines/qemuSource.js';
+import { FEATURE_SETS, type FeatureSet } from '../machines/vfioArcs.js';
+import { type ExploreResult, type Invariant, explore } from '../src/explorer/index.js';
+import { migrationSystem } from '../src/systems/migration.js';
+import { checkDesign } from '../src/systems/reinit.js';
+
+const P2P: FeatureSet = 'STOP_COPY|P2P|PRE_COPY';
+const NO_P2P: FeatureSet = 'STOP_COPY|PRE_COPY';
+const holds = (r: ExploreResult, name: string) => r.properties.find((p) => p.name === name)!.holds;
+const finite = (design: ReinitDesign, devices: FeatureSet[], extra = {}) =>
+  explore(migrationSystem({ devices, ack: 'per-device', design, guestReinits: 1, ...extra }), { progress: false });
+const storm = (design: ReinitDesign, devices: FeatureSet[], reinitBudget?: number) =>
+  explore(
+    migrationSystem({ devices, ack: 'per-device', design, guestReinits: 'unbounded', cancel: false, faults: false, ...(reinitBudget !== undefined ? { reinitBudget } : {}) }),
+    { progress: false },
+  );
+
+describe('S1 no stale switchover, S2 kernel-legal, L1 ends — on N = 1..3 devices of every feature set', () => {
+  for (const n of [1, 2, 3]) {
+    for (const set of FEATURE_SETS) {
+      it(`N=${n}, ${set}`, () => {
+        const devices = Array<FeatureSet>(n).fill(set);
+        const precopy = set.includes('PRE_COPY');
+        const p2p = set.includes('P2P');
+        for (const design of ['legacy', 'reusable-ack', 'recheck-resume'] as const) {
+          const r = finite(design, devices);
+          const s1 = holds(r, 'NoStaleSwitchover');
+          // legacy never re-acks; reusable-ack checks at the stop only in the P2P prepare handler
+          const expected = !precopy || design === 'recheck-resume' || (design === 'reusable-ack' && p2p);
+          expect(s1, `${design} ${n}×${set} S1`).toBe(expected);
+          expect(holds(r, 'KernelAcceptsEveryRequest'), `${design} S2`).toBe(true);
+          expect(holds(r, 'MigrationEnds'), `${design} L1`).toBe(true);
+          expect(r.properties.filter((p) => !p.holds).map((p) => p.name), design).toEqual(s1 ? [] : ['NoStaleSwitchover']);
+        }
+      });
+    }
+  }
+
+  it('mixed devices: one device without P2P opens the reusable-ack window for the whole migration', () => {
+    expect(holds(finite('reusable-ack', [P2P, NO_P2P]), 'NoStaleSwitchover')).toBe(false);
+    expect(holds(finite('recheck-resume', [P2P, NO_P2P]), 'NoStaleSwitchover')).toBe(true);
+    expect(holds(finite('reusable-ack', [P2P, 'STOP_COPY']), 'NoStaleSwitchover')).toBe(true);
+  });
+});
+
+describe('the counterexamples are short and tell the story', () => {
+  it('legacy: the device is reconfigured after the ack and the stale ack lets the switchover through', () => {
+    const t = finite('legacy', [P2P]).properties.find((p) => p.name === 'NoStaleSwitchover')!.counterexample!;
+    const events = t.steps.map((s) => s.event.type);
+    expect(events.indexOf('GUEST_REINITS_DEVICE')).toBeGreaterThan(events.indexOf('MIG_RP_MSG_SWITCHOVER_ACK'));
+    expect(t.steps.at(-1)!.states['source']).toBe('device');
+    expect(t.steps.length).toBeLessThanOrEqual(14);
+  });
+
+  it('reusable-ack without P2P: the reconfiguration falls between the decision and the stop', () => {
+    const t = finite('reusable-ack', [NO_P2P]).properties.find((p) => p.name === 'NoStaleSwitchover')!.counterexample!;
+    const n = t.steps.length;
+    expect(t.steps[n - 3]!.changes[0]!.context).toContain('switchoverDecided: false→true');
+    expect(t.steps[n - 2]!.event.type).toBe('GUEST_REINITS_DEVICE');
+    expect(t.steps[n - 1]!.changes[0]).toMatchObject({ component: 'source', from: 'active', to: 'device' });
+  });
+});
+
+describe('REINIT is explored at every point of precopy', () => {
+  const src = (s: Parameters<Invariant['holds']>[0]) => s.context<QemuSourceContext>('source');
+  const dst = (s: Parameters<Invariant['holds']>[0]) => s.context<QemuDestinationContext>('destination');
+  // Each witness claims a situation never happens; the model must refute every one.
+  const reinitDone = (s: Parameters<Invariant['holds']>[0]) => src(s).reinitsLeft === 0 && src(s).gen[0] === 1;
+  const witnesses: Invariant[] = [
+    { name: 'before INIT_DATA_SENT', holds: (s) => !(reinitDone(s) && !src(s).initialDataSent[0] && dst(s).approvedGen[0] === -1) },
+    { name: 'after INIT_DATA_SENT, before the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 1 && !src(s).switchoverDecided) },
+    { name: 'after the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 0 && !src(s).switchoverDecided) },
+    { name: 'between the decision and the stop', holds: (s) => !(reinitDone(s) && src(s).switchoverDecided) },
+  ];
+  for (const design of ['reusable-ack', 'recheck-resume'] as const) {
+    it(design, () => {
+      const spec = migrationSystem({ devices: [P2P], ack: 'per-device', design, guestReinits: 1 });
+      const r = explore({ ...spec, invariants: witnesses }, { progress: false });
+      for (const w of witnesses) expect(holds(r, w.name), w.name).toBe(false);
+    });
+  }
+
+  it('never after the stop: the source ignores a reconfiguration once the vCPUs are stopped (the kvm thread’s premise)', () => {
+    const a = createActor(qemuSourceMachine, { input: { devices: [P2P], ack: 'per-device', design: 'recheck-resume', guestReinits: 2 } }).start();
+    for (const e of ['MIGRATE', 'THREAD_STEP', 'THREAD_STEP', 'RAM_CONVERGES', 'THREAD_STEP', 'MIG_RP_MSG_SWITCHOVER_ACK', 'THREAD_STEP'] as const) a.send({ type: e });
+    expect(a.getSnapshot().context.switchoverDecided).toBe(true);
+    a.send({ type: 'GUEST_REINITS_DEVICE', device: 0 }); // vCPUs still run: a new generation
+    expect(a.getSnapshot().context.gen).toEqual([1]);
+    a.send({ type: 'THREAD_STEP' }); // recheck: REINIT found, the decision is revoked, precopy resumes
+    expect(a.getSnapshot().value).toBe('active');
+    expect(a.getSnapshot().context).toMatchObject({ switchoverDecided: false, runstate: 'running', pendingAcks: 1 });
+    expect(a.getSnapshot().context.devs[0]!.state).toBe('PRE_COPY');
+    for (const e of ['THREAD_STEP', 'MIG_RP_MSG_SWITCHOVER_ACK', 'THREAD_STEP', 'THREAD_STEP'] as const) a.send({ type: e });
+    expect(a.getSnapshot().value).toBe('device');
+    expect(a.getSnapshot().context.runstate).toBe('finish-migrate');
+    const before = a.getSnapshot().context;
+    a.send({ type: 'GUEST_REINITS_DEVICE', device: 0 });
+    expect(a.getSnapshot().context).toBe(before);
+  });
+});
+
+describe('L2: a REINIT storm', () => {
+  for (const design of ['reusable-ack', 'recheck-resume'] as const) {
+    it(`${design}: an unbounded storm keeps the migration in precopy forever; a budget removes every such cycle`, () => {
+      const wild = storm(design, [P2P]);
+      const np = wild.properties.find((p) => p.name === 'NoNonProgressCycle')!;
+      expect(np.holds).toBe(false);
+      const cycle = np.counterexample!.steps.slice(np.counterexample!.cycleStart! - 1).map((s) => s.event.type);
+      expect(cycle).toContain('GUEST_REINITS_DEVICE');
+      expect(cycle).toContain('THREAD_STEP');
+      for (const budget of [0, 1, 2]) {
+        const tamed = storm(design, [P2P], budget);
+        expect(holds(tamed, 'NoNonProgressCycle'), `budget ${budget}`).toBe(true);
+        expect(holds(tamed, 'MigrationEnds'), `budget ${budget}`).toBe(true);
+      }
+    });
+  }
+
+  it('legacy cannot see REINIT, so no budget can bound the storm', () => {
+    expect(holds(storm('legacy', [P2P], 2), 'NoNonProgressCycle')).toBe(false);
+  });
+
+  it('two devices under a storm with a budget: still no livelock', () => {
+    expect(holds(storm('reusable-ack', [P2P, P2P], 1), 'NoNonProgressCycle')).toBe(true);
+  });
+
+  it('checkDesign reports S1, S2, L1 from the finite run and L2 from the storm', () => {
+    const d = checkDesign({ devices: [NO_P2P], design: 'reusable-ack', reinitBudget: 1, cancel: false, faults: false });
+    const claims = Object.fromEntries(d.properties.filter((p) => p.claim).map((p) => [p.claim, p.holds]));
+    expect(claims).toEqual({ S1: false, S2: true, L1: true, L2: true });
+  });
+});
