@@ -16,9 +16,10 @@ export interface ArcEnds {
 
 export const MAX_PARAMS = 32;
 
-/** A readable event name: `after 500ms`, `done(child)`, `error(actor)`, `*`, or the type itself. */
+/** A readable event name: `after 500ms`, `done(child)`, `error(actor)`, `any other event` (`*`), or the type itself. */
 export function eventLabel(eventType: string): string {
   if (eventType === '') return '';
+  if (eventType === '*') return 'any other event';
   const after = /^xstate\.after\.([^.]+)\./.exec(eventType);
   if (after) return /^\d+$/.test(after[1]!) ? `after ${after[1]}ms` : `after ${after[1]}`;
   const done = /^xstate\.done\.(state|actor)\.(.+)$/.exec(eventType);

@@ -7,8 +7,9 @@
  *  - transitions between the same two states share one arc, a line per transition; guarded transitions
  *    with the same event and actions merge into one line, `EVENT [g1 or g2] / a`;
  *  - a composite state's own transitions (the root's included) start from a dashed "any state" node
- *    inside it — they apply in whichever child is active — unless every target lies outside the
- *    composite, in which case the arc starts at the composite's border;
+ *    inside it — they apply in whichever child is active — except that an arc to a state outside the
+ *    composite starts at the composite's border; its targetless transitions, and those re-entering the
+ *    composite itself (`EVENT → name`), are lines in the "any state" box;
  *  - a history state is an `H` (shallow) or `H*` (deep) node with a note, and an arc to its default target.
  */
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
@@ -95,8 +96,13 @@ class ChartBuilder {
     let anyChildNeeded = false;
     const isComposite = kind === 'compound' || kind === 'parallel';
 
-    for (const action of node.entry) if (!isDelayRaise(action)) internal.add('', { event: 'entry', guard: null, rest: `/ ${actionLabel(action, { source: node.key, targets: [] })}` });
-    for (const action of node.exit) if (!isDelayCancel(action)) internal.add('', { event: 'exit', guard: null, rest: `/ ${actionLabel(action, { source: node.key, targets: [] })}` });
+    const own: ArcEnds = { source: node.key, targets: [] };
+    for (const action of node.entry) {
+      if (!isDelayRaise(action)) internal.add('', { event: 'entry', guard: null, rest: `/ ${actionLabel(action, own)}` });
+    }
+    for (const action of node.exit) {
+      if (!isDelayCancel(action)) internal.add('', { event: 'exit', guard: null, rest: `/ ${actionLabel(action, own)}` });
+    }
     for (const inv of node.invoke) internal.add('', { event: 'do', guard: null, rest: `/ invoke(${String(inv.id)})` });
 
     const transitions = [...node.transitions.values()].flat().concat(node.always ?? []);
@@ -113,7 +119,13 @@ class ChartBuilder {
       }
       for (const target of targets) {
         const targetKey = this.keyOf(target);
-        const inside = targetKey === key || targetKey.startsWith(`${key}.`);
+        if (isComposite && targetKey === key) {
+          // Mermaid cannot loop an arc on a composite's border: a composite re-entering itself is a line.
+          anyChild.add('', { ...label, rest: [label.rest, `→ ${node.key}`].filter((x) => x !== '').join(' ') });
+          anyChildNeeded = true;
+          continue;
+        }
+        const inside = targetKey.startsWith(`${key}.`);
         let from = key;
         if (isComposite && (node.parent === undefined || inside)) {
           from = anyChildKey(key);

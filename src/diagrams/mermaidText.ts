@@ -78,8 +78,13 @@ export const RENDER_CONFIG: Readonly<Record<string, string | number | boolean>> 
   handDrawnSeed: 1,
 };
 
-/** A complete Mermaid file: front matter (title and render settings), then the diagram body. */
+/**
+ * A complete Mermaid file: front matter (title and render settings), then the diagram body.
+ * The title is plain text: Mermaid decodes no entities in it and treats `<`, `>` and `&` as HTML, so
+ * those are refused rather than mangled.
+ */
 export function mermaidFile(title: string, body: string): string {
+  if (/[<>&\n]/.test(title)) throw new Error(`diagram title ${JSON.stringify(title)}: no <, >, & or line breaks`);
   const config = Object.entries(RENDER_CONFIG).map(([k, v]) => `  ${k}: ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
   return ['---', `title: ${JSON.stringify(title)}`, 'config:', ...config, '---', body.replace(/\n*$/, ''), ''].join('\n');
 }

@@ -13,7 +13,17 @@ import { sourceHash, stampSvg } from './svgStamp.js';
 /** The SVG of one `.mmd`, stamped with the hash of that text (see ./svgStamp.ts). */
 export async function renderSvg(browser: Browser, mmd: string, svgId: string): Promise<string> {
   const { data } = await renderMermaid(browser, mmd, 'svg', { backgroundColor: 'white', svgId });
-  return stampSvg(new TextDecoder().decode(data), sourceHash(mmd)) + '\n';
+  return stampSvg(withStableIds(new TextDecoder().decode(data)), sourceHash(mmd)) + '\n';
+}
+
+/**
+ * Mermaid 11 names the last region of a parallel state with `generateId()`:
+ * `"id-" + Math.random().toString(36).substr(2, 12) + "-" + counter`, the one random thing left once the
+ * front matter fixes `handDrawnSeed` and `deterministicIds`. The counter alone is unique within a page
+ * (and every diagram gets a fresh page), so the random part is dropped: `id-k3j9x0q2mz-5` → `id-5`.
+ */
+export function withStableIds(svg: string): string {
+  return svg.replace(/\bid-[0-9a-z]{6,12}-(\d+)\b/g, 'id-$1');
 }
 
 /** Render many diagrams, at most `parallel` pages at a time, results in input order. */

@@ -5,7 +5,9 @@
  * repeating part of a lasso.
  */
 import type { Trace, TraceStep } from '../explorer/trace.js';
-import { escapeLines, escapeText, idFactory, wrapText } from './mermaidText.js';
+import { compactValue } from './compactValue.js';
+import { contextChanges } from './contextChanges.js';
+import { escapeLines, escapeText, idFactory } from './mermaidText.js';
 
 export interface SequenceDiagramOptions {
   /** Component order, left to right (default: the order of `trace.initial`). */
@@ -15,10 +17,12 @@ export interface SequenceDiagramOptions {
    * channel without an entry here gets a participant of its own, named after it.
    */
   readonly senders?: Readonly<Record<string, string>>;
-  /** Show the context keys each step changed under the state change (default true). */
+  /** Show what each step changed in the context, leaf by leaf, under the state change (default true). */
   readonly showContext?: boolean;
-  /** Longest context text (JSON quotes dropped) shown per change before it is cut with `…` (default 100). */
+  /** Longest context line (`path: old→new`) before it is cut with `…` (default 60). */
   readonly contextLength?: number;
+  /** Most context lines per note; the rest are counted (default 4). */
+  readonly maxContextChanges?: number;
   /** Label of the environment participant (default `Environment`). */
   readonly environment?: string;
 }
@@ -29,7 +33,8 @@ export function sequenceDiagramText(trace: Trace, opts: SequenceDiagramOptions =
   const envId = idOf('env');
   const senders = opts.senders ?? {};
   const showContext = opts.showContext ?? true;
-  const contextLength = opts.contextLength ?? 100;
+  const contextLength = opts.contextLength ?? 60;
+  const maxChanges = opts.maxContextChanges ?? 4;
 
   const components = unique([
     ...(opts.participants ?? []),
@@ -68,7 +73,11 @@ export function sequenceDiagramText(trace: Trace, opts: SequenceDiagramOptions =
     out.push(`${indent}${from}->>${componentId(step.component)}: ${escapeText(text)}`);
     for (const c of step.changes) {
       const lines = [c.from === c.to ? `stays ${c.to}` : `${c.from} → ${c.to}`];
-      if (showContext && c.context) lines.push(...wrapText(cut(c.context.replace(/"/g, ''), contextLength), 40));
+      if (showContext && c.context) {
+        const changed = contextChanges(c.context);
+        lines.push(...changed.slice(0, maxChanges).map((l) => cut(l, contextLength)));
+        if (changed.length > maxChanges) lines.push(`… ${changed.length - maxChanges} more`);
+      }
       out.push(`${indent}Note over ${componentId(c.component)}: ${escapeLines(lines)}`);
     }
   }
@@ -82,18 +91,6 @@ function messageText(step: TraceStep, senders: Readonly<Record<string, string>>)
   const args = Object.entries(payload).map(([k, v]) => `${k}: ${compactValue(v)}`);
   const event = args.length > 0 ? `${type}(${args.join(', ')})` : type;
   return step.kind === 'deliver' && step.channel !== undefined && senders[step.channel] !== undefined ? `[${step.channel}] ${event}` : event;
-}
-
-/** A value as short, quote-free text: `{atArc: 0, leaves: ERROR}`, `[a, b]`. */
-export function compactValue(v: unknown): string {
-  if (typeof v === 'string') return v;
-  if (Array.isArray(v)) return `[${v.map(compactValue).join(', ')}]`;
-  if (v && typeof v === 'object') {
-    return `{${Object.entries(v as Record<string, unknown>)
-      .map(([k, x]) => `${k}: ${compactValue(x)}`)
-      .join(', ')}}`;
-  }
-  return String(v);
 }
 
 function cut(s: string, n: number): string {

@@ -19,7 +19,10 @@ function escapeNoteLine(line: string): string {
 export interface StateDiagramOptions {
   /** Layout direction; Mermaid's default is top to bottom. */
   readonly direction?: 'TB' | 'LR';
-  /** Width at which note text wraps. */
+  /**
+   * Wrap note lines at this many characters. Default: no wrapping of our own — Mermaid wraps notes to
+   * its 200px note width itself, and a second wrap at a guessed width only makes ragged lines.
+   */
   readonly noteWidth?: number;
   /** An arc label line longer than this puts its `/ actions` on a line of its own (default 24). */
   readonly labelWidth?: number;
@@ -48,7 +51,7 @@ class StateDiagramWriter {
     private readonly chart: Chart,
     private readonly opts: StateDiagramOptions,
   ) {
-    this.noteWidth = opts.noteWidth ?? 48;
+    this.noteWidth = opts.noteWidth ?? Infinity;
     this.labelWidth = opts.labelWidth ?? 24;
     for (const s of allStates(chart.root)) for (const c of s.children) this.parentOf.set(c.key, s.key);
     for (const e of chart.edges) {
@@ -109,7 +112,8 @@ class StateDiagramWriter {
     for (const note of s.notes) {
       // The multi-line form: in `note right of X : text` a second colon ends the parse.
       this.out.push(`${indent}note right of ${id}`);
-      for (const line of note.split('\n').flatMap((l) => wrapText(l, this.noteWidth))) this.out.push(`${indent}  ${escapeNoteLine(line)}`);
+      const lines = note.split('\n').flatMap((l) => (Number.isFinite(this.noteWidth) ? wrapText(l, this.noteWidth) : [l]));
+      for (const line of lines.filter((l) => l.trim() !== '')) this.out.push(`${indent}  ${escapeNoteLine(line.trim())}`);
       this.out.push(`${indent}end note`);
     }
   }

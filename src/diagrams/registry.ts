@@ -1,0 +1,141 @@
+/**
+ * Every diagram the project publishes, one entry each: its file name, title, a sentence for the docs,
+ * and where it comes from (a machine, a hand-built chart, or an explorer trace). Adding a machine's
+ * diagram is one `machineDiagram(...)` line here; `npm run diagrams` does the rest.
+ */
+import type { AnyStateMachine, AnyStateNode } from 'xstate';
+import { FEATURE_SETS, type FeatureSet, statesOf } from '../../machines/vfioArcs.js';
+import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
+import { qemuSourceMachine } from '../../machines/qemuSource.js';
+import { vfioDeviceMachine } from '../../machines/vfioDevice.js';
+import type { Trace } from '../explorer/trace.js';
+import type { Chart } from './chart.js';
+import type { MachineChartOptions } from './machineChart.js';
+import type { SequenceDiagramOptions } from './sequenceDiagram.js';
+import type { StateDiagramOptions } from './stateDiagram.js';
+import { channelSenders, exampleMigrationSystem, successfulMigrationRun } from './migrationRuns.js';
+import { vfioFeatureSetChart } from './vfioCharts.js';
+import { vfioStopCopyRun } from './vfioRuns.js';
+
+export type DiagramSource =
+  | {
+      readonly kind: 'machine';
+      readonly machine: AnyStateMachine;
+      readonly chart?: MachineChartOptions;
+      readonly layout?: StateDiagramOptions;
+    }
+  | { readonly kind: 'chart'; readonly chart: () => Chart; readonly layout?: StateDiagramOptions }
+  | { readonly kind: 'trace'; readonly trace: () => Trace; readonly sequence?: SequenceDiagramOptions };
+
+export interface DiagramEntry {
+  /** File stem: `diagrams/NAME.mmd`, `diagrams/NAME.svg`. */
+  readonly name: string;
+  readonly title: string;
+  /** One or two sentences for the docs. */
+  readonly description: string;
+  readonly source: DiagramSource;
+  /**
+   * Text the rendered SVG must contain — every state of the machine, every participant of the trace —
+   * taken from the source itself, not from the generated diagram, so a state the generator drops is caught.
+   */
+  readonly mustShow: () => readonly string[];
+}
+
+/**
+ * The name of every state of a machine — the root excluded (a compound root is the diagram itself), and
+ * history pseudo-states too (they are drawn as `H`/`H*`, their name going into a note).
+ */
+export function stateNamesOf(machine: AnyStateMachine): string[] {
+  const walk = (node: AnyStateNode): string[] =>
+    (Object.values(node.states) as AnyStateNode[]).flatMap((c) => [...(c.type === 'history' ? [] : [c.key]), ...walk(c)]);
+  return [...new Set(walk(machine.root))];
+}
+
+/** The component names and every state value a trace passes through. */
+export function traceLabelsOf(trace: Trace): string[] {
+  const values = [...Object.values(trace.initial), ...trace.steps.flatMap((s) => s.changes.map((c) => c.to))];
+  return [...new Set([...Object.keys(trace.initial), ...values])];
+}
+
+/** An entry for an XState machine, drawn whole. */
+export function machineDiagram(
+  name: string,
+  title: string,
+  machine: AnyStateMachine,
+  description: string,
+  opts: { chart?: MachineChartOptions; layout?: StateDiagramOptions } = {},
+): DiagramEntry {
+  return { name, title, description, source: { kind: 'machine', machine, ...opts }, mustShow: () => stateNamesOf(machine) };
+}
+
+/** An entry for an explorer trace, as a sequence diagram. */
+export function traceDiagram(
+  name: string,
+  title: string,
+  trace: () => Trace,
+  description: string,
+  sequence?: SequenceDiagramOptions,
+): DiagramEntry {
+  return {
+    name,
+    title,
+    description,
+    source: { kind: 'trace', trace, ...(sequence ? { sequence } : {}) },
+    mustShow: () => traceLabelsOf(trace()),
+  };
+}
+
+/** `STOP_COPY|P2P` → `stop-copy-p2p`. */
+export function featureSetSlug(set: FeatureSet): string {
+  return set.toLowerCase().replace(/[|_]/g, '-');
+}
+
+function vfioArcsDiagram(set: FeatureSet): DiagramEntry {
+  return {
+    name: `vfio-arcs-${featureSetSlug(set)}`,
+    title: `VFIO device arcs: ${set}`,
+    description:
+      `The states a ${set} device supports and the single-step arcs the kernel hands its driver, ` +
+      'each labelled with what it does to the data_fd session.',
+    source: { kind: 'chart', chart: () => vfioFeatureSetChart(set) },
+    mustShow: () => statesOf(set),
+  };
+}
+
+export const DIAGRAMS: readonly DiagramEntry[] = [
+  machineDiagram(
+    'vfio-device',
+    'VFIO device (machines/vfioDevice.ts)',
+    vfioDeviceMachine,
+    'The whole device machine: every state, every guarded SET_STATE landing for any feature set and fault, ' +
+      'the per-state ioctl and data_fd handling, and VFIO_DEVICE_RESET.',
+  ),
+  ...FEATURE_SETS.map(vfioArcsDiagram),
+  traceDiagram(
+    'vfio-run-stop-copy-to-eof',
+    'VFIO device: shortest run to the end of the saved state',
+    vfioStopCopyRun,
+    'The explorer’s shortest run in which a device with every feature streams its final state in ' +
+      'STOP_COPY until the data_fd reads EOF.',
+  ),
+  machineDiagram(
+    'qemu-source',
+    'QEMU migration source (machines/qemuSource.ts)',
+    qemuSourceMachine,
+    'The outgoing migration: MigrationStatus as chart states, the migration thread as THREAD_STEP, the switchover decision.',
+  ),
+  machineDiagram(
+    'qemu-destination',
+    'QEMU migration destination (machines/qemuDestination.ts)',
+    qemuDestinationMachine,
+    'The incoming migration: load setup, switchover-ack approvals, the devices’ final state, the guest start.',
+  ),
+  traceDiagram(
+    'migration-run-complete',
+    'Migration: a shortest complete run',
+    () => successfulMigrationRun(),
+    'The explorer’s shortest run of the composed migration system (one STOP_COPY|P2P|PRE_COPY device on each ' +
+      'side, legacy switchover-ack, no cancel, no faults) in which both QEMUs reach completed.',
+    { senders: channelSenders(exampleMigrationSystem()) },
+  ),
+];
