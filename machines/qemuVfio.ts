@@ -18,7 +18,7 @@
  *    state or a reset; the model records the refusal and fails the migration — the property checked is
  *    that no reachable run ever gets there).
  */
-import { transition } from 'xstate';
+import { initialTransition, transition } from 'xstate';
 import { type FeatureSet, type VfioState, isSupported } from './vfioArcs.js';
 import { type VfioDeviceContext, type VfioDeviceEvent, type VfioDeviceInput, vfioDeviceMachine } from './vfioDevice.js';
 
@@ -28,20 +28,10 @@ export interface DeviceRecord {
   readonly context: VfioDeviceContext;
 }
 
+/** The device as the machine starts it (RUNNING, no session). */
 export function initialDevice(input: VfioDeviceInput): DeviceRecord {
-  const ctx: VfioDeviceContext = {
-    features: input.features,
-    precopyInfoV2: Boolean(input.precopyInfoV2) && isSupported('PRE_COPY', input.features),
-    maxBytes: input.maxBytes ?? 1,
-    session: null,
-    initialBytes: 0,
-    dirtyBytes: 0,
-    reinitPending: false,
-    stopCopyBytes: 0,
-    loadedBytes: 0,
-    last: null,
-  };
-  return { state: 'RUNNING', context: ctx };
+  const [snap] = initialTransition(vfioDeviceMachine, input);
+  return { state: snap.value as VfioState, context: snap.context };
 }
 
 /** One call into the device (an ioctl, a read or write on its data_fd, or guest activity). */

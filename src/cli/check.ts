@@ -2,16 +2,16 @@
  * `migration-statecharts check`: explore the composed migration system (src/systems/migration.ts) and
  * report every property, with a counterexample for each violated one, and the coverage of each machine.
  */
-import { renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
 import type { ReinitDesign } from '../../machines/qemuSource.js';
-import { type ExploreResult, type SearchLimit, explore, formatReport, formatTrace } from '../explorer/index.js';
+import { type ExploreResult, type PropertyResult, explore, formatReport, formatTrace } from '../explorer/index.js';
 import { DESIGNS, type DesignCheck, checkDesign } from '../systems/reinit.js';
 import { UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
 import { parseCount, parseFeatures } from './args.js';
 import { EXIT, UsageError } from './errors.js';
+import { RUN_OPTIONS, finish, parseBounds } from './output.js';
 
 export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--features SET[/SET…]] [--ack legacy|per-device|off]
                                  [--one-side source|destination] [--pause-before-switchover]
@@ -42,11 +42,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       reinits: { type: 'string' },
       'no-cancel': { type: 'boolean', default: false },
       'no-faults': { type: 'boolean', default: false },
-      'max-states': { type: 'string' },
-      'memory-mb': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      out: { type: 'string' },
-      help: { type: 'boolean', default: false },
+      ...RUN_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -66,9 +62,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     throw new UsageError(`bad --one-side '${oneSide}'; valid: source, destination`);
   }
   if (oneSide && ack === 'off') throw new UsageError('--one-side needs --ack legacy or per-device');
-  const maxStates = parseCount(values['max-states'], '--max-states', 50_000_000, 1);
-  const memoryMb = parseCount(values['memory-mb'], '--memory-mb', 8192, 64, 1 << 20);
-  const bounds = { maxStates, memoryBudget: memoryMb * 1024 * 1024 };
+  const bounds = parseBounds(values);
   if (values.design !== undefined || values['reinit-budget'] !== undefined || values.reinits !== undefined) {
     const design = values.design as ReinitDesign | undefined;
     if (design === undefined) throw new UsageError('--reinit-budget and --reinits need --design');
@@ -80,7 +74,9 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       { devices, design, ...(budget !== undefined ? { reinitBudget: budget } : {}), reinits, cancel: !values['no-cancel'], faults: !values['no-faults'] },
       bounds,
     );
-    return finish(designReport(d), formatDesign(d), values, out, err, d.finite.limit ?? d.storm.limit, d.properties.every((p) => p.holds));
+    const limit = d.finite.limit ?? d.storm.limit;
+    const partial = d.finite.limit ? d.finite : d.storm;
+    return finish({ report: designReport(d), text: formatDesign(d), limit, partial, holds: d.properties.every((p) => p.holds) }, values, out, err);
   }
   const spec = migrationSystem({
     devices,
@@ -91,31 +87,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     faults: !values['no-faults'],
   });
   const r = explore(spec, bounds);
-  return finish(checkReport(r), formatCheck(r), values, out, err, r.limit, r.properties.every((p) => p.holds));
-}
-
-function finish(
-  report: unknown,
-  text: string,
-  values: { json?: boolean; out?: string },
-  out: (s: string) => void,
-  err: (s: string) => void,
-  limit: SearchLimit | null,
-  holds: boolean,
-): number {
-  const json = JSON.stringify(report, null, 2);
-  if (values.out) {
-    // written whole or not at all
-    const tmp = `${values.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, json + '\n');
-    renameSync(tmp, values.out);
-  }
-  out(values.json ? json : text);
-  if (limit) {
-    err(`migration-statecharts: ${limit.message}; the figures are partial`);
-    return EXIT.limit;
-  }
-  return holds ? EXIT.ok : EXIT.violated;
+  return finish({ report: checkReport(r), text: formatCheck(r), limit: r.limit, partial: r, holds: r.properties.every((p) => p.holds) }, values, out, err);
 }
 
 /** The machine-readable report of a design check: both runs' sizes, every claim with its trace. */
@@ -127,15 +99,7 @@ export function designReport(d: DesignCheck) {
     states: d.finite.states,
     transitions: d.finite.transitions,
     storm: { states: d.storm.states, transitions: d.storm.transitions },
-    properties: d.properties.map((p) => ({
-      name: p.name,
-      claim: p.claim,
-      run: p.run,
-      holds: p.holds,
-      description: p.description ?? null,
-      counterexample: p.counterexample ? p.counterexample.steps : null,
-      ...(p.counterexample?.cycleStart !== undefined ? { cycleStart: p.counterexample.cycleStart } : {}),
-    })),
+    properties: d.properties.map((p) => ({ name: p.name, claim: p.claim, run: p.run, ...propertyJson(p) })),
     deadlocks: d.finite.deadlocks,
     coverage: d.finite.coverage,
   };
@@ -154,6 +118,16 @@ function formatDesign(d: DesignCheck): string {
   return lines.join('\n');
 }
 
+/** A property's verdict in a report: its counterexample as an array of steps (and where a lasso's cycle starts). */
+function propertyJson(p: PropertyResult) {
+  return {
+    holds: p.holds,
+    description: p.description ?? null,
+    counterexample: p.counterexample ? p.counterexample.steps : null,
+    ...(p.counterexample?.cycleStart !== undefined ? { cycleStart: p.counterexample.cycleStart } : {}),
+  };
+}
+
 /** The machine-readable report: counterexamples as arrays of steps. */
 export function checkReport(r: ExploreResult) {
   return {
@@ -161,14 +135,7 @@ export function checkReport(r: ExploreResult) {
     states: r.states,
     transitions: r.transitions,
     seconds: r.seconds,
-    properties: r.properties.map((p) => ({
-      name: p.name,
-      kind: p.kind,
-      holds: p.holds,
-      description: p.description ?? null,
-      counterexample: p.counterexample ? p.counterexample.steps : null,
-      ...(p.counterexample?.cycleStart !== undefined ? { cycleStart: p.counterexample.cycleStart } : {}),
-    })),
+    properties: r.properties.map((p) => ({ name: p.name, kind: p.kind, ...propertyJson(p) })),
     deadlocks: r.deadlocks,
     coverage: r.coverage,
     limit: r.limit,

@@ -3,12 +3,12 @@
  * (src/systems/vfioDevices.ts), check the invariants, print a report. Exit 0 when everything holds, 1
  * when a property is violated, 3 when a bound (--max-states, --memory-mb) stopped the search.
  */
-import { writeFileSync, renameSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { explore, formatReport } from '../explorer/index.js';
 import { vfioDevicesSystem } from '../systems/vfioDevices.js';
 import { parseCount, parseFeatures } from './args.js';
 import { EXIT } from './errors.js';
+import { RUN_OPTIONS, finish, parseBounds } from './output.js';
 
 export const EXPLORE_HELP = `usage: migration-statecharts explore [--devices N] [--features p2p,pre-copy] [--max-bytes N]
                                    [--symmetry] [--max-states N] [--memory-mb N] [--json] [--out FILE]
@@ -24,11 +24,7 @@ export function exploreCommand(argv: readonly string[], out: (s: string) => void
       features: { type: 'string' },
       'max-bytes': { type: 'string' },
       symmetry: { type: 'boolean', default: false },
-      'max-states': { type: 'string' },
-      'memory-mb': { type: 'string' },
-      json: { type: 'boolean', default: false },
-      out: { type: 'string' },
-      help: { type: 'boolean', default: false },
+      ...RUN_OPTIONS,
     },
     strict: true,
     allowPositionals: false,
@@ -40,23 +36,6 @@ export function exploreCommand(argv: readonly string[], out: (s: string) => void
   const devices = parseCount(values.devices, '--devices', 2, 1, 8);
   const features = parseFeatures(values.features ?? 'p2p,pre-copy');
   const maxBytes = parseCount(values['max-bytes'], '--max-bytes', 1, 1, 4);
-  const maxStates = parseCount(values['max-states'], '--max-states', 50_000_000, 1);
-  const memoryMb = parseCount(values['memory-mb'], '--memory-mb', 8192, 64, 1 << 20);
-  const r = explore(vfioDevicesSystem({ devices, features, maxBytes, symmetry: values.symmetry }), {
-    maxStates,
-    memoryBudget: memoryMb * 1024 * 1024,
-  });
-  const json = JSON.stringify(r, null, 2);
-  if (values.out) {
-    // write whole or not at all
-    const tmp = `${values.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, json + '\n');
-    renameSync(tmp, values.out);
-  }
-  out(values.json ? json : formatReport(r));
-  if (r.limit) {
-    err(`migration-statecharts: ${r.limit.message} (partial: ${r.states} states, ${r.transitions} transitions)`);
-    return EXIT.limit;
-  }
-  return r.properties.every((p) => p.holds) ? EXIT.ok : EXIT.violated;
+  const r = explore(vfioDevicesSystem({ devices, features, maxBytes, symmetry: values.symmetry }), parseBounds(values));
+  return finish({ report: r, text: formatReport(r), limit: r.limit, partial: r, holds: r.properties.every((p) => p.holds) }, values, out, err);
 }
