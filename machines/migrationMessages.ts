@@ -31,8 +31,12 @@ export type MainStreamMessage =
 export type ReturnPathMessage =
   /** MIG_RP_MSG_SWITCHOVER_ACK (type 7, no payload). */
   | { type: 'MIG_RP_MSG_SWITCHOVER_ACK' }
-  /** The destination failed and its end of the connection closed. */
-  | { type: 'RP_SHUTDOWN' };
+  /**
+   * The destination closed its end of the return path: when its load is over, or with `error` when it
+   * failed. The source's completion waits for it (close_return_path_on_source; an error fails the
+   * migration).
+   */
+  | { type: 'RP_SHUTDOWN'; error: boolean };
 
 export const MAIN_STREAM_MESSAGES: readonly MainStreamMessage['type'][] = [
   'MIG_STREAM_HEADER',

@@ -11,9 +11,10 @@
  *    one ack per approved device. INIT_DATA_SENT for a device without precopy, or with the capability
  *    off, fails the load ("Received INIT_DATA_SENT but switchover ack is not used"); so does approving
  *    with the count already at 0 (-EINVAL);
- *  - each device's final state is written into its resuming data_fd; at EOF the load ends (RESUMING →
- *    STOP), the guest starts (prepare → RUNNING_P2P for P2P devices, main → RUNNING) and the state is
- *    completed (the doc's tuples end in "none"; the code ends in completed — the model follows the code);
+ *  - each device's final state is written into its resuming data_fd; at EOF the load ends, the guest
+ *    starts (autostart on; prepare → RUNNING_P2P for P2P devices, main → RUNNING: the VM state handlers
+ *    take the device out of RESUMING) and the state is completed (the doc's tuples end in "none"; the code
+ *    ends in completed — the model follows the code); the return path then closes;
  *  - a load error: failed (QEMU exits with exit-on-error; the return path closes).
  *
  * @example
@@ -73,8 +74,9 @@ function loadEnd(ctx: Ctx): Partial<Ctx> {
     devs[i] = r.dev;
     refused ??= r.refused;
   };
-  devs.forEach((_, i) => set(i, 'STOP')); // the load ends: the driver validates what was written
-  devs.forEach((d, i) => hasP2P(d.context.features) && set(i, 'RUNNING_P2P')); // "prepare" handlers first
+  // The guest starts (autostart on): "prepare" handlers first — RESUMING -> RUNNING_P2P, which the kernel
+  // walks through STOP, where the driver validates what was written — then "main" -> RUNNING.
+  devs.forEach((d, i) => hasP2P(d.context.features) && set(i, 'RUNNING_P2P'));
   devs.forEach((_, i) => set(i, 'RUNNING'));
   return { devs, vfioRefused: refused, runstate: 'running' };
 }
@@ -87,11 +89,14 @@ const destinationSetup = setup({
     emitted: {} as ReturnPathMessage,
   },
   guards: {
-    /** INIT_DATA_SENT that this side cannot approve: ack off here, the device has no precopy, or nothing left to approve. */
+    /**
+     * INIT_DATA_SENT that this side cannot approve: ack off here, the device has no precopy, nothing left
+     * to approve (-EINVAL), or no return path to send the ack on (the send fails the load).
+     */
     initDataUnexpected: ({ context, event }) => {
       if (event.type !== 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT') return false;
       const f = context.devices[event.device];
-      if (context.ack === 'off' || !f || !hasPreCopy(f)) return true;
+      if (context.ack === 'off' || !f || !hasPreCopy(f) || !context.returnPathOpen) return true;
       return context.ack === 'legacy' && context.ackPendingNum === 0;
     },
     vfioRefused: ({ context }) => context.vfioRefused !== null,
@@ -131,11 +136,15 @@ const destinationSetup = setup({
       received[event.device] = (received[event.device] ?? 0) + event.units;
       return { devs, received };
     }),
-    finishLoadAndStartGuest: assign(({ context }) => loadEnd(context)),
-    /** The load fails; QEMU exits and the return path closes. */
+    /** The load is over: the guest starts here and the return path closes cleanly. */
+    finishLoadAndStartGuest: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign(loadEnd(context));
+      if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: false });
+    }),
+    /** The load fails; QEMU exits and the return path, if open, closes with an error. */
     failLoad: enqueueActions(({ context, enqueue, event }) => {
       enqueue.assign({ loadError: context.loadError ?? `load failed on ${event.type}` });
-      enqueue.emit({ type: 'RP_SHUTDOWN' });
+      if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: true });
     }),
   },
 });

@@ -15,6 +15,11 @@
  *
  * Left out: colo (out of scope), background snapshots, multifd (its own model), rate limiting and
  * bandwidth (RAM convergence is a nondeterministic choice), the QMP `stop` that also opens the ack gate.
+ * Simplified, on purpose: a device counts as converged only when PRECOPY_INFO says 0 (QEMU compares
+ * must-precopy bytes with a bandwidth threshold and adds the stop-copy size); QEMU's exact query (a
+ * PRECOPY_INFO ioctl) runs every round, and INIT_DATA_SENT follows the kernel's counter rather than
+ * QEMU's cached precopy_init_size; errors during setup fail it at once (QEMU reports them after the
+ * wait-unplug step, with the same end state).
  * Cancel appends STREAM_SHUTDOWN after what is already in the stream; a real socket shutdown may also
  * drop data still in flight, which changes nothing the destination could do with it.
  *
@@ -60,8 +65,13 @@ export interface QemuSourceInput {
  *   PRECOPY_INFO check with vCPUs stopped in the P2P prepare handler only, and a request that arrives
  *   after the switchover decision fails the migration.
  * - 'recheck-resume': the kvm-thread idea — at switchover stop the vCPUs, bring P2P devices to
- *   PRE_COPY_P2P, query every device once more; on REINIT restart the vCPUs, PRE_COPY_P2P -> PRE_COPY,
- *   revoke the decision and continue precopy until a new ack.
+ *   PRE_COPY_P2P, query every device once more; on REINIT (initial bytes back) restart the vCPUs,
+ *   PRE_COPY_P2P -> PRE_COPY, revoke the decision and continue precopy until a new ack. This needs QEMU
+ *   behaviour that does not exist today: a stop that runs only the "prepare" handlers, and a restart that
+ *   takes PRE_COPY_P2P -> PRE_COPY instead of the "main" handler's RUNNING (which would end the session).
+ * The REINIT budget (fail after K REINIT reports) is this project's proposal; QEMU has no such bound.
+ * Not modelled: QEMU 11.1 running a machine type in legacy ack mode (v2 opted in, but no re-request
+ * and no stop-time check), and the stop-time check's own ioctl failure (QEMU then assumes a REINIT).
  */
 export type ReinitDesign = 'legacy' | 'reusable-ack' | 'recheck-resume';
 
@@ -104,8 +114,16 @@ export interface QemuSourceContext {
   readonly gen: readonly number[];
   /** The switchover decision was taken and the stop has not happened yet (designs only). */
   readonly switchoverDecided: boolean;
-  /** Why QEMU fails the migration on its own (a late ack request, a REINIT budget). */
+  /** Why QEMU fails the migration on its own (a late ack request, a REINIT budget, an ack underflow). */
   readonly failReason: string | null;
+  /** The final device state and EOF are on the stream (qemu_savevm_state_complete_precopy ran). */
+  readonly eofSent: boolean;
+  /** The destination closed its end of the return path. */
+  readonly returnPathClosed: boolean;
+  /** Ghost: an ack was outstanding when the VM stopped for switchover (for NoSwitchoverWhileAckPending). */
+  readonly stoppedWithAckPending: boolean;
+  /** Ghost: management cancelled, or the stream broke, after the final state was sent. */
+  readonly intervenedAfterEof: boolean;
 }
 
 export type QemuSourceEvent =
@@ -119,7 +137,7 @@ export type QemuSourceEvent =
   | { type: 'MIGRATE_START_POSTCOPY' }
   | { type: 'STREAM_BREAKS' }
   | { type: 'MIG_RP_MSG_SWITCHOVER_ACK' }
-  | { type: 'RP_SHUTDOWN' };
+  | { type: 'RP_SHUTDOWN'; error: boolean };
 
 type Ctx = QemuSourceContext;
 type Patch = Partial<Ctx>;
@@ -239,7 +257,7 @@ export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Pat
     idx.forEach((i) => p2p(i) && set(i, pre(i) ? 'PRE_COPY_P2P' : 'RUNNING_P2P'));
     idx.forEach((i) => pre(i) && query(ctx, q, i));
     const fail = budgetExceeded(ctx, q);
-    if (q.reinitFound || q.devs.some((d) => precopyPending(d) > 0)) {
+    if (q.reinitFound || q.devs.some((d) => inPreCopy(d.state) && d.context.initialBytes > 0)) {
       // revoke: the vCPUs run again, PRE_COPY_P2P -> PRE_COPY, precopy goes on until a new ack
       idx.forEach((i) => p2p(i) && set(i, pre(i) ? 'PRE_COPY' : 'RUNNING'));
       return {
@@ -248,25 +266,44 @@ export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Pat
       };
     }
     idx.forEach((i) => set(i, pre(i) ? 'STOP_COPY' : 'STOP'));
-    return { outcome: 'proceed', patch: { ...queryPatch(ctx, q), vfioRefused: refused, switchoverDecided: false, runstate: 'finish-migrate' } };
+    return {
+      outcome: 'proceed',
+      patch: { ...queryPatch(ctx, q), vfioRefused: refused, switchoverDecided: false, runstate: 'finish-migrate', stoppedWithAckPending: ackOutstanding(ctx) },
+    };
   }
   // legacy and reusable-ack: the VM stops; the P2P "prepare" handlers run first
   idx.forEach((i) => {
     if (!p2p(i)) return;
-    if (ctx.design === 'reusable-ack' && pre(i)) query(ctx, q, i); // vfio_final_precopy_reinit_check
+    // vfio_final_precopy_reinit_check: v2 in use, switchover-ack on and not legacy
+    if (ctx.design === 'reusable-ack' && ctx.ack === 'per-device' && pre(i)) query(ctx, q, i);
     set(i, pre(i) ? 'PRE_COPY_P2P' : 'RUNNING_P2P');
   });
   idx.forEach((i) => set(i, pre(i) ? 'STOP_COPY' : 'STOP'));
-  // the final save_query_pending reports new requests; one after the decision fails the migration
+  // The final save_query_pending reports new requests; the check placed after
+  // migration_switchover_prepare() fails the migration on one — after the status moved to device (or
+  // pre-switchover) and the devices to STOP_COPY: there is no way back to precopy. The thread's next pass
+  // fails it, before any device state is saved.
   const late = q.newRequest ? 'switchover-ack requested after the switchover decision' : null;
   const failReason = ctx.failReason ?? late ?? budgetExceeded(ctx, q);
   return {
-    outcome: failReason ? 'fail' : 'proceed',
-    patch: { ...queryPatch(ctx, q), failReason, vfioRefused: refused, switchoverDecided: false, runstate: 'finish-migrate' },
+    outcome: 'proceed',
+    patch: {
+      ...queryPatch(ctx, q),
+      failReason,
+      vfioRefused: refused,
+      switchoverDecided: false,
+      runstate: 'finish-migrate',
+      stoppedWithAckPending: ackOutstanding(ctx),
+    },
   };
 }
 
 /** migration_completion_precopy's stop: the VM stops and the VFIO state-change handlers run. */
+/** Ghost for NoSwitchoverWhileAckPending: is an ack outstanding right now (whatever the gate said)? */
+function ackOutstanding(ctx: Ctx): boolean {
+  return ctx.ack !== 'off' && (ctx.ack === 'legacy' ? !ctx.switchoverAcked : ctx.pendingAcks > 0);
+}
+
 function stopVm(ctx: Ctx): Patch {
   const devs = [...ctx.devs];
   let refused = ctx.vfioRefused;
@@ -277,7 +314,7 @@ function stopVm(ctx: Ctx): Patch {
   devs.forEach((d, i) => {
     refused ??= setDev(ctx, devs, i, inPreCopy(d.state) ? 'STOP_COPY' : 'STOP');
   });
-  return { devs, runstate: 'finish-migrate', vfioRefused: refused };
+  return { devs, runstate: 'finish-migrate', vfioRefused: refused, stoppedWithAckPending: ackOutstanding(ctx) };
 }
 
 /** migration_switchover_start + qemu_savevm_state_complete_precopy + EOF. */
@@ -294,7 +331,7 @@ function completePrecopy(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
     out.push({ type: 'VFIO_DEVICE_STATE', device: i, units: r.units });
   });
   out.push({ type: 'QEMU_VM_EOF' });
-  return { patch: { devs, sent, vfioRefused: refused, runstate: 'postmigrate' }, out };
+  return { patch: { devs, sent, vfioRefused: refused, eofSent: true }, out };
 }
 
 /** vfio_save_cleanup after a completed migration: STOP_COPY → STOP. */
@@ -305,18 +342,21 @@ function saveCleanup(ctx: Ctx): Patch {
   return { devs, cleanedUp: true, vfioRefused: refused };
 }
 
-/** migration_iteration_finish on failure or cancel: restart the guest; MIG_EVENT_PRECOPY_FAILED → RUNNING. */
+/**
+ * migration_iteration_finish on failure or cancel: if the guest was stopped it starts again (the VM state
+ * handlers run: "prepare" → RUNNING_P2P for P2P devices, "main" → RUNNING); then the
+ * MIG_EVENT_PRECOPY_FAILED notifier moves every device to RUNNING — the only request when the guest never
+ * stopped (PRE_COPY → RUNNING is one arc).
+ */
 function recover(ctx: Ctx): Patch {
   const devs = [...ctx.devs];
   let refused = ctx.vfioRefused;
-  devs.forEach((d, i) => {
-    if (hasP2P(d.context.features) && d.state !== 'RUNNING') refused ??= setDev(ctx, devs, i, 'RUNNING_P2P');
-    refused ??= setDev(ctx, devs, i, 'RUNNING');
-  });
+  if (ctx.runstate !== 'running') {
+    devs.forEach((d, i) => hasP2P(d.context.features) && (refused ??= setDev(ctx, devs, i, 'RUNNING_P2P')));
+  }
+  devs.forEach((_, i) => (refused ??= setDev(ctx, devs, i, 'RUNNING')));
   return { devs, runstate: 'running', cleanedUp: true, vfioRefused: refused };
 }
-
-const RUNNING_STATUSES = ['setup', 'wait-unplug', 'active', 'pre-switchover', 'device'];
 
 const sourceSetup = setup({
   types: {
@@ -328,12 +368,17 @@ const sourceSetup = setup({
   guards: {
     /** vfio_save_prepare refuses postcopy-ram when a VFIO device is present. */
     postcopyWithVfio: ({ context }) => context.postcopyRam && context.devs.length > 0,
+    /** hw/vfio/migration.c: several VFIO devices migrate only if every one supports P2P (else a blocker). */
+    multipleDevicesWithoutP2P: ({ context }) => context.devs.length > 1 && context.devs.some((d) => !hasP2P(d.context.features)),
     /** migrate_caps_check: switchover-ack needs return-path. */
     ackWithoutReturnPath: ({ context }) => context.ack !== 'off' && !context.returnPath,
     setupDone: ({ context }) => context.setupDone,
     failoverPrimary: ({ context }) => context.failoverPrimary,
     /** An error on the stream, the return path or a device request: migration_detect_error fails the migration. */
     streamFailed: ({ context }) => context.streamError !== null || context.vfioRefused !== null || context.failReason !== null,
+    eofSent: ({ context }) => context.eofSent,
+    /** close_return_path_on_source can return: the destination closed it, or there is none. */
+    returnPathDone: ({ context }) => !context.returnPath || context.returnPathClosed,
     /** A REINIT design is in use (the switchover decision and the stop are two steps). */
     designed: ({ context }) => context.design !== null,
     switchoverDecided: ({ context }) => context.switchoverDecided,
@@ -363,6 +408,8 @@ const sourceSetup = setup({
   actions: {
     refusePostcopy: assign({ qmpError: 'postcopy-ram is not supported with VFIO devices (vfio_save_prepare)' }),
     refuseCaps: assign({ qmpError: 'switchover-ack requires the return-path capability' }),
+    refuseMultipleWithoutP2P: assign({ qmpError: 'migration blocked: several VFIO devices need P2P support (hw/vfio/migration.c)' }),
+    enterPostmigrate: assign({ runstate: 'postmigrate' as const }),
     /** migrate_init: none → setup, switchover_acked = false. */
     migrateInit: assign({ switchoverAcked: false, pendingAcks: 0, qmpError: null }),
     saveSetup: enqueueActions(({ context, enqueue }) => {
@@ -385,12 +432,19 @@ const sourceSetup = setup({
     recoverAfterFailure: assign(({ context }) => recover(context)),
     /** migration_cancel / a failure: shut the stream down. */
     shutdownStream: enqueueActions(({ enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN' })),
-    noteStreamError: assign({ streamError: 'stream broken' }),
-    noteReturnPathClosed: assign(({ context }) => ({ streamError: context.streamError ?? 'return path closed by the destination' })),
-    /** source_return_path_thread: the ack arrived. */
-    receiveSwitchoverAck: assign(({ context }) =>
-      context.ack === 'legacy' ? { switchoverAcked: true } : { pendingAcks: Math.max(0, context.pendingAcks - 1) },
-    ),
+    noteStreamError: assign(({ context }) => ({ streamError: 'stream broken', intervenedAfterEof: context.intervenedAfterEof || context.eofSent })),
+    noteCancelAfterEof: assign(({ context }) => ({ intervenedAfterEof: context.intervenedAfterEof || context.eofSent })),
+    /** The destination closed the return path; with an error (its load failed) the migration fails. */
+    noteReturnPathClosed: assign(({ context, event }) => ({
+      returnPathClosed: true,
+      streamError: event.type === 'RP_SHUTDOWN' && event.error ? (context.streamError ?? 'the destination failed (return path closed with an error)') : context.streamError,
+    })),
+    /** source_return_path_thread: the ack arrived (per-device: one more than requested is an error). */
+    receiveSwitchoverAck: assign(({ context }) => {
+      if (context.ack === 'legacy') return { switchoverAcked: true };
+      if (context.pendingAcks === 0) return { failReason: context.failReason ?? 'switchover ack pending num underflowed' };
+      return { pendingAcks: context.pendingAcks - 1 };
+    }),
     ramConverges: assign({ ramConverged: true }),
     decideSwitchover: assign({ switchoverDecided: true }),
     commitSwitchover: assign(({ context }) => commitSwitchover(context).patch),
@@ -450,6 +504,10 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     gen: input.devices.map(() => 0),
     switchoverDecided: false,
     failReason: null,
+    eofSent: false,
+    returnPathClosed: false,
+    stoppedWithAckPending: false,
+    intervenedAfterEof: false,
   }),
   on: {
     // The return path thread runs in any state; after the migration ends its messages change nothing.
@@ -465,6 +523,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
         MIGRATE: [
           { guard: 'postcopyWithVfio', actions: 'refusePostcopy' },
           { guard: 'ackWithoutReturnPath', actions: 'refuseCaps' },
+          { guard: 'multipleDevicesWithoutP2P', actions: 'refuseMultipleWithoutP2P' },
           { target: 'setup', actions: 'migrateInit' },
         ],
       },
@@ -502,7 +561,8 @@ export const qemuSourceMachine = sourceSetup.createMachine({
           { guard: 'switchoverDecided', target: 'device', actions: 'commitSwitchover' },
           // a REINIT design: the decision, taken while the vCPUs still run
           { guard: and(['designed', 'nothingPending', 'canSwitchover']), actions: 'decideSwitchover' },
-          // issue #4's system: decision and stop under one BQL hold
+          // issue #4's system: decision and stop in one step. QEMU takes them apart (they are not atomic);
+          // without REINIT nothing that matters can happen in between, so the model keeps them together.
           { guard: and(['nothingPending', 'canSwitchover', 'pauseBeforeSwitchover']), target: 'pre-switchover', actions: 'stopVmForSwitchover' },
           { guard: and(['nothingPending', 'canSwitchover']), target: 'device', actions: 'stopVmForSwitchover' },
           { guard: not('nothingPending'), actions: 'iterate' },
@@ -522,13 +582,15 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       },
     },
     device: {
-      description: 'Switchover: the final device state, MIG_CMD_SWITCHOVER_START and EOF are sent.',
+      description: 'Switchover: the final device state, MIG_CMD_SWITCHOVER_START and EOF are sent; then the return path closes.',
       on: {
         THREAD_STEP: [
           { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
-          { target: 'completed', actions: 'completePrecopy' },
+          { guard: not('eofSent'), actions: 'completePrecopy' },
+          // the return path is closed (an error there fails the migration), then completed
+          { guard: 'returnPathDone', target: 'completed', actions: 'enterPostmigrate' },
         ],
-        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
+        MIGRATE_CANCEL: { target: 'cancelling', actions: ['noteCancelAfterEof', 'shutdownStream'] },
         STREAM_BREAKS: { actions: 'noteStreamError' },
       },
     },
@@ -569,4 +631,3 @@ export const qemuSourceMachine = sourceSetup.createMachine({
 });
 
 export type QemuSourceMachine = typeof qemuSourceMachine;
-export const SOURCE_RUNNING_STATUSES = RUNNING_STATUSES;

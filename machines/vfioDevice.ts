@@ -249,9 +249,13 @@ const machineSetup = setup({
       dirtyBytes: 0,
       reinitPending: false,
       stopCopyBytes: 0,
+      loadedBytes: 0,
       last: { op: 'VFIO_DEVICE_RESET', ok: true } as VfioResult,
     }),
-    /** PRECOPY_INFO: report the counters; REINIT is reported once, and only after the v2 opt-in. */
+    /**
+     * PRECOPY_INFO: report the counters; REINIT only after the v2 opt-in, and once per re-initialisation
+     * (inferred: the uAPI says the flag marks new initial data; reporting it once is the model's reading).
+     */
     reportPrecopyInfo: assign(({ context }) => ({
       reinitPending: false,
       last: {

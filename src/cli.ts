@@ -6,6 +6,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT, UsageError } from './cli/errors.js';
+import { SystemError } from './explorer/system.js';
 import { checkCommand } from './cli/check.js';
 import { exploreCommand } from './cli/explore.js';
 import { vfioCommand } from './cli/vfio.js';
@@ -44,7 +45,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, help`);
     }
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof UsageError || e instanceof SystemError) {
       err(`migration-statecharts: ${e.message}`);
       return EXIT.usage;
     }

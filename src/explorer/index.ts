@@ -95,7 +95,7 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     });
   }
   if (out.edges && spec.progress) {
-    const lasso = nonProgressCycle(sys, out.store, out.edges, spec.progress, spec.fair);
+    const lasso = nonProgressCycle(sys, out.store, out.edges, spec.progress, spec.fair, spec.progressScope);
     let cex: Trace | null = null;
     if (lasso) {
       const stem = pathTo(out.store, lasso.entry);

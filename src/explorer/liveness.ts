@@ -117,9 +117,23 @@ export function nonProgressCycle(
   edges: Edges,
   progress: (step: StepLabel) => boolean,
   fair?: (step: StepLabel) => boolean,
+  scope?: (s: GlobalView) => boolean,
 ): { entry: number; cycle: number[] } | null {
   const n = store.size;
   const np = markEdges(sys, store, edges, (step) => !progress(step), true);
+  if (scope) {
+    // keep only the edges between states in scope
+    const t = new Uint32Array(sys.width);
+    const view = new BoundView(sys, t);
+    const inScope = new Uint8Array(n);
+    for (let s = 0; s < n; s++) {
+      store.load(s, t);
+      inScope[s] = scope(view.bind(t)) ? 1 : 0;
+    }
+    for (let s = 0; s < n; s++) {
+      for (let e = edges.start[s]!; e < edges.start[s + 1]!; e++) if (!inScope[s] || !inScope[edges.to[e]!]) np[e] = 0;
+    }
+  }
   const fairEdge = fair ? markEdges(sys, store, edges, fair, true) : null;
   // Iterative Tarjan on the non-progress subgraph.
   const index = new Int32Array(n).fill(-1);

@@ -93,6 +93,8 @@ export interface SystemSpec {
    * this (e.g. the migration thread runs), not cycles that merely starve it.
    */
   readonly fair?: (step: StepLabel) => boolean;
+  /** Non-progress cycles are looked for only among states satisfying this (default: all). */
+  readonly progressScope?: (s: GlobalView) => boolean;
   readonly symmetry?: readonly SymmetryGroup[];
   /** What happens to a delivered message its receiver cannot take: it blocks the channel (default), or is dropped. */
   readonly unhandled?: 'block' | 'drop';

@@ -1,7 +1,11 @@
 /**
  * The REINIT claims (issue #5), over the composed migration with a REINIT design:
- *  - S1 NoStaleSwitchover: when the source commits to switchover (VM stopped, devices leaving precopy for
- *    STOP_COPY), every device's *current* initial data has been sent and approved by the destination;
+ *  - S1 NoStaleSwitchover: when the source commits to switchover — its devices' final state is on the
+ *    stream (the point of no return) — every device's *current* initial data has been sent and approved
+ *    by the destination;
+ *  - NoStaleStop, stricter: already when the VM stops and the devices leave precopy for STOP_COPY. QEMU
+ *    11.1 checks for a late ack request only after that point and then fails the migration, so it keeps
+ *    S1 for P2P devices while breaking this one; the report shows both;
  *  - S2 is KernelAcceptsEveryRequest (src/properties/migration.ts): no design asks the kernel for a
  *    blocked arc or a state the device lacks;
  *  - L1 is MigrationEnds: with finitely many REINITs, every run can end without a cancel or a fault;
@@ -14,20 +18,40 @@
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
-import type { Invariant, StepLabel } from '../explorer/system.js';
+import type { GlobalView, Invariant, StepLabel } from '../explorer/system.js';
 import { DESTINATION, SOURCE } from './migration.js';
+
+const currentDataApproved = (s: GlobalView) => {
+  const c = s.context<QemuSourceContext>(SOURCE);
+  const d = s.context<QemuDestinationContext>(DESTINATION);
+  return c.devices.every((f, i) => !hasPreCopy(f) || (c.initialDataSent[i] === true && d.approvedGen[i] === c.gen[i]));
+};
 
 export const NoStaleSwitchover: Invariant = {
   name: 'NoStaleSwitchover',
-  description: 'S1: at switchover every device’s current initial data has been sent and approved by the destination',
+  description: 'S1: when the final device state is sent, every device’s current initial data has been sent and approved by the destination',
+  holds: (s) => !s.context<QemuSourceContext>(SOURCE).eofSent || currentDataApproved(s),
+};
+
+export const NoStaleStop: Invariant = {
+  name: 'NoStaleStop',
+  description: 'stricter than S1: the devices leave precopy for STOP_COPY only with their current initial data approved',
   holds: (s) => {
     const status = s.value(SOURCE) as string;
     const c = s.context<QemuSourceContext>(SOURCE);
     if (!['pre-switchover', 'device', 'completed'].includes(status) || c.runstate === 'running') return true;
-    const d = s.context<QemuDestinationContext>(DESTINATION);
-    return c.devices.every((f, i) => !hasPreCopy(f) || (c.initialDataSent[i] === true && d.approvedGen[i] === c.gen[i]));
+    return currentDataApproved(s);
   },
 };
+
+/**
+ * L2 is asked only where nothing but REINIT could hold the migration back: RAM has converged and the
+ * destination is loading (a cycle elsewhere would be RAM never converging or the destination never
+ * started, not a REINIT livelock).
+ */
+export function reinitLivelockScope(s: GlobalView): boolean {
+  return s.context<QemuSourceContext>(SOURCE).ramConverged && s.value(DESTINATION) === 'active';
+}
 
 /** L2: the steps a REINIT storm cycles through; every other step is progress. */
 export function isReinitLoopStep(step: StepLabel): boolean {

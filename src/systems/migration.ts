@@ -11,10 +11,10 @@ import type { AnyStateMachine, EventObject } from 'xstate';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
-import { hasPreCopy } from '../../machines/qemuVfio.js';
+import { hasP2P, hasPreCopy } from '../../machines/qemuVfio.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
-import type { StepLabel, SystemSpec } from '../explorer/system.js';
-import { NoStaleSwitchover, isReinitLoopStep } from '../properties/reinit.js';
+import { type StepLabel, type SystemSpec, SystemError } from '../explorer/system.js';
+import { NoStaleStop, NoStaleSwitchover, isReinitLoopStep, reinitLivelockScope } from '../properties/reinit.js';
 import type { ReinitDesign } from '../../machines/qemuSource.js';
 import { DESTINATION, MIGRATION_INVARIANTS, SOURCE, isInterventionOrFault, migrationEnded } from '../properties/migration.js';
 
@@ -42,6 +42,11 @@ export interface MigrationOptions {
 
 export function migrationSystem(o: MigrationOptions): SystemSpec {
   const n = o.devices.length;
+  for (const side of [o.devices, o.destinationDevices ?? o.devices]) {
+    if (side.length > 1 && side.some((f) => !hasP2P(f))) {
+      throw new SystemError('QEMU blocks the migration of several VFIO devices unless every one supports P2P (hw/vfio/migration.c); use one device or P2P devices');
+    }
+  }
   const dstDevices = o.destinationDevices ?? o.devices;
   // A design fixes the ack mode: QEMU <= 11.0 has only the legacy ack, 11.1 and the proposal per-device acks.
   const ack: AckMode = o.design === undefined ? o.ack : o.design === 'legacy' ? 'legacy' : 'per-device';
@@ -86,9 +91,13 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
       { name: 'return', from: DESTINATION, to: SOURCE, capacity: n + 2 },
     ],
     environment: { [SOURCE]: srcEnv, [DESTINATION]: [{ type: 'MIGRATE_INCOMING' }] },
-    invariants: o.design ? [...MIGRATION_INVARIANTS, NoStaleSwitchover] : MIGRATION_INVARIANTS,
+    invariants: o.design ? [...MIGRATION_INVARIANTS, NoStaleSwitchover, NoStaleStop] : MIGRATION_INVARIANTS,
     ...(o.design
-      ? { progress: (step: StepLabel) => !isReinitLoopStep(step), fair: (step: StepLabel) => step.kind === 'env' && step.event.type === 'THREAD_STEP' }
+      ? {
+          progress: (step: StepLabel) => !isReinitLoopStep(step),
+          fair: (step: StepLabel) => step.kind === 'env' && step.event.type === 'THREAD_STEP',
+          progressScope: reinitLivelockScope,
+        }
       : {}),
     terminal: migrationEnded,
     goal: migrationEnded,
