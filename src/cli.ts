@@ -9,6 +9,7 @@ import { EXIT, UsageError } from './cli/errors.js';
 import { SystemError } from './explorer/system.js';
 import { checkCommand } from './cli/check.js';
 import { exploreCommand } from './cli/explore.js';
+import { testsCommand } from './cli/tests.js';
 import { vfioCommand } from './cli/vfio.js';
 
 export const HELP = `usage: migration-statecharts <command> [options]
@@ -18,6 +19,7 @@ commands:
   vfio path --from STATE --to STATE [--features p2p,pre-copy] [--json]   one SET, resolved as the kernel does
   vfio table [--json]                                                   the SET table for all four feature sets
   explore [--devices N] [--symmetry] [--max-states N] [--json] …        exhaustively check N devices (explore --help)
+  tests generate|replay …                                              model-based test suites (tests --help)
   help                                                                  this text`;
 
 type Out = (s: string) => void;
@@ -33,6 +35,8 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         return checkCommand(rest, out, err);
       case 'explore':
         return exploreCommand(rest, out, err);
+      case 'tests':
+        return testsCommand(rest, out, err);
       case 'help':
       case '--help':
       case '-h':
@@ -42,7 +46,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         err(HELP);
         return EXIT.usage;
       default:
-        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, help`);
+        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, help`);
     }
   } catch (e) {
     if (e instanceof UsageError || e instanceof SystemError) {

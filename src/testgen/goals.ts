@@ -1,0 +1,265 @@
+/**
+ * Coverage goals and the cover graph they induce. A goal names its items (component states, transition
+ * definitions, or transition pairs) and says which items a step covers, possibly depending on a memory
+ * carried along the path (pairs remember each component's last transition). The cover graph is the
+ * explored graph unfolded by that memory — for states and transitions it is the explored graph itself —
+ * with, on every edge, the items taking it covers. Everything downstream (greedy, postman, bounds) works
+ * on the cover graph.
+ */
+import type { ModelGraph } from './graph.js';
+
+export type ItemKind = 'states' | 'transitions' | 'pairs';
+
+/** What a criterion covers: items, and how steps cover them. */
+export interface Goal {
+  readonly kind: ItemKind;
+  /** Item names; `pairs` appends to it as pairs are discovered. */
+  readonly names: string[];
+  /** How many items the machines define (null when not enumerated, as for pairs). */
+  readonly defined: number | null;
+  /** Items covered by the initial state itself. */
+  initialItems(): readonly number[];
+  /** The memory after taking model edge `e` with memory `m` (0 is the initial memory). */
+  next(m: number, e: number): number;
+  /** Push onto `out` the items covered by taking model edge `e` with memory `m`. */
+  covered(m: number, e: number, out: number[]): void;
+}
+
+/** Component states: an edge covers the state nodes its component enters. */
+export function statesGoal(g: ModelGraph): Goal {
+  const offset = offsets(g.items.map((i) => i.states.length));
+  const names = g.items.flatMap((it) => it.states.map((s) => `${it.component}: ${s}`));
+  return {
+    kind: 'states',
+    names,
+    defined: names.length,
+    initialItems: () => g.components.flatMap((_, c) => g.activeStates(0, c).map((k) => offset[c]! + k)),
+    next: () => 0,
+    covered: (_m, e, out) => {
+      const c = g.firing(e).component;
+      const before = g.activeStates(g.from[e]!, c);
+      for (const k of g.activeStates(g.to[e]!, c)) if (!before.includes(k)) out.push(offset[c]! + k);
+    },
+  };
+}
+
+/** Transition definitions: an edge covers the definitions its step fires. */
+export function transitionsGoal(g: ModelGraph): Goal {
+  const offset = offsets(g.items.map((i) => i.transitions.length));
+  const names = g.items.flatMap((it) => it.transitions.map((t) => `${it.component}: ${t}`));
+  return {
+    kind: 'transitions',
+    names,
+    defined: names.length,
+    initialItems: () => [],
+    next: () => 0,
+    covered: (_m, e, out) => {
+      const f = g.firing(e);
+      for (const t of f.transitions) out.push(offset[f.component]! + t);
+    },
+  };
+}
+
+/**
+ * Transition pairs: (t1, t2) of one component, where t2 is fired by that component's very next step
+ * after the step that fired t1 (other components may step in between; steps that fire nothing, such as
+ * dropped deliveries, do not count). The memory is each component's last fired set of definitions.
+ */
+export function pairsGoal(g: ModelGraph): Goal {
+  const n = g.components.length;
+  const sets: (readonly number[])[] = [[]]; // set id 0: nothing fired yet
+  const setIds = new Map<string, number>([['', 0]]);
+  const memories: Int32Array[] = [new Int32Array(n)];
+  const memoryIds = new Map<string, number>([[memories[0]!.join(','), 0]]);
+  const names: string[] = [];
+  const pairIds = new Map<string, number>();
+  const nextCache = new Map<number, number>();
+  const setOf = (defs: readonly number[]) => {
+    const key = defs.join(',');
+    let id = setIds.get(key);
+    if (id === undefined) {
+      id = sets.length;
+      sets.push(defs);
+      setIds.set(key, id);
+    }
+    return id;
+  };
+  const pairId = (c: number, a: number, b: number) => {
+    const key = `${c}|${a}|${b}`;
+    let id = pairIds.get(key);
+    if (id === undefined) {
+      id = names.length;
+      const it = g.items[c]!;
+      names.push(`${it.component}: (${it.transitions[a]}) then (${it.transitions[b]})`);
+      pairIds.set(key, id);
+    }
+    return id;
+  };
+  return {
+    kind: 'pairs',
+    names,
+    defined: null,
+    initialItems: () => [],
+    next: (m, e) => {
+      const key = m * g.edgeCount + e;
+      let r = nextCache.get(key);
+      if (r !== undefined) return r;
+      const f = g.firing(e);
+      if (f.transitions.length === 0) r = m;
+      else {
+        const mem = Int32Array.from(memories[m]!);
+        mem[f.component] = setOf(f.transitions);
+        const k = mem.join(',');
+        r = memoryIds.get(k);
+        if (r === undefined) {
+          r = memories.length;
+          memories.push(mem);
+          memoryIds.set(k, r);
+        }
+      }
+      nextCache.set(key, r);
+      return r;
+    },
+    covered: (m, e, out) => {
+      const f = g.firing(e);
+      if (f.transitions.length === 0) return;
+      const last = sets[memories[m]![f.component]!]!;
+      for (const a of last) for (const b of f.transitions) out.push(pairId(f.component, a, b));
+    },
+  };
+}
+
+function offsets(sizes: readonly number[]): number[] {
+  const out: number[] = [];
+  let acc = 0;
+  for (const s of sizes) {
+    out.push(acc);
+    acc += s;
+  }
+  return out;
+}
+
+/** The explored graph unfolded by a goal's memory, with the items each edge covers. Node 0 is the start. */
+export interface CoverGraph {
+  readonly goal: Goal;
+  readonly nodeCount: number;
+  /** Edges of node x are start[x] .. start[x+1]. */
+  readonly start: Int32Array;
+  readonly to: Int32Array;
+  /** The model edge each cover edge stands for. */
+  readonly edge: Int32Array;
+  /** Items of cover edge a are items[itemStart[a] .. itemStart[a+1]). */
+  readonly itemStart: Int32Array;
+  readonly items: Int32Array;
+  /** Items covered before any step. */
+  readonly initial: readonly number[];
+  /** Every item some run from the initial state covers, ascending. */
+  readonly reachable: readonly number[];
+}
+
+/** Unfold `g` by `goal`'s memory (breadth-first from the initial state) and collect the items. */
+export function buildCoverGraph(g: ModelGraph, goal: Goal): CoverGraph {
+  const ids = new Map<number, number>();
+  const nodeState: number[] = [0];
+  const nodeMemory: number[] = [0];
+  ids.set(0, 0);
+  const start: number[] = [];
+  const to: number[] = [];
+  const edge: number[] = [];
+  const itemStart: number[] = [];
+  const items: number[] = [];
+  const tmp: number[] = [];
+  for (let x = 0; x < nodeState.length; x++) {
+    start.push(to.length);
+    const s = nodeState[x]!;
+    const m = nodeMemory[x]!;
+    for (let e = g.start[s]!; e < g.start[s + 1]!; e++) {
+      const m2 = goal.next(m, e);
+      const t = g.to[e]!;
+      const key = m2 * g.stateCount + t;
+      let y = ids.get(key);
+      if (y === undefined) {
+        y = nodeState.length;
+        ids.set(key, y);
+        nodeState.push(t);
+        nodeMemory.push(m2);
+      }
+      to.push(y);
+      edge.push(e);
+      itemStart.push(items.length);
+      tmp.length = 0;
+      goal.covered(m, e, tmp);
+      for (const i of new Set(tmp)) items.push(i);
+    }
+  }
+  start.push(to.length);
+  itemStart.push(items.length);
+  const initial = [...new Set(goal.initialItems())].sort((a, b) => a - b);
+  const reached = new Set<number>([...initial, ...items]);
+  return {
+    goal,
+    nodeCount: nodeState.length,
+    start: Int32Array.from(start),
+    to: Int32Array.from(to),
+    edge: Int32Array.from(edge),
+    itemStart: Int32Array.from(itemStart),
+    items: Int32Array.from(items),
+    initial,
+    reachable: [...reached].sort((a, b) => a - b),
+  };
+}
+
+/** Breadth-first distances from `sources` (all at 0) over a CSR graph; parent edge per node (-1 at sources). */
+export function bfs(
+  nodeCount: number,
+  start: Int32Array,
+  to: Int32Array,
+  sources: readonly number[],
+): { dist: Int32Array; parent: Int32Array } {
+  const dist = new Int32Array(nodeCount).fill(-1);
+  const parent = new Int32Array(nodeCount).fill(-1);
+  const queue = new Int32Array(nodeCount);
+  let head = 0;
+  let tail = 0;
+  for (const s of sources) {
+    if (dist[s] !== -1) continue;
+    dist[s] = 0;
+    queue[tail++] = s;
+  }
+  while (head < tail) {
+    const x = queue[head++]!;
+    for (let a = start[x]!; a < start[x + 1]!; a++) {
+      const y = to[a]!;
+      if (dist[y] !== -1) continue;
+      dist[y] = dist[x]! + 1;
+      parent[y] = a;
+      queue[tail++] = y;
+    }
+  }
+  return { dist, parent };
+}
+
+/** The edges of the BFS-tree path to `target` (parents from `bfs`; `from` gives an edge's source). */
+export function treePath(parent: Int32Array, from: (a: number) => number, target: number): number[] {
+  const path: number[] = [];
+  for (let x = target; parent[x]! >= 0; x = from(parent[x]!)) path.push(parent[x]!);
+  return path.reverse();
+}
+
+/** Sources of a CSR graph's edges. */
+export function edgeSources(nodeCount: number, start: Int32Array): Int32Array {
+  const from = new Int32Array(start[nodeCount]!);
+  for (let x = 0; x < nodeCount; x++) for (let a = start[x]!; a < start[x + 1]!; a++) from[a] = x;
+  return from;
+}
+
+/** The reverse of a CSR graph: rstart/redge list, for each node, the edges into it. */
+export function reverseGraph(nodeCount: number, to: Int32Array): { start: Int32Array; edges: Int32Array } {
+  const start = new Int32Array(nodeCount + 1);
+  for (let a = 0; a < to.length; a++) start[to[a]! + 1]!++;
+  for (let x = 0; x < nodeCount; x++) start[x + 1]! += start[x]!;
+  const fill = start.slice(0, nodeCount);
+  const edges = new Int32Array(to.length);
+  for (let a = 0; a < to.length; a++) edges[fill[to[a]!]!++] = a;
+  return { start, edges };
+}
