@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { EXIT, UsageError } from './cli/errors.js';
 import { SystemError } from './explorer/system.js';
 import { checkCommand } from './cli/check.js';
+import { conformCommand } from './cli/conform.js';
 import { exploreCommand } from './cli/explore.js';
 import { testsCommand } from './cli/tests.js';
 import { vfioCommand } from './cli/vfio.js';
@@ -20,6 +21,7 @@ commands:
   vfio table [--json]                                                   the SET table for all four feature sets
   explore [--devices N] [--symmetry] [--max-states N] [--json] …        exhaustively check N devices (explore --help)
   tests generate|replay …                                              model-based test suites (tests --help)
+  conform FILE [--strict] [--json]                                     check a recorded QEMU run against the model (conform --help)
   help                                                                  this text`;
 
 type Out = (s: string) => void;
@@ -37,6 +39,8 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         return exploreCommand(rest, out, err);
       case 'tests':
         return testsCommand(rest, out, err);
+      case 'conform':
+        return conformCommand(rest, out, err);
       case 'help':
       case '--help':
       case '-h':
@@ -46,7 +50,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         err(HELP);
         return EXIT.usage;
       default:
-        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, help`);
+        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, help`);
     }
   } catch (e) {
     if (e instanceof UsageError || e instanceof SystemError) {

@@ -1,0 +1,103 @@
+/**
+ * `migration-statecharts conform FILE`: check a recorded QEMU migration run (JSON lines, see
+ * src/qemu/log.ts) against the model and report the first divergence. Exit 0 when the run conforms,
+ * 1 when it diverges, 2 for bad arguments or a malformed file (one line naming the line and the
+ * problem). Handles its own errors, so it never throws.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
+import { KNOWN_DISAGREEMENTS } from '../qemu/exceptions.js';
+import { LogFormatError, parseLog } from '../qemu/log.js';
+import { EXIT, UsageError } from './errors.js';
+
+export const CONFORM_HELP = `usage: migration-statecharts conform FILE [--strict] [--json]
+  Check a recorded QEMU migration run against the model (a migration without VFIO devices; the
+  configuration — switchover-ack, pause-before-switchover — comes from the log's
+  migrate-set-capabilities commands). FILE has one JSON object per line, in time order, each with
+  "side": "source" or "destination" and a "timestamp" {"seconds", "microseconds"}, and one of:
+    "event"    a QMP event as QEMU sent it (MIGRATION, STOP, RESUME; others are ignored)
+    "execute"  a QMP command with its "arguments" and QEMU's "return" or "error" (migrate,
+               migrate-incoming, migrate-continue, migrate_cancel are model actions; query-migrate
+               and query-status replies are observations)
+    "fault"    "kill-destination" or "unreachable-destination", with "action": "STREAM_BREAKS"
+    "trace"    a QEMU trace event name with its "args" text
+  The documented disagreements between QEMU 10.0 and the model are applied and listed; --strict
+  checks without them. --json prints the result as JSON.
+  Exit 0: the run conforms; 1: it diverges (the step, what QEMU did, what the model allowed);
+  2: bad arguments or a malformed file.`;
+
+export function conformCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): number {
+  try {
+    return run(argv, out);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      err(`migration-statecharts: ${e.message}`);
+      return EXIT.usage;
+    }
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
+      err(`migration-statecharts: ${(e as Error).message.split('\n')[0]}`);
+      return EXIT.usage;
+    }
+    err(`migration-statecharts: internal error: ${(e as Error).message ?? String(e)}`);
+    return 1;
+  }
+}
+
+function run(argv: readonly string[], out: (s: string) => void): number {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    options: {
+      strict: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    out(CONFORM_HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) {
+    throw new UsageError(positionals.length === 0 ? 'conform needs a FILE (a recorded run, one JSON object per line)' : `conform takes one FILE, got ${positionals.length}`);
+  }
+  const file = positionals[0]!;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let result: ConformResult;
+  try {
+    const { records, lines } = parseLog(text);
+    if (records.length === 0) throw new UsageError(`${file}: no records`);
+    result = checkLog(records, lines, values.strict ? { exceptions: [] } : {});
+  } catch (e) {
+    if (e instanceof LogFormatError) throw new UsageError(`${file}: line ${e.line}: ${e.problem}`);
+    throw e;
+  }
+  if (values.json) {
+    out(
+      JSON.stringify(
+        {
+          file,
+          conforms: result.divergence === null,
+          config: result.config,
+          modelStates: result.modelStates,
+          steps: result.steps,
+          actions: result.actions,
+          exceptions: result.exceptions.map((x) => ({ ...x, change: KNOWN_DISAGREEMENTS.find((k) => k.name === x.name)?.change ?? null })),
+          divergence: result.divergence,
+        },
+        null,
+        2,
+      ),
+    );
+  } else {
+    out(`${file}\n${formatResult(result)}`);
+  }
+  return result.divergence === null ? EXIT.ok : EXIT.violated;
+}

@@ -1,0 +1,132 @@
+/**
+ * The adapter between model actions and real QEMU: each planned controllable action becomes a QMP
+ * command or an injected fault, issued once both QEMUs report the statuses the model path has at that
+ * point; RAM_CONVERGES and THREAD_STEP are QEMU-internal and never issued.
+ *
+ *   MIGRATE_INCOMING  migrate-incoming {uri: tcp:127.0.0.1:PORT, exit-on-error: false} on the destination
+ *   MIGRATE           migrate {uri} on the source
+ *   MIGRATE_CONTINUE  migrate-continue {state: 'pre-switchover'} on the source
+ *   MIGRATE_CANCEL    migrate_cancel on the source
+ *   STREAM_BREAKS     right after MIGRATE, in setup: the migrate URI is a loopback port nobody listens
+ *                     on (an unreachable destination, the connect is refused); later: SIGKILL of the
+ *                     destination QEMU
+ *
+ * Timing, where a scenario needs a status to last (not part of the model, which leaves timing free):
+ * `throttle` sets max-bandwidth on the source so that precopy of the 64 MiB guest stays in 'active'
+ * for seconds; `stallConnect` points migrate at a listener whose accept queue is full, so QEMU's
+ * asynchronous connect stays pending and the source stays in 'setup'.
+ */
+import type { QemuPair } from './harness.js';
+import type { Side } from './log.js';
+import type { Plan, PlannedAction } from './plan.js';
+import { freePort, type StalledListener, stalledListener } from './processes.js';
+import { QmpError, type QmpObject } from './qmp.js';
+
+export interface Timing {
+  /** max-bandwidth on the source, bytes per second (holds the source in 'active'). */
+  readonly throttle?: number;
+  /** Route the source's connection to a listener that never answers (holds the source in 'setup'). */
+  readonly stallConnect?: boolean;
+}
+
+export interface RunOptions {
+  readonly timing?: Timing;
+  /** How long to wait for each status the plan needs (default 15 s). */
+  readonly statusTimeoutMs?: number;
+  /** Called with a line for each thing done (for verbose runs). */
+  readonly log?: (line: string) => void;
+}
+
+export class AdapterError extends Error {
+  override readonly name = 'AdapterError';
+}
+
+/** Capabilities of each side for the plan's model configuration. */
+export function capabilitiesFor(plan: Plan, side: Side): QmpObject {
+  const c = plan.config;
+  const ack = c.ack !== 'off' && (c.oneSide === undefined || c.oneSide === side);
+  const caps: [string, boolean][] = [
+    ['events', true],
+    ['return-path', ack],
+    ['switchover-ack', ack],
+    ['pause-before-switchover', side === 'source' && c.pauseBeforeSwitchover],
+  ];
+  return { capabilities: caps.map(([capability, state]) => ({ capability, state })) };
+}
+
+/** Run a plan on a started pair: capabilities, timing, each action at its point, then wait for the final statuses. */
+export async function runPlan(pair: QemuPair, plan: Plan, opts: RunOptions = {}): Promise<void> {
+  const timeout = opts.statusTimeoutMs ?? 15_000;
+  const say = opts.log ?? (() => undefined);
+  let stalled: StalledListener | null = null;
+  try {
+    for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', capabilitiesFor(plan, side));
+    if (opts.timing?.throttle !== undefined) await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': opts.timing.throttle });
+    if (opts.timing?.stallConnect) stalled = await stalledListener();
+    const acts = plan.actions;
+    for (let i = 0; i < acts.length; i++) {
+      const a = acts[i]!;
+      await waitFor(pair, a.waitFor, timeout);
+      const next = acts[i + 1];
+      if (a.event === 'MIGRATE' && next?.event === 'STREAM_BREAKS' && !next.probe && next.before.source === 'setup') {
+        // an unreachable destination: the connect is refused
+        const uri = `tcp:127.0.0.1:${await freePort()}`;
+        say(`MIGRATE + STREAM_BREAKS: migrate to ${uri}, where nobody listens`);
+        await pair.execute('source', 'migrate', { uri }, { fault: 'unreachable-destination' }).catch(ignoreRefusal);
+        i++;
+        continue;
+      }
+      say(`${a.probe ? 'probe ' : ''}${a.event} (source '${pair.status.source}', destination '${pair.status.destination}')`);
+      await act(pair, a, stalled);
+    }
+    await waitFor(pair, plan.finalWait, timeout);
+    await new Promise((r) => setTimeout(r, 150)); // let late events (RESUME, cleanup) arrive
+    for (const side of ['source', 'destination'] as const) {
+      if (pair.dead.has(side)) continue;
+      await pair.execute(side, 'query-migrate');
+      await pair.execute(side, 'query-status');
+    }
+  } finally {
+    await stalled?.close();
+  }
+}
+
+async function waitFor(pair: QemuPair, want: Partial<Record<Side, string>>, timeoutMs: number): Promise<void> {
+  for (const side of ['source', 'destination'] as const) {
+    const status = want[side];
+    if (status === undefined || pair.dead.has(side)) continue;
+    await pair.waitForStatus(side, status, timeoutMs);
+  }
+}
+
+function ignoreRefusal(e: unknown): void {
+  if (!(e instanceof QmpError)) throw e;
+}
+
+async function act(pair: QemuPair, a: PlannedAction, stalled: StalledListener | null): Promise<void> {
+  try {
+    switch (a.event) {
+      case 'MIGRATE_INCOMING':
+        await pair.execute('destination', 'migrate-incoming', { uri: pair.incomingUri, 'exit-on-error': false });
+        return;
+      case 'MIGRATE':
+        await pair.execute('source', 'migrate', { uri: stalled && !a.probe ? `tcp:127.0.0.1:${stalled.port}` : pair.incomingUri });
+        return;
+      case 'MIGRATE_CONTINUE':
+        await pair.execute('source', 'migrate-continue', { state: 'pre-switchover' });
+        return;
+      case 'MIGRATE_CANCEL':
+        await pair.execute('source', 'migrate_cancel');
+        return;
+      case 'STREAM_BREAKS':
+        if (pair.dead.has('destination')) throw new AdapterError('STREAM_BREAKS: the destination is already gone');
+        pair.recordFault('kill-destination');
+        await pair.kill('destination');
+        return;
+    }
+  } catch (e) {
+    // a refusal is an observation like any other: the conformance check judges it
+    if (e instanceof QmpError) return;
+    throw e;
+  }
+}

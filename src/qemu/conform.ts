@@ -1,0 +1,238 @@
+/**
+ * Conformance of an observed QEMU run to the model. The model is walked as a set of possible global
+ * states while the observations are read in log order:
+ *
+ *  - a controllable action (migrate, migrate-incoming, migrate-continue, migrate_cancel, an injected
+ *    fault) is the matching environment step; QEMU accepting it needs that step, QEMU refusing it
+ *    needs a state where the model does not take it (or takes it without any visible effect);
+ *  - every other step (THREAD_STEP, RAM_CONVERGES, deliveries on the stream and the return path) is
+ *    internal and may happen any number of times in between (closure);
+ *  - the observable variables are each side's status and whether its guest runs. An internal or
+ *    controllable step that changes one is a change QEMU must report: a state may be at most one
+ *    such step ahead of what QEMU has reported (the changes of that one step may be reported in any
+ *    order), so a skipped status, a status the model never has there, or reports in an order the
+ *    model's causality forbids are divergences. A report equal to the last one is an unobservable
+ *    repeat and ignored;
+ *  - a trace fact and a query-status runstate narrow the set to the states where they hold.
+ *
+ * The first observation no state can match is the divergence: its step, what QEMU did, and what the
+ * model allowed there.
+ */
+import { type KnownDisagreement, KNOWN_DISAGREEMENTS } from './exceptions.js';
+import { type LogRecord, type Side } from './log.js';
+import { type ControllableEvent, type ModelConfig, type ModelGraph, OBSERVABLES, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
+import { type Observation, configOf, observationsOf } from './observations.js';
+
+export interface Divergence {
+  /** 1-based position among the checked observations, and the log line. */
+  readonly step: number;
+  readonly line: number;
+  /** What QEMU (or the harness) did. */
+  readonly did: string;
+  /** What the model allowed there. */
+  readonly allowed: readonly string[];
+  /** What QEMU had reported up to then. */
+  readonly reported: string;
+}
+
+export interface ConformResult {
+  readonly config: ModelConfig;
+  readonly modelStates: number;
+  /** Observations checked (repeats included) and actions among them. */
+  readonly steps: number;
+  readonly actions: number;
+  /** Where a documented disagreement was applied. */
+  readonly exceptions: readonly { readonly name: string; readonly line: number }[];
+  readonly divergence: Divergence | null;
+}
+
+export interface CheckOptions {
+  /** The documented disagreements to apply (default: all of KNOWN_DISAGREEMENTS; [] for none). */
+  readonly exceptions?: readonly KnownDisagreement[];
+}
+
+/** Check a parsed log: its configuration from its capabilities, then its observations. */
+export function checkLog(records: readonly LogRecord[], lines?: readonly number[], opts: CheckOptions = {}): ConformResult {
+  return checkObservations(observationsOf(records, lines), configOf(records, lines), opts);
+}
+
+export function checkObservations(observations: readonly Observation[], config: ModelConfig, opts: CheckOptions = {}): ConformResult {
+  let obs = [...observations];
+  const exceptions: { name: string; line: number }[] = [];
+  for (const ex of opts.exceptions ?? KNOWN_DISAGREEMENTS) {
+    const r = ex.apply(obs);
+    obs = r.obs;
+    for (const line of r.applied) exceptions.push({ name: ex.name, line });
+  }
+  const g = modelGraph(config);
+  const walk = new Walk(g);
+  let actions = 0;
+  for (let i = 0; i < obs.length; i++) {
+    const o = obs[i]!;
+    if (o.kind === 'action') actions++;
+    const allowed = walk.take(o);
+    if (allowed !== null) {
+      return {
+        config,
+        modelStates: g.states,
+        steps: i + 1,
+        actions,
+        exceptions,
+        divergence: { step: i + 1, line: o.line, did: o.text, allowed, reported: walk.reported() },
+      };
+    }
+  }
+  return { config, modelStates: g.states, steps: obs.length, actions, exceptions, divergence: null };
+}
+
+/** The walk: the set of model states consistent with everything so far, and the last reported values. */
+class Walk {
+  private cur = new Set<number>([0]);
+  private readonly seen: string[];
+
+  constructor(private readonly g: ModelGraph) {
+    this.seen = [...g.obs[0]!];
+  }
+
+  private settled(m: number): boolean {
+    const o = this.g.obs[m]!;
+    for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k]) return false;
+    return true;
+  }
+
+  /** A step m → to may be taken when it changes nothing observable, or when m has nothing unreported. */
+  private mayStep(m: number, to: number): boolean {
+    return this.g.changed(m, to).length === 0 || this.settled(m);
+  }
+
+  private closure(): number[] {
+    const out = [...this.cur];
+    const have = new Set(out);
+    for (let q = 0; q < out.length; q++) {
+      const m = out[q]!;
+      for (const e of this.g.succ[m]!) {
+        if (e.action !== null || have.has(e.to) || !this.mayStep(m, e.to)) continue;
+        have.add(e.to);
+        out.push(e.to);
+      }
+    }
+    return out;
+  }
+
+  /** Apply one observation; null when it matches, else what the model allowed instead. */
+  take(o: Observation): string[] | null {
+    switch (o.kind) {
+      case 'action':
+        return this.action(o.side, o.event, o.refused);
+      case 'status':
+        return this.change(statusVar(o.side), o.status);
+      case 'running':
+        return this.change(runningVar(o.side), String(o.running));
+      case 'runstate': {
+        const r = this.change(runningVar(o.side), String(o.running));
+        if (r) return r;
+        return this.filter(
+          (m) => this.g.runstateOf(m, o.side) === o.runstate,
+          (cl) => [`${o.side} runstate ${unique(cl.map((m) => `'${this.g.runstateOf(m, o.side)}'`)).join(' or ')}`],
+        );
+      }
+      case 'fact':
+        return this.filter(
+          (m) => o.fact.holds(this.g.sourceContext[m]!, this.g.destinationContext[m]!),
+          () => [`no state the model can be in here has: ${o.fact.name}`],
+        );
+    }
+  }
+
+  private filter(pred: (m: number) => boolean, why: (cl: number[]) => string[]): string[] | null {
+    const cl = this.closure();
+    const next = cl.filter(pred);
+    if (next.length === 0) return why(cl);
+    this.cur = new Set(next);
+    return null;
+  }
+
+  private change(k: number, value: string): string[] | null {
+    if (this.seen[k] === value) return null; // an unobservable repeat
+    const cl = this.closure();
+    const next = cl.filter((m) => this.g.obs[m]![k] === value);
+    if (next.length === 0) return this.pendingChanges(cl);
+    this.seen[k] = value;
+    this.cur = new Set(next);
+    return null;
+  }
+
+  /** What QEMU could have reported next: every change some reachable state has not reported yet. */
+  private pendingChanges(cl: readonly number[]): string[] {
+    const out = new Set<string>();
+    for (const m of cl) {
+      const o = this.g.obs[m]!;
+      for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k]) out.add(`${OBSERVABLES[k]} → ${fmt(k, o[k]!)}`);
+    }
+    return out.size > 0 ? [...out].sort() : ['no further change (the model has nothing left to report here)'];
+  }
+
+  private action(side: Side, event: ControllableEvent, refused: string | null): string[] | null {
+    const cl = this.closure();
+    const takes = (m: number) => this.g.succ[m]!.filter((e) => e.action === event && e.label.component === side);
+    if (refused === null) {
+      const next = new Set<number>();
+      for (const m of cl) for (const e of takes(m)) if (this.mayStep(m, e.to)) next.add(e.to);
+      if (next.size === 0) return [this.whereTaken(side, event, cl)];
+      this.cur = next;
+      return null;
+    }
+    // Refused: the model does not take the step here, or takes it without any visible effect (a refusal it models).
+    const next = new Set<number>();
+    for (const m of cl) {
+      const es = takes(m);
+      if (es.length === 0) next.add(m);
+      for (const e of es) if (this.g.changed(m, e.to).length === 0) next.add(e.to);
+    }
+    if (next.size === 0) return [`the model accepts ${event} in every state it can be in here (${this.where(cl)})`];
+    this.cur = next;
+    return null;
+  }
+
+  private whereTaken(side: Side, event: ControllableEvent, cl: readonly number[]): string {
+    const statuses = new Set<string>();
+    for (let m = 0; m < this.g.states; m++) if (this.g.succ[m]!.some((e) => e.action === event && e.label.component === side)) statuses.add(this.g.status(m, side));
+    if (statuses.size === 0) {
+      const other: Side = side === 'source' ? 'destination' : 'source';
+      const elsewhere = this.g.succ.some((es) => es.some((e) => e.action === event && e.label.component === other));
+      return elsewhere ? `the model takes ${event} only on the ${other}` : `the model never takes ${event} in this configuration (${describeConfig(this.g.config)})`;
+    }
+    const blocked = cl.filter((m) => !this.settled(m) && this.g.succ[m]!.some((e) => e.action === event && e.label.component === side));
+    if (blocked.length > 0) return `${event} only once this was reported: ${this.pendingChanges(blocked).join(' or ')}`;
+    return (
+      `no ${event} step from any state the model can be in here (${this.where(cl)}); ` +
+      `the model takes ${event} only with the ${side} in ${[...statuses].map((s) => `'${s}'`).join(', ')}`
+    );
+  }
+
+  private where(cl: readonly number[]): string {
+    return unique(cl.map((m) => `source '${this.g.status(m, 'source')}', destination '${this.g.status(m, 'destination')}'`)).join(' | ');
+  }
+
+  reported(): string {
+    return OBSERVABLES.map((name, k) => `${name} ${fmt(k, this.seen[k]!)}`).join(', ');
+  }
+}
+
+const fmt = (k: number, v: string) => (k % 2 === 1 ? v : `'${v}'`);
+const unique = (xs: readonly string[]) => [...new Set(xs)];
+
+/** A readable report of a check. */
+export function formatResult(r: ConformResult): string {
+  const head = `model: migration without VFIO devices, ${describeConfig(r.config)} (${r.modelStates} states)`;
+  const ex = r.exceptions.map((e) => `  known disagreement ${e.name} applied at line ${e.line}`);
+  if (!r.divergence) return [head, `conforms: ${r.steps} observations checked, ${r.actions} actions`, ...ex].join('\n');
+  const d = r.divergence;
+  return [
+    head,
+    `DIVERGES at step ${d.step} (line ${d.line}): ${d.did}`,
+    `  the model allowed: ${d.allowed.join('; ')}`,
+    `  reported so far: ${d.reported}`,
+    ...ex,
+  ].join('\n');
+}

@@ -1,0 +1,190 @@
+/**
+ * Documented disagreements between real QEMU 10.0 and the model, each encoded as a named, narrow
+ * rewrite of the observations where it shows — never as a weaker checker. Each says what QEMU does,
+ * what the model does, and what the machine should change; the conformance report lists every place
+ * an exception was applied.
+ */
+import type { Side } from './log.js';
+import type { Observation } from './observations.js';
+
+export interface KnownDisagreement {
+  readonly name: string;
+  /** What real QEMU does and what the model does instead. */
+  readonly qemu: string;
+  /** What should change, and where. */
+  readonly change: string;
+  /** Rewrite the observations where the disagreement shows; `applied` lists the lines it touched. */
+  readonly apply: (obs: readonly Observation[]) => { obs: Observation[]; applied: number[] };
+}
+
+interface FusedStep {
+  readonly side: Side;
+  /** The guest stops (false) or starts (true)… */
+  readonly running: boolean;
+  /** …while the side is in one of these statuses… */
+  readonly from: readonly string[];
+  /** …and later the status moves to one of these; the model does both on one step. */
+  readonly to: readonly string[];
+  readonly qemu: string;
+  readonly change: string;
+}
+
+const FUSED: readonly FusedStep[] = [
+  {
+    side: 'source',
+    running: false,
+    from: ['active'],
+    to: ['device', 'pre-switchover'],
+    qemu: "the source stops the guest (STOP, migration_completion_precopy → migration_stop_vm) and only then moves active → device or pre-switchover (migration_switchover_prepare)",
+    change:
+      "optional: split stopVmForSwitchover off the active → device / pre-switchover step (a THREAD_STEP in 'active' that stops the VM when nothingPending && canSwitchover, " +
+      "then a THREAD_STEP guarded by runstate 'finish-migrate' that moves on); the machine's own comment already says the two are apart in QEMU",
+  },
+  {
+    side: 'source',
+    running: true,
+    from: ['cancelling'],
+    to: ['cancelled'],
+    qemu:
+      "after a cancel the source restarts the guest (RESUME) in migration_iteration_finish while still 'cancelling', and moves cancelling → cancelled later, " +
+      'in migration_cleanup (a bottom half), which also runs the MIG_EVENT_PRECOPY_FAILED notifiers',
+    change:
+      "machines/qemuSource.ts, state 'cancelling': THREAD_STEP: [{ guard: not('cleanedUp'), actions: 'recoverAfterFailure' } (stay in 'cancelling': runstate " +
+      "running, VM-state handlers), { target: 'cancelled' }], with the MIG_EVENT_PRECOPY_FAILED part of recover() (every device → RUNNING) on the second step",
+  },
+  {
+    side: 'destination',
+    running: true,
+    from: ['active'],
+    to: ['completed'],
+    qemu: "the destination starts the guest (RESUME) in process_incoming_migration_bh and only then moves active → completed",
+    change:
+      'none needed (the destination has no internal step to split it on; nothing the source does can depend on the moment between the two)',
+  },
+];
+
+/**
+ * QEMU changes the run state and the migration status of a side at two moments where the model has one
+ * step: STOP before 'device'/'pre-switchover' on the source, RESUME before 'cancelled' on the source,
+ * RESUME before 'completed' on the destination. Other reports — above all the other side's — can come
+ * in between, which no model run allows. None of them can depend on the earlier moment (the
+ * destination learns of the stop only from the device state sent after 'device'; nothing waits for the
+ * restart after a cancel; the source waits for the destination's return-path close, after 'completed').
+ *
+ * The exception: such a run-state report, followed by that side's next report being the matching status,
+ * is taken as reported together with it (moved to just before it).
+ */
+export const RUNSTATE_AND_STATUS_APART: KnownDisagreement = {
+  name: 'qemu10-runstate-and-status-apart',
+  qemu: FUSED.map((f) => f.qemu).join('; '),
+  change: FUSED.map((f) => `${f.side} ${f.running ? 'RESUME' : 'STOP'} before ${f.to.join('/')}: ${f.change}`).join('; '),
+  apply(obs) {
+    const out = [...obs];
+    const applied: number[] = [];
+    const status: Record<Side, string> = { source: 'none', destination: 'none' };
+    for (let i = 0; i < out.length; i++) {
+      const o = out[i]!;
+      if (o.kind === 'status') status[o.side] = o.status;
+      if (o.kind !== 'running') continue;
+      const fused = FUSED.find((f) => f.side === o.side && f.running === o.running && f.from.includes(status[o.side]));
+      if (!fused) continue;
+      let j = i + 1;
+      while (j < out.length && out[j]!.side !== o.side) j++;
+      const next = out[j];
+      if (j === i + 1 || !next || next.kind !== 'status' || !fused.to.includes(next.status)) continue;
+      out.splice(i, 1); // the status report is now at j - 1
+      out.splice(j - 1, 0, o);
+      applied.push(o.line);
+      i--; // look at what moved into position i
+    }
+    return { obs: out, applied };
+  },
+};
+
+/**
+ * With a return path, QEMU 10.0's migration_cancel shuts the return-path file down first — on a socket
+ * that is the migration connection itself, both directions — and only then moves the status to
+ * 'cancelling' (and emits that event). The destination sees the connection end and fails, and its
+ * 'failed' event can carry an earlier timestamp than the source's 'cancelling'. The model does the
+ * shutdown (STREAM_SHUTDOWN) and → cancelling in the one MIGRATE_CANCEL step, which is a fair
+ * abstraction of one QMP command: the destination cannot fail before the command, only during it.
+ *
+ * The exception: a destination 'failed' reported after an accepted migrate_cancel and before the
+ * source's next status report is taken as reported just after that source report.
+ */
+export const CANCEL_SHUTS_RETURN_PATH_FIRST: KnownDisagreement = {
+  name: 'qemu10-cancel-shuts-return-path-first',
+  qemu:
+    "with return-path on, migrate_cancel shuts the connection down (through the return-path file) before it sets 'cancelling', so the destination's 'failed' " +
+    "can be reported before the source's 'cancelling'; in the model both are the one MIGRATE_CANCEL step",
+  change:
+    'none needed in the machine (an atomic step for one QMP command is the right abstraction); if the ordering should be modelled, split MIGRATE_CANCEL in ' +
+    "qemuSource.ts into the shutdown (emit STREAM_SHUTDOWN when returnPath is on, set a `cancelRequested` flag) and a following internal step → 'cancelling'",
+  apply(obs) {
+    const out = [...obs];
+    const applied: number[] = [];
+    for (let i = 0; i < out.length; i++) {
+      const o = out[i]!;
+      if (!(o.kind === 'action' && o.event === 'MIGRATE_CANCEL' && o.refused === null && o.side === 'source')) continue;
+      let j = i + 1;
+      while (j < out.length && !(out[j]!.side === 'source' && out[j]!.kind === 'status')) j++;
+      if (j >= out.length) continue;
+      const early: Observation[] = [];
+      for (let k = i + 1; k < j; k++) {
+        const e = out[k]!;
+        if (e.side === 'destination' && e.kind === 'status' && e.status === 'failed') early.push(e);
+      }
+      if (early.length === 0) continue;
+      const rest = out.slice(i + 1, j + 1).filter((e) => !early.includes(e));
+      out.splice(i + 1, j - i, ...rest, ...early);
+      applied.push(...early.map((e) => e.line));
+    }
+    return { obs: out, applied };
+  },
+};
+
+/**
+ * QEMU 10.0 accepts migrate_cancel when no migration runs (status none, completed, failed, cancelled)
+ * and does nothing: migration_cancel finds nothing running. The model has no MIGRATE_CANCEL step in
+ * those states, so an accepted one has no model run.
+ *
+ * The exception: an accepted migrate_cancel while the source's last reported status is one of those is
+ * dropped (it changed nothing).
+ */
+export const CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP: KnownDisagreement = {
+  name: 'qemu10-cancel-without-migration-is-a-no-op',
+  qemu: "QEMU accepts migrate_cancel with no migration running ('none', 'completed', 'failed', 'cancelled') and does nothing; the model has no MIGRATE_CANCEL step there",
+  change:
+    "machines/qemuSource.ts: add `MIGRATE_CANCEL: {}` (a targetless, action-less transition: accepted, nothing changes) to the states 'none', 'completed', " +
+    "'failed' and 'cancelled' (in 'cancelling' QEMU re-sets 'cancelling' and re-sends the event — also a no-op for the model)",
+  apply(obs) {
+    const applied: number[] = [];
+    let status = 'none';
+    const out = obs.filter((o) => {
+      if (o.side === 'source' && o.kind === 'status') status = o.status;
+      const noop = o.kind === 'action' && o.event === 'MIGRATE_CANCEL' && o.refused === null && ['none', 'completed', 'failed', 'cancelled'].includes(status);
+      if (noop) applied.push(o.line);
+      return !noop;
+    });
+    return { obs: out, applied };
+  },
+};
+
+/** Every exception the checker applies by default. */
+export const KNOWN_DISAGREEMENTS: readonly KnownDisagreement[] = [CANCEL_SHUTS_RETURN_PATH_FIRST, RUNSTATE_AND_STATUS_APART, CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP];
+
+/**
+ * Not an exception to the check but a rule for planning: the model lets the source connect, send and
+ * even complete before the destination was given migrate-incoming (the main channel just buffers). A
+ * real `migrate` to a destination that does not listen yet fails at once (setup → failed, "Connection
+ * refused"), which the check already treats as a divergence unless the run records that fault
+ * (STREAM_BREAKS). So plans take MIGRATE only once the destination is in 'setup' (plan.ts).
+ */
+export const MIGRATE_NEEDS_A_LISTENER = {
+  name: 'migrate-needs-a-listener',
+  qemu: "a real migrate to a destination that is not listening (no migrate-incoming yet) fails in setup with 'Connection refused'; the model's source runs the whole migration into the buffered main channel whatever the destination does",
+  change:
+    "model the connection: MIGRATE emits a new main-stream message MIG_CONNECT; the destination takes it in 'setup' by replying CONNECTED on the return channel " +
+    "and in 'none' by replying CONNECT_REFUSED (treat both as transport, not the return-path capability); the source's first THREAD_STEP in 'setup' (saveSetup) is " +
+    'guarded by `connected`, and CONNECT_REFUSED sets streamError (so the next THREAD_STEP fails the migration, as migration_connect_error_propagate does)',
+} as const;

@@ -1,0 +1,180 @@
+/**
+ * Two real QEMUs for one migration: a source (guest running) and a destination (`-incoming defer`),
+ * tiny TCG VMs without disks, each with a QMP unix socket and a -trace log in a scratch directory.
+ * Every QMP event, command (with its answer), injected fault and enabled trace event is recorded with
+ * its side and wall-clock timestamp. `close()` always kills both process groups and removes the
+ * directory; so does process exit (see processes.ts).
+ *
+ * @example
+ *   const pair = await startPair();
+ *   try { await pair.execute('destination', 'migrate-incoming', { uri: pair.incomingUri }); … }
+ *   finally { const records = await pair.close(); }
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type FaultKind, type LogRecord, type Side, SIDES, parseTraceLog, timestampOf } from './log.js';
+import { TRACE_EVENTS } from './observations.js';
+import { type Managed, freePort, makeScratch, removeScratch, startProcess } from './processes.js';
+import { type QmpEvent, type QmpObject, type QmpValue, QmpClient, QmpError, eventMicros } from './qmp.js';
+
+export const QEMU_BINARY = 'qemu-system-x86_64';
+
+export interface PairOptions {
+  readonly binary?: string;
+  /** Per-command timeout (default 10 s). */
+  readonly commandTimeoutMs?: number;
+}
+
+/** The statuses after which a side's migration cannot move any more. */
+export const TERMINAL: Readonly<Record<Side, readonly string[]>> = {
+  source: ['completed', 'failed', 'cancelled'],
+  destination: ['completed', 'failed'],
+};
+
+export class HarnessError extends Error {
+  override readonly name = 'HarnessError';
+}
+
+export class QemuPair {
+  private readonly records: LogRecord[] = [];
+  private lastStamp = 0;
+  private closed = false;
+  readonly dead = new Set<Side>();
+  /** The last status each side reported in a MIGRATION event. */
+  readonly status: Record<Side, string> = { source: 'none', destination: 'none' };
+
+  constructor(
+    readonly dir: string,
+    private readonly procs: Record<Side, Managed>,
+    private readonly qmp: Record<Side, QmpClient>,
+    /** A free loopback port for the destination to listen on. */
+    readonly incomingPort: number,
+  ) {
+    for (const side of SIDES) qmp[side].onEvent((e) => this.onEvent(side, e));
+  }
+
+  get incomingUri(): string {
+    return `tcp:127.0.0.1:${this.incomingPort}`;
+  }
+
+  private onEvent(side: Side, e: QmpEvent): void {
+    this.lastStamp = Math.max(this.lastStamp, eventMicros(e));
+    if (e.event === 'MIGRATION' && typeof e.data['status'] === 'string') this.status[side] = e.data['status'];
+    this.records.push({ side, event: e.event, data: e.data, timestamp: e.timestamp });
+  }
+
+  /**
+   * A timestamp for something the harness does now: never later than QEMU's clock (Date.now() is
+   * rounded down to the millisecond) and after every event received so far.
+   */
+  private stamp(): number {
+    this.lastStamp = Math.max(this.lastStamp + 1, Date.now() * 1000);
+    return this.lastStamp;
+  }
+
+  /**
+   * Run a QMP command on one side and record it with QEMU's answer; QmpError is recorded and rethrown.
+   * `fault`: the command itself injects that fault (e.g. a migrate URI nobody listens on): the fault is
+   * recorded as happening right after the command was sent, before anything QEMU reports about it.
+   */
+  async execute(side: Side, command: string, args?: QmpObject, opts: { fault?: FaultKind } = {}): Promise<QmpValue> {
+    const timestamp = timestampOf(this.stamp());
+    if (opts.fault) this.records.push({ side: 'source', fault: opts.fault, action: 'STREAM_BREAKS', timestamp: timestampOf(this.stamp()) });
+    try {
+      const ret = await this.qmp[side].execute(command, args);
+      this.records.push({ side, execute: command, ...(args ? { arguments: args } : {}), return: ret, timestamp });
+      return ret;
+    } catch (e) {
+      if (e instanceof QmpError) this.records.push({ side, execute: command, ...(args ? { arguments: args } : {}), error: { class: e.errorClass, desc: e.desc }, timestamp });
+      throw e;
+    }
+  }
+
+  /** Record a fault standing for STREAM_BREAKS (the caller injects it right after). */
+  recordFault(fault: FaultKind): void {
+    this.records.push({ side: 'source', fault, action: 'STREAM_BREAKS', timestamp: timestampOf(this.stamp()) });
+  }
+
+  /** SIGKILL one QEMU (a fault); its QMP connection closes. */
+  async kill(side: Side): Promise<void> {
+    this.dead.add(side);
+    await this.procs[side].kill();
+  }
+
+  /** Wait until `side` reports `status`; fails at once if it reports a terminal status instead. */
+  async waitForStatus(side: Side, status: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const what = `${side} status '${status}'`;
+    for (;;) {
+      const now = this.status[side];
+      if (now === status) return;
+      if (TERMINAL[side].includes(now)) throw new HarnessError(`waiting for ${what}: the ${side} reported '${now}' instead`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new HarnessError(`waiting for ${what}: still '${now}' after ${timeoutMs} ms`);
+      const client = this.qmp[side];
+      try {
+        await client.waitForEvent((e) => e.event === 'MIGRATION', { timeoutMs: left, since: client.events.length, what });
+      } catch (e) {
+        throw new HarnessError(`waiting for ${what}: still '${now}': ${(e as Error).message}`);
+      }
+    }
+  }
+
+  /** Stop both QEMUs, collect the trace logs, remove the scratch directory; returns every record. */
+  async close(): Promise<LogRecord[]> {
+    if (!this.closed) {
+      this.closed = true;
+      for (const side of SIDES) this.qmp[side].destroy();
+      await Promise.all(SIDES.map((s) => this.procs[s].kill()));
+      for (const side of SIDES) {
+        const file = join(this.dir, `${side}.trace`);
+        if (existsSync(file)) this.records.push(...parseTraceLog(readFileSync(file, 'utf8'), side, new Set(TRACE_EVENTS[side])));
+      }
+      removeScratch(this.dir);
+    }
+    return [...this.records];
+  }
+
+  /** What a side wrote on stderr (for error reports). */
+  stderr(side: Side): string {
+    return this.procs[side].stderr();
+  }
+}
+
+function qemuArgs(dir: string, side: Side): string[] {
+  return [
+    '-name', side,
+    '-nodefaults', '-machine', 'q35', '-m', '64', '-display', 'none', '-accel', 'tcg',
+    '-msg', 'timestamp=on',
+    '-qmp', `unix:${join(dir, `${side}.qmp`)},server=on,wait=off`,
+    ...TRACE_EVENTS[side].flatMap((t) => ['-trace', `enable=${t}`]),
+    '-D', join(dir, `${side}.trace`),
+    ...(side === 'destination' ? ['-incoming', 'defer'] : []),
+  ];
+}
+
+/** Start a source and a destination QEMU and connect to both; on any failure everything is cleaned up. */
+export async function startPair(opts: PairOptions = {}): Promise<QemuPair> {
+  const binary = opts.binary ?? QEMU_BINARY;
+  const dir = makeScratch();
+  const procs: Partial<Record<Side, Managed>> = {};
+  const qmp: Partial<Record<Side, QmpClient>> = {};
+  try {
+    for (const side of SIDES) procs[side] = startProcess(binary, qemuArgs(dir, side));
+    for (const side of SIDES) {
+      const p = procs[side]!;
+      const connect = QmpClient.connect(join(dir, `${side}.qmp`), { timeoutMs: 15_000, commandTimeoutMs: opts.commandTimeoutMs ?? 10_000 });
+      const exited = p.exited.then(({ code, signal }) => {
+        throw new HarnessError(`the ${side} QEMU exited (${signal ?? `code ${code}`}) at start: ${p.stderr().trim().split('\n')[0] ?? ''}`);
+      });
+      exited.catch(() => undefined); // it also settles when the process is killed later on
+      qmp[side] = await Promise.race([connect, exited]);
+    }
+    return new QemuPair(dir, procs as Record<Side, Managed>, qmp as Record<Side, QmpClient>, await freePort());
+  } catch (e) {
+    for (const side of SIDES) qmp[side]?.destroy();
+    await Promise.all(SIDES.map((s) => procs[s]?.kill()));
+    removeScratch(dir);
+    throw e;
+  }
+}

@@ -1,0 +1,34 @@
+/**
+ * Model-based testing against real QEMU (issue #7): a QMP client, a harness for a source and a
+ * destination QEMU, the adapter from model actions to QMP, test generation from the explored model, the
+ * recorded-run format and the conformance check of a run against the model.
+ *
+ * @example
+ *   import { SCENARIOS, runScenario, formatRun } from './src/qemu/index.js';
+ *   const run = await runScenario(SCENARIOS[0]!);
+ *   console.log(formatRun(run)); // "precopy-completes: conforms (0.9 s, 2 actions)…"
+ */
+export { QmpClient, QmpError, QmpTimeoutError, QmpClosedError, eventMicros, type QmpEvent, type QmpGreeting, type QmpObject, type QmpValue } from './qmp.js';
+export { QemuPair, startPair, QEMU_BINARY, TERMINAL, HarnessError, type PairOptions } from './harness.js';
+export { runPlan, capabilitiesFor, AdapterError, type Timing, type RunOptions } from './adapter.js';
+export { plan, PlanError, type Plan, type PlannedAction, type Waypoint, type ModelState, type PlanOptions } from './plan.js';
+export { modelGraph, ModelGraph, CONTROLLABLE, describeConfig, type ModelConfig, type ControllableEvent } from './model.js';
+export { checkLog, checkObservations, formatResult, type ConformResult, type Divergence, type CheckOptions } from './conform.js';
+export { observationsOf, configOf, COMMAND_ACTIONS, TRACE_EVENTS, type Observation, type Fact } from './observations.js';
+export { KNOWN_DISAGREEMENTS, MIGRATE_NEEDS_A_LISTENER, type KnownDisagreement } from './exceptions.js';
+export {
+  parseLog,
+  parseRecord,
+  formatLog,
+  sortRecords,
+  LogFormatError,
+  type LogRecord,
+  type EventRecord,
+  type CommandRecord,
+  type FaultRecord,
+  type TraceRecord,
+  type Side,
+  type FaultKind,
+} from './log.js';
+export { SCENARIOS, runScenario, formatRun, type Scenario, type ScenarioRun } from './scenarios.js';
+export { commandWorks, cleanupAll } from './processes.js';

@@ -1,0 +1,187 @@
+/**
+ * The recorded-run format: one JSON object per line, in time order (both QEMUs merged by timestamp).
+ * Every line names its side and is one of four kinds:
+ *
+ *   event    a QMP event exactly as that QEMU sent it, plus "side":
+ *            {"side":"source","event":"MIGRATION","data":{"status":"active"},"timestamp":{"seconds":…,"microseconds":…}}
+ *   command  a QMP command the harness sent, with QEMU's reply ("return" or "error"); the migration
+ *            commands are the model's controllable actions (migrate → MIGRATE, migrate-incoming →
+ *            MIGRATE_INCOMING, migrate-continue → MIGRATE_CONTINUE, migrate_cancel → MIGRATE_CANCEL);
+ *            migrate-set-capabilities fixes the model configuration; query-status / query-migrate
+ *            replies are observations:
+ *            {"side":"source","execute":"migrate","arguments":{"uri":"tcp:127.0.0.1:4444"},"return":{},"timestamp":…}
+ *   fault    a fault the harness injected, with the model event it stands for (STREAM_BREAKS):
+ *            {"side":"source","fault":"kill-destination","action":"STREAM_BREAKS","timestamp":…}
+ *   trace    a QEMU trace event from that QEMU's -trace log (name, argument text):
+ *            {"side":"source","trace":"source_return_path_thread_switchover_acked","args":"","timestamp":…}
+ *
+ * The timestamp of an event or trace line is QEMU's (wall clock); a command's or fault's is taken just
+ * before it was sent (never later than QEMU's clock, so nothing it causes sorts before it).
+ */
+import type { QmpObject, QmpValue } from './qmp.js';
+
+export type Side = 'source' | 'destination';
+export const SIDES: readonly Side[] = ['source', 'destination'];
+
+export interface Timestamp {
+  readonly seconds: number;
+  readonly microseconds: number;
+}
+
+export interface EventRecord {
+  readonly side: Side;
+  readonly event: string;
+  readonly data: QmpObject;
+  readonly timestamp: Timestamp;
+}
+
+export interface CommandRecord {
+  readonly side: Side;
+  readonly execute: string;
+  readonly arguments?: QmpObject;
+  /** QEMU's `return` value; absent when it answered with an error. */
+  readonly return?: QmpValue;
+  readonly error?: { readonly class: string; readonly desc: string };
+  readonly timestamp: Timestamp;
+}
+
+export type FaultKind = 'kill-destination' | 'unreachable-destination';
+export const FAULTS: readonly FaultKind[] = ['kill-destination', 'unreachable-destination'];
+
+export interface FaultRecord {
+  readonly side: Side;
+  readonly fault: FaultKind;
+  /** The model event the fault stands for. */
+  readonly action: 'STREAM_BREAKS';
+  readonly timestamp: Timestamp;
+}
+
+export interface TraceRecord {
+  readonly side: Side;
+  readonly trace: string;
+  readonly args: string;
+  readonly timestamp: Timestamp;
+}
+
+export type LogRecord = EventRecord | CommandRecord | FaultRecord | TraceRecord;
+
+/** A line that is not a record; `line` is 1-based. */
+export class LogFormatError extends Error {
+  override readonly name = 'LogFormatError';
+  constructor(
+    readonly line: number,
+    readonly problem: string,
+  ) {
+    super(`line ${line}: ${problem}`);
+  }
+}
+
+export const micros = (t: Timestamp): number => t.seconds * 1_000_000 + t.microseconds;
+export const timestampOf = (us: number): Timestamp => ({ seconds: Math.floor(us / 1_000_000), microseconds: us % 1_000_000 });
+
+export const isEvent = (r: LogRecord): r is EventRecord => 'event' in r;
+export const isCommand = (r: LogRecord): r is CommandRecord => 'execute' in r;
+export const isFault = (r: LogRecord): r is FaultRecord => 'fault' in r;
+export const isTrace = (r: LogRecord): r is TraceRecord => 'trace' in r;
+
+/** The records as JSON lines (sorted by timestamp, stable). */
+export function formatLog(records: readonly LogRecord[]): string {
+  return sortRecords(records).map((r) => JSON.stringify(r)).join('\n') + '\n';
+}
+
+export function sortRecords(records: readonly LogRecord[]): LogRecord[] {
+  return records
+    .map((r, i) => ({ r, i }))
+    .sort((a, b) => micros(a.r.timestamp) - micros(b.r.timestamp) || a.i - b.i)
+    .map((x) => x.r);
+}
+
+/** Parse a log; blank lines are skipped; the first bad line throws LogFormatError. */
+export function parseLog(text: string): { records: LogRecord[]; lines: number[] } {
+  const records: LogRecord[] = [];
+  const lines: number[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.trim();
+    if (line === '') return;
+    records.push(parseRecord(line, i + 1));
+    lines.push(i + 1);
+  });
+  return { records, lines };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const KINDS = ['event', 'execute', 'fault', 'trace'] as const;
+
+export function parseRecord(text: string, line: number): LogRecord {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new LogFormatError(line, `not JSON (${(e as Error).message})`);
+  }
+  if (!isObject(v)) throw new LogFormatError(line, 'not a JSON object');
+  const side = v['side'];
+  if (side !== 'source' && side !== 'destination') throw new LogFormatError(line, `"side" must be "source" or "destination", got ${JSON.stringify(side)}`);
+  const ts = v['timestamp'];
+  if (!isObject(ts) || !Number.isInteger(ts['seconds']) || !Number.isInteger(ts['microseconds'])) {
+    throw new LogFormatError(line, '"timestamp" must be {"seconds": integer, "microseconds": integer}');
+  }
+  const timestamp: Timestamp = { seconds: ts['seconds'] as number, microseconds: ts['microseconds'] as number };
+  const kinds = KINDS.filter((k) => k in v);
+  if (kinds.length !== 1) {
+    throw new LogFormatError(line, `a record has exactly one of "event", "execute", "fault", "trace"${kinds.length > 1 ? `, got ${kinds.join(' and ')}` : ''}`);
+  }
+  switch (kinds[0]!) {
+    case 'event': {
+      if (typeof v['event'] !== 'string') throw new LogFormatError(line, '"event" must be a string');
+      const data = v['data'] ?? {};
+      if (!isObject(data)) throw new LogFormatError(line, '"data" must be an object');
+      if (v['event'] === 'MIGRATION' && typeof data['status'] !== 'string') throw new LogFormatError(line, 'a MIGRATION event needs "data": {"status": string}');
+      return { side, event: v['event'], data: data as QmpObject, timestamp };
+    }
+    case 'execute': {
+      if (typeof v['execute'] !== 'string') throw new LogFormatError(line, '"execute" must be a string');
+      const args = v['arguments'];
+      if (args !== undefined && !isObject(args)) throw new LogFormatError(line, '"arguments" must be an object');
+      const hasReturn = 'return' in v;
+      const err = v['error'];
+      if (hasReturn === (err !== undefined)) throw new LogFormatError(line, 'a command has exactly one of "return" and "error"');
+      if (err !== undefined && (!isObject(err) || typeof err['class'] !== 'string' || typeof err['desc'] !== 'string')) {
+        throw new LogFormatError(line, '"error" must be {"class": string, "desc": string}');
+      }
+      return {
+        side,
+        execute: v['execute'],
+        ...(args !== undefined ? { arguments: args as QmpObject } : {}),
+        ...(hasReturn ? { return: v['return'] as QmpValue } : {}),
+        ...(err !== undefined ? { error: err as { class: string; desc: string } } : {}),
+        timestamp,
+      };
+    }
+    case 'fault': {
+      const fault = v['fault'];
+      if (!FAULTS.includes(fault as FaultKind)) throw new LogFormatError(line, `unknown fault ${JSON.stringify(fault)}; valid: ${FAULTS.join(', ')}`);
+      if (v['action'] !== 'STREAM_BREAKS') throw new LogFormatError(line, 'a fault needs "action": "STREAM_BREAKS"');
+      if (side !== 'source') throw new LogFormatError(line, 'a fault breaks the source\'s stream: "side" must be "source"');
+      return { side, fault: fault as FaultKind, action: 'STREAM_BREAKS', timestamp };
+    }
+    case 'trace': {
+      if (typeof v['trace'] !== 'string' || typeof (v['args'] ?? '') !== 'string') throw new LogFormatError(line, '"trace" and "args" must be strings');
+      return { side, trace: v['trace'], args: (v['args'] as string | undefined) ?? '', timestamp };
+    }
+  }
+}
+
+/**
+ * Lines of a QEMU `-trace` log written with `-msg timestamp=on`: `PID@SECONDS.MICROS:name args`.
+ * Only the names in `wanted` are kept.
+ */
+export function parseTraceLog(text: string, side: Side, wanted: ReadonlySet<string>): TraceRecord[] {
+  const out: TraceRecord[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\d+@(\d+)\.(\d{6}):(\S+)\s?(.*)$/.exec(line.trim());
+    if (!m || !wanted.has(m[3]!)) continue;
+    out.push({ side, trace: m[3]!, args: m[4]!.trim(), timestamp: { seconds: Number(m[1]), microseconds: Number(m[2]) } });
+  }
+  return out;
+}

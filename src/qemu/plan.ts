@@ -1,0 +1,161 @@
+/**
+ * Test generation from the model: a scenario's targets (waypoints) are reached by a shortest path in
+ * the explored model, and the path is projected to the controllable actions — each with the statuses
+ * both sides have in the model just before it, which the runner waits for on the real QEMUs.
+ */
+import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
+import type { QemuSourceContext } from '../../machines/qemuSource.js';
+import type { Side } from './log.js';
+import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, modelGraph } from './model.js';
+
+/** One global model state, as waypoint predicates see it. */
+export interface ModelState {
+  readonly source: string;
+  readonly destination: string;
+  readonly sourceContext: QemuSourceContext;
+  readonly destinationContext: QemuDestinationContext;
+}
+
+export type Waypoint =
+  /**
+   * Reach a state where `holds`. `pins` names the statuses the predicate fixes: the runner waits for
+   * the real QEMUs to report them before the next action (and at the end).
+   */
+  | { readonly kind: 'state'; readonly name: string; readonly holds: (s: ModelState) => boolean; readonly pins?: Partial<Record<Side, string>> }
+  /** Take the controllable step `event` from a state where `from` holds. */
+  | { readonly kind: 'step'; readonly name: string; readonly event: ControllableEvent; readonly from: (s: ModelState) => boolean }
+  /** Here, issue commands the model does not take in this state: QEMU must refuse them. */
+  | { readonly kind: 'probe'; readonly name: string; readonly events: readonly ControllableEvent[] };
+
+export interface PlannedAction {
+  readonly event: ControllableEvent;
+  readonly side: Side;
+  /** Both sides' model statuses just before the action. */
+  readonly before: { readonly source: string; readonly destination: string };
+  /**
+   * The statuses the runner waits for before the action: the acting side's, the destination's
+   * 'setup' before MIGRATE (a connect needs a listener), and those the last waypoint pinned. (A
+   * shortest path may leave the other side behind what QEMU does, e.g. the stream header undelivered,
+   * so its status there is not waited for.)
+   */
+  readonly waitFor: Partial<Record<Side, string>>;
+  /** A probe: the model does not take this step here, so QEMU must refuse the command. */
+  readonly probe: boolean;
+}
+
+export interface Plan {
+  readonly config: ModelConfig;
+  readonly actions: readonly PlannedAction[];
+  /** Both sides' model statuses at the end of the path. */
+  readonly final: { readonly source: string; readonly destination: string };
+  /** The final statuses the last waypoint pinned (what the runner waits for at the end). */
+  readonly finalWait: Partial<Record<Side, string>>;
+  /** The model path, one line per step (who took which event, and both statuses after it), for reports. */
+  readonly path: readonly string[];
+}
+
+/** Steps a path may take on its own between waypoints: internal ones and the ordinary management commands. */
+const ORDINARY: ReadonlySet<ControllableEvent> = new Set(['MIGRATE_INCOMING', 'MIGRATE', 'MIGRATE_CONTINUE']);
+
+const SIDE_OF: Readonly<Record<ControllableEvent, Side>> = {
+  MIGRATE: 'source',
+  MIGRATE_CANCEL: 'source',
+  MIGRATE_CONTINUE: 'source',
+  STREAM_BREAKS: 'source',
+  MIGRATE_INCOMING: 'destination',
+};
+
+export class PlanError extends Error {
+  override readonly name = 'PlanError';
+}
+
+export function stateOf(g: ModelGraph, i: number): ModelState {
+  return { source: g.status(i, 'source'), destination: g.status(i, 'destination'), sourceContext: g.sourceContext[i]!, destinationContext: g.destinationContext[i]! };
+}
+
+export interface PlanOptions {
+  /**
+   * Take MIGRATE only once the destination listens (is in 'setup'), as a real connect needs; see
+   * MIGRATE_NEEDS_A_LISTENER in exceptions.ts. Default true; false to plan an unreachable destination.
+   */
+  readonly migrateNeedsListener?: boolean;
+}
+
+/** Plan a scenario: the shortest path through the waypoints, projected to its controllable actions. */
+export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: PlanOptions = {}): Plan {
+  const listener = opts.migrateNeedsListener ?? true;
+  const g = modelGraph(config);
+  let at = 0;
+  const actions: PlannedAction[] = [];
+  const path: string[] = [];
+  const before = (i: number) => ({ source: g.status(i, 'source'), destination: g.status(i, 'destination') });
+  let pins: Partial<Record<Side, string>> = {};
+  const waitFor = (i: number, event: ControllableEvent, probe = false): Partial<Record<Side, string>> => {
+    const w: Partial<Record<Side, string>> = {};
+    for (const [side, status] of Object.entries(pins) as [Side, string][]) if (g.status(i, side) === status) w[side] = status;
+    w[SIDE_OF[event]] = g.status(i, SIDE_OF[event]);
+    if (event === 'MIGRATE' && listener && !probe) w.destination = 'setup';
+    return w;
+  };
+  for (const wp of waypoints) {
+    if (wp.kind === 'probe') {
+      for (const event of wp.events) {
+        const side = SIDE_OF[event];
+        const takes = g.succ[at]!.filter((e) => e.action === event && e.label.component === side);
+        if (takes.some((e) => g.changed(at, e.to).length > 0)) {
+          throw new PlanError(`probe '${wp.name}': the model takes ${event} in ${describe(g, at)}; only a step it refuses can be probed`);
+        }
+        actions.push({ event, side, before: before(at), waitFor: waitFor(at, event, true), probe: true });
+      }
+      continue;
+    }
+    const route = bfs(g, at, wp, listener);
+    if (!route) throw new PlanError(`waypoint '${wp.name}' is unreachable in the model from ${describe(g, at)}`);
+    for (const { from, edge } of route) {
+      const e = g.succ[from]![edge]!;
+      if (e.action) {
+        actions.push({ event: e.action, side: SIDE_OF[e.action], before: before(from), waitFor: waitFor(from, e.action), probe: false });
+        pins = {};
+      }
+      path.push(`${e.label.kind === 'env' ? 'env' : e.label.channel} → ${e.label.component}: ${e.label.event.type}   ⇒ ${describe(g, e.to)}`);
+      at = e.to;
+    }
+    if (wp.kind === 'state') pins = { ...(wp.pins ?? {}) };
+  }
+  return { config, actions, final: before(at), finalWait: pins, path };
+}
+
+function describe(g: ModelGraph, i: number): string {
+  return `source '${g.status(i, 'source')}', destination '${g.status(i, 'destination')}'`;
+}
+
+/** Shortest route (as state/edge-index pairs) from `start` to the waypoint. */
+function bfs(g: ModelGraph, start: number, wp: Exclude<Waypoint, { kind: 'probe' }>, listener: boolean): { from: number; edge: number }[] | null {
+  const allowed = (i: number, e: Edge) =>
+    e.action === null || (ORDINARY.has(e.action) && !(listener && e.action === 'MIGRATE' && g.status(i, 'destination') !== 'setup'));
+  const parent = new Map<number, { from: number; edge: number } | null>([[start, null]]);
+  const queue = [start];
+  const routeTo = (i: number, last?: { from: number; edge: number }) => {
+    const out: { from: number; edge: number }[] = last ? [last] : [];
+    for (let p = parent.get(i); p; p = parent.get(p.from)) out.unshift(p);
+    return out;
+  };
+  if (wp.kind === 'state' && wp.holds(stateOf(g, start))) return [];
+  for (let q = 0; q < queue.length; q++) {
+    const i = queue[q]!;
+    const edges = g.succ[i]!;
+    if (wp.kind === 'step' && wp.from(stateOf(g, i))) {
+      const k = edges.findIndex((e) => e.action === wp.event);
+      if (k >= 0) return routeTo(i, { from: i, edge: k });
+    }
+    for (let k = 0; k < edges.length; k++) {
+      const e = edges[k]!;
+      if (!allowed(i, e)) continue;
+      if (parent.has(e.to)) continue;
+      parent.set(e.to, { from: i, edge: k });
+      if (wp.kind === 'state' && wp.holds(stateOf(g, e.to))) return routeTo(e.to);
+      queue.push(e.to);
+    }
+  }
+  return null;
+}

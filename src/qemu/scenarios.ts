@@ -1,0 +1,189 @@
+/**
+ * The scenario suite run against real QEMU: each scenario is a model configuration and a list of
+ * targets in the model (waypoints); its controllable actions come from the model path to those targets
+ * (plan.ts), the adapter issues them on two fresh QEMUs, and the recorded run is checked against the
+ * model (conform.ts). Timing choices that make a short-lived status observable are noted per scenario.
+ */
+import { type ConformResult, checkLog, formatResult } from './conform.js';
+import { type RunOptions, type Timing, runPlan } from './adapter.js';
+import { type PairOptions, startPair } from './harness.js';
+import type { LogRecord } from './log.js';
+import type { ControllableEvent, ModelConfig } from './model.js';
+import { type ModelState, type Plan, type PlanOptions, type Waypoint, plan } from './plan.js';
+import { sortRecords } from './log.js';
+
+export interface Scenario {
+  readonly name: string;
+  readonly description: string;
+  readonly config: ModelConfig;
+  readonly waypoints: readonly Waypoint[];
+  readonly timing?: Timing;
+  readonly plan?: PlanOptions;
+}
+
+const PLAIN: ModelConfig = { ack: 'off', pauseBeforeSwitchover: false };
+const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
+const PAUSE: ModelConfig = { ack: 'off', pauseBeforeSwitchover: true };
+const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
+
+/** 100 kB/s: precopy of the TCG guest's ~20 MiB of non-zero-page traffic takes minutes, so 'active' lasts. */
+const THROTTLE = 100_000;
+
+const both = (source: string, destination: string): Waypoint => ({
+  kind: 'state',
+  name: `source '${source}', destination '${destination}'`,
+  holds: (s) => s.source === source && s.destination === destination,
+  pins: { source, destination },
+});
+const source = (status: string): Waypoint => ({ kind: 'state', name: `source '${status}'`, holds: (s) => s.source === status, pins: { source: status } });
+const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => boolean): Waypoint => ({
+  kind: 'step',
+  name: `${event} in source '${from}'`,
+  event,
+  from: (s) => s.source === from && (when?.(s) ?? true),
+});
+const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'precopy-completes',
+    description: 'plain precopy: both sides reach completed',
+    config: PLAIN,
+    waypoints: [both('completed', 'completed')],
+  },
+  {
+    name: 'switchover-ack-completes',
+    description: 'switchover-ack with return-path: the destination acks at once (no device needs it), both complete',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed')],
+  },
+  {
+    name: 'pause-then-continue',
+    description: 'pause-before-switchover: pre-switchover is reached, migrate-continue, both complete',
+    config: PAUSE,
+    waypoints: [source('pre-switchover'), both('completed', 'completed')],
+  },
+  {
+    name: 'pause-then-continue-with-ack',
+    description: 'pause-before-switchover with switchover-ack: pre-switchover, migrate-continue, both complete',
+    config: PAUSE_ACK,
+    waypoints: [source('pre-switchover'), both('completed', 'completed')],
+  },
+  {
+    name: 'cancel-in-setup',
+    description: 'migrate_cancel while the source is still in setup (its connect is held pending): cancelled',
+    config: PLAIN,
+    waypoints: [both('none', 'setup'), step('MIGRATE_CANCEL', 'setup'), both('cancelled', 'setup')],
+    timing: { stallConnect: true },
+  },
+  {
+    name: 'cancel-in-active',
+    description: 'migrate_cancel during precopy: the source is cancelled, the destination fails',
+    config: PLAIN,
+    waypoints: [both('active', 'active'), step('MIGRATE_CANCEL', 'active'), both('cancelled', 'failed')],
+    timing: { throttle: THROTTLE },
+  },
+  {
+    name: 'cancel-in-active-with-ack',
+    description: 'migrate_cancel during precopy with switchover-ack and the return path',
+    config: ACK,
+    waypoints: [both('active', 'active'), step('MIGRATE_CANCEL', 'active'), both('cancelled', 'failed')],
+    timing: { throttle: THROTTLE },
+  },
+  {
+    name: 'cancel-in-pre-switchover',
+    description: 'migrate_cancel while paused before switchover: the guest resumes on the source',
+    config: PAUSE,
+    waypoints: [both('pre-switchover', 'active'), step('MIGRATE_CANCEL', 'pre-switchover'), both('cancelled', 'failed')],
+  },
+  {
+    name: 'cancel-in-pre-switchover-with-ack',
+    description: 'migrate_cancel while paused before switchover, switchover-ack on',
+    config: PAUSE_ACK,
+    waypoints: [both('pre-switchover', 'active'), step('MIGRATE_CANCEL', 'pre-switchover'), both('cancelled', 'failed')],
+  },
+  {
+    name: 'destination-killed-in-active',
+    description: 'the destination QEMU is killed during precopy: the source fails and keeps running the guest',
+    config: PLAIN,
+    waypoints: [both('active', 'active'), step('STREAM_BREAKS', 'active'), source('failed')],
+    timing: { throttle: THROTTLE },
+  },
+  {
+    name: 'destination-killed-in-active-with-ack',
+    description: 'the destination QEMU is killed during precopy, return path open',
+    config: ACK,
+    waypoints: [both('active', 'active'), step('STREAM_BREAKS', 'active'), source('failed')],
+    timing: { throttle: THROTTLE },
+  },
+  {
+    name: 'destination-killed-in-pre-switchover',
+    description: 'the destination is killed while the source is paused; migrate-continue then fails the migration',
+    config: PAUSE,
+    waypoints: [
+      both('pre-switchover', 'active'),
+      step('STREAM_BREAKS', 'pre-switchover'),
+      step('MIGRATE_CONTINUE', 'pre-switchover', (s) => s.sourceContext.streamError !== null),
+      source('failed'),
+    ],
+  },
+  {
+    name: 'unreachable-destination',
+    description: 'migrate to a loopback port nobody listens on: setup, then failed',
+    config: PLAIN,
+    waypoints: [step('STREAM_BREAKS', 'setup', (s) => s.destination === 'none' && !s.sourceContext.setupDone), both('failed', 'none')],
+    plan: { migrateNeedsListener: false },
+  },
+  {
+    name: 'refused-commands',
+    description:
+      'commands the model does not take are refused by QEMU: a second migrate, a second migrate-incoming and migrate-continue while active; ' +
+      'migrate-continue and migrate-incoming after the end (and migrate_cancel, which QEMU accepts as a no-op)',
+    config: PAUSE,
+    waypoints: [
+      both('active', 'active'),
+      { kind: 'probe', name: 'while active', events: ['MIGRATE', 'MIGRATE_INCOMING', 'MIGRATE_CONTINUE'] },
+      step('MIGRATE_CANCEL', 'active'),
+      both('cancelled', 'failed'),
+      // QEMU accepts the cancel as a no-op: qemu10-cancel-without-migration-is-a-no-op
+      { kind: 'probe', name: 'after the end', events: ['MIGRATE_CONTINUE', 'MIGRATE_INCOMING', 'MIGRATE_CANCEL'] },
+    ],
+    timing: { throttle: THROTTLE },
+  },
+];
+
+export interface ScenarioRun {
+  readonly scenario: Scenario;
+  readonly plan: Plan;
+  /** The recorded run, time-ordered. */
+  readonly records: readonly LogRecord[];
+  readonly result: ConformResult;
+  readonly seconds: number;
+  /** A harness failure (a status never reached, QEMU died at start), distinct from a divergence. */
+  readonly error: string | null;
+}
+
+/** Plan a scenario, run it on two fresh QEMUs, check the recorded run. */
+export async function runScenario(s: Scenario, opts: PairOptions & Omit<RunOptions, 'timing'> = {}): Promise<ScenarioRun> {
+  const t0 = performance.now();
+  const p = plan(s.config, s.waypoints, s.plan);
+  const pair = await startPair(opts);
+  let error: string | null = null;
+  let records: LogRecord[];
+  try {
+    await runPlan(pair, p, { ...opts, ...(s.timing ? { timing: s.timing } : {}) });
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    records = sortRecords(await pair.close());
+  }
+  return { scenario: s, plan: p, records, result: checkLog(records), seconds: (performance.now() - t0) / 1000, error };
+}
+
+/** A report of one run: the verdict, and on a divergence or error the model path for reference. */
+export function formatRun(r: ScenarioRun): string {
+  const verdict = r.error ? `ERROR: ${r.error}` : r.result.divergence ? 'DIVERGES' : 'conforms';
+  const lines = [`${r.scenario.name}: ${verdict} (${r.seconds.toFixed(2)} s, ${r.plan.actions.length} actions)`, formatResult(r.result).replace(/^/gm, '  ')];
+  if (r.error || r.result.divergence) lines.push('  model path:', ...r.plan.path.map((l) => `    ${l}`));
+  return lines.join('\n');
+}
