@@ -124,6 +124,8 @@ export interface QemuSourceContext {
   readonly stoppedWithAckPending: boolean;
   /** Ghost: management cancelled, or the stream broke, after the final state was sent. */
   readonly intervenedAfterEof: boolean;
+  /** After a cancel: migration_iteration_finish has restarted the guest; migration_cleanup comes next. */
+  readonly guestRestarted: boolean;
 }
 
 export type QemuSourceEvent =
@@ -349,13 +351,26 @@ function saveCleanup(ctx: Ctx): Patch {
  * stopped (PRE_COPY → RUNNING is one arc).
  */
 function recover(ctx: Ctx): Patch {
+  return precopyFailedNotifier({ ...ctx, ...restartGuest(ctx) });
+}
+
+/** migration_iteration_finish: the guest starts again if it was stopped (the VM state handlers run). */
+function restartGuest(ctx: Ctx): Patch {
   const devs = [...ctx.devs];
   let refused = ctx.vfioRefused;
   if (ctx.runstate !== 'running') {
     devs.forEach((d, i) => hasP2P(d.context.features) && (refused ??= setDev(ctx, devs, i, 'RUNNING_P2P')));
+    devs.forEach((_, i) => (refused ??= setDev(ctx, devs, i, 'RUNNING')));
   }
+  return { devs, runstate: 'running', vfioRefused: refused };
+}
+
+/** migration_cleanup's MIG_EVENT_PRECOPY_FAILED notifier: every device back to RUNNING. */
+function precopyFailedNotifier(ctx: Ctx): Patch {
+  const devs = [...ctx.devs];
+  let refused = ctx.vfioRefused;
   devs.forEach((_, i) => (refused ??= setDev(ctx, devs, i, 'RUNNING')));
-  return { devs, runstate: 'running', cleanedUp: true, vfioRefused: refused };
+  return { devs, runstate: ctx.runstate, cleanedUp: true, vfioRefused: refused };
 }
 
 const sourceSetup = setup({
@@ -400,6 +415,7 @@ const sourceSetup = setup({
     pauseBeforeSwitchover: ({ context }) => context.pauseBeforeSwitchover,
     postcopyAllowed: ({ context }) => context.postcopyRam && context.devs.length === 0,
     cleanedUp: ({ context }) => context.cleanedUp,
+    guestRestarted: ({ context }) => context.guestRestarted,
     ramNotConverged: ({ context }) => !context.ramConverged,
     /** The guest runs and the device tracks what it dirties (it is precopying). */
     deviceTracksDirt: ({ context, event }) =>
@@ -430,6 +446,8 @@ const sourceSetup = setup({
     }),
     saveCleanup: assign(({ context }) => saveCleanup(context)),
     recoverAfterFailure: assign(({ context }) => recover(context)),
+    restartGuest: assign(({ context }) => ({ ...restartGuest(context), guestRestarted: true })),
+    notifyPrecopyFailed: assign(({ context }) => precopyFailedNotifier(context)),
     /** migration_cancel / a failure: shut the stream down. */
     shutdownStream: enqueueActions(({ enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN' })),
     noteStreamError: assign(({ context }) => ({ streamError: 'stream broken', intervenedAfterEof: context.intervenedAfterEof || context.eofSent })),
@@ -508,6 +526,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     returnPathClosed: false,
     stoppedWithAckPending: false,
     intervenedAfterEof: false,
+    guestRestarted: false,
   }),
   on: {
     // The return path thread runs in any state; after the migration ends its messages change nothing.
@@ -520,6 +539,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     none: {
       description: 'No migration has been started.',
       on: {
+        MIGRATE_CANCEL: {}, // QEMU accepts migrate_cancel with no migration running and does nothing
         MIGRATE: [
           { guard: 'postcopyWithVfio', actions: 'refusePostcopy' },
           { guard: 'ackWithoutReturnPath', actions: 'refuseCaps' },
@@ -596,17 +616,27 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     },
     completed: {
       description: 'Done; the VM is in postmigrate. vfio_save_cleanup moves the devices STOP_COPY -> STOP.',
-      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'saveCleanup' } },
+      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'saveCleanup' }, MIGRATE_CANCEL: {} },
     },
     failed: {
       description: 'Failed; the thread restarts the guest and the devices go back to RUNNING.',
-      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'recoverAfterFailure' } },
+      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'recoverAfterFailure' }, MIGRATE_CANCEL: {} },
     },
     cancelling: {
-      description: 'migrate_cancel was issued; the thread winds down.',
-      on: { THREAD_STEP: { target: 'cancelled', actions: 'recoverAfterFailure' } },
+      description: 'migrate_cancel was issued; the thread winds down: the guest restarts, then cleanup.',
+      on: {
+        THREAD_STEP: [
+          // migration_iteration_finish restarts the guest; migration_cleanup then moves to cancelled and
+          // runs the MIG_EVENT_PRECOPY_FAILED notifier (QEMU 10.0 shows RESUME before 'cancelled')
+          { guard: not('guestRestarted'), actions: 'restartGuest' },
+          { target: 'cancelled', actions: 'notifyPrecopyFailed' },
+        ],
+      },
     },
-    cancelled: { description: 'Cancelled; the guest runs on the source again.' },
+    cancelled: {
+      description: 'Cancelled; the guest runs on the source again.',
+      on: { MIGRATE_CANCEL: {} }, // accepted, and nothing to do
+    },
     'postcopy-device': {
       description: 'Unreachable with VFIO devices: QEMU refuses postcopy-ram for them.',
       on: { THREAD_STEP: { target: 'postcopy-active' } },

@@ -41,18 +41,6 @@ const FUSED: readonly FusedStep[] = [
       "then a THREAD_STEP guarded by runstate 'finish-migrate' that moves on); the machine's own comment already says the two are apart in QEMU",
   },
   {
-    side: 'source',
-    running: true,
-    from: ['cancelling'],
-    to: ['cancelled'],
-    qemu:
-      "after a cancel the source restarts the guest (RESUME) in migration_iteration_finish while still 'cancelling', and moves cancelling → cancelled later, " +
-      'in migration_cleanup (a bottom half), which also runs the MIG_EVENT_PRECOPY_FAILED notifiers',
-    change:
-      "machines/qemuSource.ts, state 'cancelling': THREAD_STEP: [{ guard: not('cleanedUp'), actions: 'recoverAfterFailure' } (stay in 'cancelling': runstate " +
-      "running, VM-state handlers), { target: 'cancelled' }], with the MIG_EVENT_PRECOPY_FAILED part of recover() (every device → RUNNING) on the second step",
-  },
-  {
     side: 'destination',
     running: true,
     from: ['active'],
@@ -65,8 +53,9 @@ const FUSED: readonly FusedStep[] = [
 
 /**
  * QEMU changes the run state and the migration status of a side at two moments where the model has one
- * step: STOP before 'device'/'pre-switchover' on the source, RESUME before 'cancelled' on the source,
- * RESUME before 'completed' on the destination. Other reports — above all the other side's — can come
+ * step: STOP before 'device'/'pre-switchover' on the source and RESUME before 'completed' on the
+ * destination. (RESUME before 'cancelled' on the source was a third; the model now takes the restart and
+ * migration_cleanup as two steps, as QEMU does.) Other reports — above all the other side's — can come
  * in between, which no model run allows. None of them can depend on the earlier moment (the
  * destination learns of the stop only from the device state sent after 'device'; nothing waits for the
  * restart after a cancel; the source waits for the destination's return-path close, after 'completed').
