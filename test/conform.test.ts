@@ -11,7 +11,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { conformCommand, CONFORM_HELP } from '../src/cli/conform.js';
+import { CONFORM_HELP } from '../src/cli/conform.js';
+import { main } from '../src/cli.js';
 import { checkLog } from '../src/qemu/conform.js';
 import { KNOWN_DISAGREEMENTS } from '../src/qemu/exceptions.js';
 import { type LogRecord, type Side, LogFormatError, parseLog, parseTraceLog } from '../src/qemu/log.js';
@@ -29,7 +30,7 @@ afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 function cli(...argv: string[]) {
   const out: string[] = [];
   const err: string[] = [];
-  const code = conformCommand(argv, (s) => out.push(s), (s) => err.push(s));
+  const code = main(['conform', ...argv], (s) => out.push(s), (s) => err.push(s));
   return { code, out: out.join('\n'), err: err.join('\n') };
 }
 

@@ -1,5 +1,6 @@
 /** Parsing of the values the CLI takes, each with a one-line error that names the bad value and the valid ones. */
 import { type FeatureSet, type VfioState, FEATURE_SETS, VFIO_STATES } from '../../machines/vfioArcs.js';
+import { readFileSync } from 'node:fs';
 import { UsageError } from './errors.js';
 
 const FEATURE_WORDS: Record<string, 'P2P' | 'PRE_COPY' | 'STOP_COPY'> = {
@@ -44,4 +45,13 @@ export function parseCount(text: string | undefined, option: string, fallback: n
   const n = Number(text.trim());
   if (n < min || n > max) throw new UsageError(`bad ${option} '${text}'; expected an integer ${min}..${max}`);
   return n;
+}
+
+/** The text of an input file, or a one-line error naming the file and why it cannot be read. */
+export function readInputFile(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
 }

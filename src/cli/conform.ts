@@ -4,11 +4,12 @@
  * 1 when it diverges, 2 for bad arguments or a malformed file (one line naming the line and the
  * problem). Handles its own errors, so it never throws.
  */
-import { readFileSync } from 'node:fs';
+
 import { parseArgs } from 'node:util';
 import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
 import { KNOWN_DISAGREEMENTS } from '../qemu/exceptions.js';
 import { LogFormatError, parseLog } from '../qemu/log.js';
+import { readInputFile } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 
 export const CONFORM_HELP = `usage: migration-statecharts conform FILE [--strict] [--json]
@@ -27,22 +28,9 @@ export const CONFORM_HELP = `usage: migration-statecharts conform FILE [--strict
   Exit 0: the run conforms; 1: it diverges (the step, what QEMU did, what the model allowed);
   2: bad arguments or a malformed file.`;
 
-export function conformCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): number {
-  try {
-    return run(argv, out);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      err(`migration-statecharts: ${e.message}`);
-      return EXIT.usage;
-    }
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      err(`migration-statecharts: ${(e as Error).message.split('\n')[0]}`);
-      return EXIT.usage;
-    }
-    err(`migration-statecharts: internal error: ${(e as Error).message ?? String(e)}`);
-    return 1;
-  }
+/** `main()` turns a UsageError or a parseArgs error into one line and exit 2. */
+export function conformCommand(argv: readonly string[], out: (s: string) => void, _err: (s: string) => void): number {
+  return run(argv, out);
 }
 
 function run(argv: readonly string[], out: (s: string) => void): number {
@@ -64,12 +52,7 @@ function run(argv: readonly string[], out: (s: string) => void): number {
     throw new UsageError(positionals.length === 0 ? 'conform needs a FILE (a recorded run, one JSON object per line)' : `conform takes one FILE, got ${positionals.length}`);
   }
   const file = positionals[0]!;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readInputFile(file);
   let result: ConformResult;
   try {
     const { records, lines } = parseLog(text);

@@ -4,7 +4,7 @@
  * XML with --junit). Exit 0: ok; 1: replay disagrees (or the target is unreachable); 2: bad arguments or
  * a malformed fixture; 3: the model is too large to explore whole.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import { vfioDeviceMachine } from '../../machines/vfioDevice.js';
@@ -30,7 +30,7 @@ import {
   xstateShortestPathsTotal,
 } from '../testgen/index.js';
 import { ACK_MODES, PRESET_IDS } from '../testgen/systems.js';
-import { parseCount } from './args.js';
+import { parseCount, readInputFile } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 
 export const TESTS_HELP = `usage: migration-statecharts tests generate --system device|migration [--devices N] [--ack legacy|per-device|off]
@@ -193,12 +193,7 @@ function replayCommand(argv: readonly string[], out: (s: string) => void): numbe
   if (positionals.length === 0) throw new UsageError('tests replay: missing FILE; expected a fixture written by tests generate');
   if (positionals.length > 1) throw new UsageError(`tests replay: one FILE expected, got ${positionals.length}: ${positionals.join(' ')}`);
   const file = positionals[0]!;
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readInputFile(file);
   let suite: TestSuite;
   try {
     suite = parseSuite(text);

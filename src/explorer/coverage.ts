@@ -3,7 +3,7 @@
  * transitions the explored system actually took, as percentages and as the list of what was never reached.
  */
 import type { AnyStateMachine } from 'xstate';
-import { guardName } from './guards.js';
+import { type TransitionDef, describeTransition, stateNodesOf, stripMachineId, transitionDefsOf } from './machineShape.js';
 import type { LocalTable } from './local.js';
 import type { CompiledSystem } from './step.js';
 import type { AnySnapshot } from './system.js';
@@ -15,40 +15,6 @@ export interface Coverage {
   readonly transitions: { readonly reached: number; readonly total: number; readonly percent: number; readonly missed: readonly string[] };
   /** Distinct local snapshots (value + context) reached. */
   readonly localStates: number;
-}
-
-interface TransitionDef {
-  source: { id: string };
-  eventType: string;
-  target?: readonly { id: string }[] | undefined;
-  guard?: unknown;
-}
-
-interface NodeLike {
-  id: string;
-  states: Record<string, NodeLike>;
-  transitions: Map<string, TransitionDef[]>;
-}
-
-/** `source --EVENT [guard]--> target`, ids without the machine id prefix. */
-function describe(machineId: string, t: TransitionDef): string {
-  const strip = (id: string) => (id.startsWith(machineId + '.') ? id.slice(machineId.length + 1) : id);
-  const name = guardName(t.guard);
-  const guard = name ? ` [${name}]` : '';
-  const target = t.target && t.target.length > 0 ? t.target.map((n) => strip(n.id)).join(',') : strip(t.source.id);
-  return `${strip(t.source.id)} --${t.eventType}${guard}--> ${target}`;
-}
-
-function allNodes(machine: AnyStateMachine): NodeLike[] {
-  const out: NodeLike[] = [];
-  const walk = (n: NodeLike) => {
-    for (const c of Object.values(n.states)) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(machine.root as unknown as NodeLike);
-  return out;
 }
 
 export function coverageOf(sys: CompiledSystem): Record<string, Coverage> {
@@ -66,8 +32,8 @@ export function coverageOf(sys: CompiledSystem): Record<string, Coverage> {
 function tableCoverage(table: LocalTable, names: string[]): Coverage {
   const machine = table.machine;
   const machineId = machine.id;
-  const nodes = allNodes(machine);
-  const defs: TransitionDef[] = [machine.root as unknown as NodeLike, ...nodes].flatMap((n) => [...n.transitions.values()].flat());
+  const nodes = stateNodesOf(machine);
+  const defs = transitionDefsOf(machine);
   const reachedStates = new Set<string>();
   const reachedDefs = new Set<TransitionDef>();
   const markStates = (s: AnySnapshot) => {
@@ -83,10 +49,10 @@ function tableCoverage(table: LocalTable, names: string[]): Coverage {
     for (const t of fired ?? []) reachedDefs.add(t);
   }
   for (const l of reachedLocals) markStates(table.snapshots[l]!);
-  const strip = (id: string) => (id.startsWith(machineId + '.') ? id.slice(machineId.length + 1) : id);
+  const strip = (id: string) => stripMachineId(machineId, id);
   const stateIds = nodes.map((n) => n.id);
   const missedStates = stateIds.filter((id) => !reachedStates.has(id)).map(strip);
-  const missedDefs = defs.filter((d) => !reachedDefs.has(d)).map((d) => describe(machineId, d));
+  const missedDefs = defs.filter((d) => !reachedDefs.has(d)).map((d) => describeTransition(machineId, d));
   const pct = (a: number, b: number) => (b === 0 ? 100 : Math.round((1000 * a) / b) / 10);
   const sr = stateIds.length - missedStates.length;
   const tr = defs.length - missedDefs.length;

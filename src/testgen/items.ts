@@ -5,21 +5,8 @@
  * of a snapshot: which state nodes are active, and which definitions a given event fires.
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
-import { guardName } from '../explorer/guards.js';
+import { describeTransition, stateNodesOf, stripMachineId, transitionDefsOf } from '../explorer/machineShape.js';
 import type { AnySnapshot } from '../explorer/system.js';
-
-interface TransitionDef {
-  readonly source: { readonly id: string };
-  readonly eventType: string;
-  readonly target?: readonly { readonly id: string }[] | undefined;
-  readonly guard?: unknown;
-}
-
-interface NodeLike {
-  readonly id: string;
-  readonly states: Record<string, NodeLike>;
-  readonly transitions: Map<string, TransitionDef[]>;
-}
 
 export interface MachineItems {
   readonly component: string;
@@ -34,35 +21,16 @@ export interface MachineItems {
   readonly transitionIndex: ReadonlyMap<unknown, number>;
 }
 
-function descendants(machine: AnyStateMachine): NodeLike[] {
-  const out: NodeLike[] = [];
-  const walk = (n: NodeLike) => {
-    for (const c of Object.values(n.states)) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(machine.root as unknown as NodeLike);
-  return out;
-}
-
-/** `source --EVENT [guard]--> target`, ids without the machine id prefix (as the coverage report writes it). */
-export function describeTransition(machineId: string, t: TransitionDef): string {
-  const strip = (id: string) => (id.startsWith(machineId + '.') ? id.slice(machineId.length + 1) : id);
-  const name = guardName(t.guard);
-  const guard = name ? ` [${name}]` : '';
-  const target = t.target && t.target.length > 0 ? t.target.map((n) => strip(n.id)).join(',') : strip(t.source.id);
-  return `${strip(t.source.id)} --${t.eventType}${guard}--> ${target}`;
-}
+export { describeTransition };
 
 /** Enumerate the state nodes and transition definitions of `machine` (a component named `component`). */
 export function machineItems(component: string, machine: AnyStateMachine): MachineItems {
   const id = machine.id;
-  const nodes = descendants(machine);
-  const strip = (s: string) => (s.startsWith(id + '.') ? s.slice(id.length + 1) : s);
+  const nodes = stateNodesOf(machine);
+  const strip = (s: string) => stripMachineId(id, s);
   const stateIndex = new Map<string, number>();
   nodes.forEach((n, i) => stateIndex.set(n.id, i));
-  const defs = [machine.root as unknown as NodeLike, ...nodes].flatMap((n) => [...n.transitions.values()].flat());
+  const defs = transitionDefsOf(machine);
   const transitionIndex = new Map<unknown, number>();
   const seen = new Map<string, number>();
   const transitions = defs.map((d, i) => {
