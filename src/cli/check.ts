@@ -14,12 +14,13 @@ import { EXIT, UsageError } from './errors.js';
 import { RUN_OPTIONS, finish, parseBounds } from './output.js';
 
 export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--features SET[/SET…]] [--ack legacy|per-device|off]
-                                 [--one-side source|destination] [--pause-before-switchover]
+                                 [--one-side source|destination] [--pause-before-switchover] [--symmetry]
                                  [--design legacy|reusable-ack|recheck-resume [--reinit-budget K] [--reinits N]]
                                  [--no-cancel] [--no-faults] [--max-states N] [--memory-mb N] [--json] [--out FILE]
   Explore a migration of N VFIO devices (default 2) from a source QEMU to a destination QEMU and check
   every property. SET is a comma list of p2p, pre-copy (default p2p,pre-copy); give one per device,
-  separated by '/', for a mixed set. --one-side enables switchover-ack on that host only.
+  separated by '/', for a mixed set. --one-side enables switchover-ack on that host only. --symmetry
+  reduces by interchangeable devices (alike on both hosts).
   --design adds guest device reconfiguration (REINIT) and checks S1 (no stale switchover), S2 (kernel-
   legal requests), L1 (the migration ends, with --reinits N reconfigurations, default 1) and L2 (no
   livelock under a REINIT storm); the design fixes the ack mode. --reinit-budget K fails the migration
@@ -37,6 +38,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       ack: { type: 'string' },
       'one-side': { type: 'string' },
       'pause-before-switchover': { type: 'boolean', default: false },
+      symmetry: { type: 'boolean', default: false },
       design: { type: 'string' },
       'reinit-budget': { type: 'string' },
       reinits: { type: 'string' },
@@ -83,6 +85,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     ack,
     ...(oneSide ? { oneSide } : {}),
     pauseBeforeSwitchover: values['pause-before-switchover'],
+    symmetry: values.symmetry,
     cancel: !values['no-cancel'],
     faults: !values['no-faults'],
   });

@@ -13,11 +13,13 @@ import { type Coverage, coverageOf } from './coverage.js';
 import { goalUnreachable, nonProgressCycle } from './liveness.js';
 import { type SearchLimit, search } from './search.js';
 import { CompiledSystem } from './step.js';
+import { dataSymmetryCanon } from './dataSymmetry.js';
 import { symmetryCanon } from './symmetry.js';
 import type { ExploreOptions, SystemSpec } from './system.js';
 import { type Trace, buildTrace, formatTrace, pathTo } from './trace.js';
 
 export * from './system.js';
+export type { DataSymmetry } from './dataSymmetry.js';
 export { type Coverage } from './coverage.js';
 export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js';
 export { CompiledSystem } from './step.js';
@@ -55,8 +57,8 @@ export interface ExploreResult {
 /** Explore `spec` exhaustively and check everything it declares. */
 export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreResult {
   const sys = new CompiledSystem(spec);
-  const useSym = (opts.symmetry ?? true) && (spec.symmetry?.length ?? 0) > 0;
-  if (useSym) sys.canon = symmetryCanon(sys, spec.symmetry!);
+  const useSym = (opts.symmetry ?? true) && ((spec.symmetry?.length ?? 0) > 0 || spec.dataSymmetry !== undefined);
+  if (useSym) sys.canon = spec.dataSymmetry ? dataSymmetryCanon(sys, spec.dataSymmetry) : symmetryCanon(sys, spec.symmetry!);
   const wantEdges = spec.goal !== undefined || spec.progress !== undefined;
   const out = search(sys, { ...opts, recordEdges: wantEdges });
   const bytesPerState = out.states > 0 ? out.store.bytes / out.states : 0;

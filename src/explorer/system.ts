@@ -15,6 +15,7 @@
  *  - Components must be plain machines: no invoked or spawned actors, no delayed (`after`) transitions.
  */
 import type { AnyStateMachine, EventObject, MachineSnapshot } from 'xstate';
+import type { DataSymmetry } from './dataSymmetry.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnySnapshot = MachineSnapshot<any, any, any, any, any, any, any, any>;
@@ -96,6 +97,8 @@ export interface SystemSpec {
   /** Non-progress cycles are looked for only among states satisfying this (default: all). */
   readonly progressScope?: (s: GlobalView) => boolean;
   readonly symmetry?: readonly SymmetryGroup[];
+  /** Symmetry over items inside components (see dataSymmetry.ts); used instead of `symmetry` when given. */
+  readonly dataSymmetry?: DataSymmetry;
   /** What happens to a delivered message its receiver cannot take: it blocks the channel (default), or is dropped. */
   readonly unhandled?: 'block' | 'drop';
 }

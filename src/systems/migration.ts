@@ -13,7 +13,8 @@ import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
 import { hasP2P, hasPreCopy } from '../../machines/qemuVfio.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
-import { type StepLabel, type SystemSpec, SystemError } from '../explorer/system.js';
+import { type AnySnapshot, type StepLabel, type SystemSpec, SystemError } from '../explorer/system.js';
+import type { DataSymmetry } from '../explorer/dataSymmetry.js';
 import { NoStaleStop, NoStaleSwitchover, isReinitLoopStep, reinitLivelockScope } from '../properties/reinit.js';
 import type { ReinitDesign } from '../../machines/qemuSource.js';
 import { DESTINATION, MIGRATION_INVARIANTS, SOURCE, isInterventionOrFault, migrationEnded } from '../properties/migration.js';
@@ -35,6 +36,8 @@ export interface MigrationOptions {
   readonly reinitBudget?: number;
   /** How often the guest may reconfigure a device: a number (default 1) or 'unbounded' (a storm). */
   readonly guestReinits?: number | 'unbounded';
+  /** Reduce by the symmetry of interchangeable devices (same feature set on both hosts). */
+  readonly symmetry?: boolean;
   /** Replace the source machine (e.g. one with your own actions via `provide()`); default qemuSourceMachine. */
   readonly sourceMachine?: AnyStateMachine;
   readonly destinationMachine?: AnyStateMachine;
@@ -102,6 +105,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     terminal: migrationEnded,
     goal: migrationEnded,
     goalVia: (step) => !isInterventionOrFault(step),
+    ...(o.symmetry ? { dataSymmetry: deviceSymmetry(o.devices, dstDevices, o.sourceMachine ?? qemuSourceMachine, o.destinationMachine ?? qemuDestinationMachine) } : {}),
     goalName: 'MigrationEnds',
     goalDescription: 'from every reachable state the migration can end (completed, failed or cancelled on both sides) without a cancel or a fault',
   };
@@ -117,3 +121,54 @@ export const UNREACHED_BECAUSE: Readonly<Record<string, string>> = {
   'postcopy-recover': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
   'pre-switchover': 'reached only with --pause-before-switchover',
 };
+
+/** Every permutation of 0..n-1 that keeps each index inside its class (devices that are alike). */
+function permutationsWithin(classOf: readonly string[]): number[][] {
+  const n = classOf.length;
+  const out: number[][] = [];
+  const perm: number[] = [];
+  const used = new Array<boolean>(n).fill(false);
+  const go = (i: number) => {
+    if (i === n) return void out.push([...perm]);
+    for (let j = 0; j < n; j++) {
+      if (used[j] || classOf[j] !== classOf[i]) continue;
+      used[j] = true;
+      perm[i] = j;
+      go(i + 1);
+      used[j] = false;
+    }
+  };
+  go(0);
+  return out;
+}
+
+const permuted = <T>(xs: readonly T[], perm: readonly number[]): T[] => {
+  const out = [...xs];
+  xs.forEach((x, i) => (out[perm[i]!] = x));
+  return out;
+};
+
+/**
+ * Devices with the same feature set on both hosts are interchangeable: nothing in the machines, the
+ * properties or the environment tells them apart but their index. A permutation moves every per-device
+ * array of both QEMUs and the device index of every message.
+ */
+function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], srcMachine: AnyStateMachine, dstMachine: AnyStateMachine): DataSymmetry {
+  const perArray: Record<string, readonly string[]> = {
+    [SOURCE]: ['devices', 'devs', 'initialDataSent', 'sent', 'gen'],
+    [DESTINATION]: ['devices', 'devs', 'received', 'approvedGen'],
+  };
+  const machineOf: Record<string, AnyStateMachine> = { [SOURCE]: srcMachine, [DESTINATION]: dstMachine };
+  return {
+    perms: permutationsWithin(src.map((f, i) => `${f}/${dst[i]}`)),
+    permuteSnapshot(component, s, perm) {
+      const ctx = { ...(s.context as Record<string, unknown>) };
+      for (const key of perArray[component] ?? []) ctx[key] = permuted(ctx[key] as readonly unknown[], perm);
+      return machineOf[component]!.resolveState({ value: s.value, context: ctx }) as AnySnapshot;
+    },
+    permuteEvent(e, perm) {
+      const d = (e as { device?: unknown }).device;
+      return typeof d === 'number' ? { ...e, device: perm[d]! } : e;
+    },
+  };
+}

@@ -1,0 +1,82 @@
+/**
+ * Symmetry reduction over data: interchangeable *items inside* components (e.g. the VFIO devices that
+ * each QEMU holds in its context, and the messages naming them by index). The system supplies the
+ * permutations of item indices under which nothing is told apart, and how a permutation acts on a
+ * component's snapshot and on a message; a global state is stored as the least (word by word) of its
+ * images under every permutation.
+ *
+ * The work per permutation is a table lookup per word: a component's local id and a channel's message id
+ * are each mapped once through the system's functions and memoised.
+ */
+import type { EventObject } from 'xstate';
+import type { CompiledSystem } from './step.js';
+import type { AnySnapshot } from './system.js';
+
+export interface DataSymmetry {
+  /** Permutations of item indices (perm[i] = where item i goes); the identity may be left out. */
+  readonly perms: readonly (readonly number[])[];
+  /** The snapshot of `component` with its items permuted. */
+  permuteSnapshot(component: string, s: AnySnapshot, perm: readonly number[]): AnySnapshot;
+  /** A message with the item it names permuted (return it unchanged when it names none). */
+  permuteEvent(e: EventObject, perm: readonly number[]): EventObject;
+}
+
+export function dataSymmetryCanon(sys: CompiledSystem, sym: DataSymmetry): ((t: Uint32Array, base: number) => void) | null {
+  const perms = sym.perms.filter((p) => p.some((x, i) => x !== i));
+  if (perms.length === 0) return null;
+  const P = perms.length;
+  const n = sys.names.length;
+  const w = sys.width;
+  // memo: per component, (local id * P + perm) -> permuted local id; per message, (id * P + perm) -> id
+  const localMemo = sys.names.map(() => new Map<number, number>());
+  const msgMemo = new Map<number, number>();
+  const isChanWord = new Uint8Array(w);
+  for (let k = 0; k < sys.chanNames.length; k++) for (let s = 0; s < sys.chanCap[k]!; s++) isChanWord[sys.chanOff[k]! + s] = 1;
+  const local = (c: number, id: number, p: number): number => {
+    const key = id * P + p;
+    let r = localMemo[c]!.get(key);
+    if (r === undefined) {
+      const table = sys.tables[c]!;
+      r = table.intern(sym.permuteSnapshot(sys.names[c]!, table.snapshots[id]!, perms[p]!));
+      localMemo[c]!.set(key, r);
+    }
+    return r;
+  };
+  const message = (id: number, p: number): number => {
+    if (id === 0) return 0;
+    const key = id * P + p;
+    let r = msgMemo.get(key);
+    if (r === undefined) {
+      r = sys.messages.intern(sym.permuteEvent(sys.messages.events[id]!, perms[p]!));
+      msgMemo.set(key, r);
+    }
+    return r;
+  };
+  const cand = new Uint32Array(w);
+  const best = new Uint32Array(w);
+  return (t: Uint32Array, base: number) => {
+    for (let i = 0; i < w; i++) best[i] = t[base + i]!;
+    let improved = false;
+    for (let p = 0; p < P; p++) {
+      // build the image word by word, stopping as soon as it is known not to be smaller
+      let cmp = 0;
+      for (let i = 0; i < w; i++) {
+        const v = t[base + i]!;
+        const m = i < n ? local(i, v, p) : isChanWord[i] ? message(v, p) : v;
+        cand[i] = m;
+        if (cmp === 0) {
+          if (m < best[i]!) cmp = -1;
+          else if (m > best[i]!) {
+            cmp = 1;
+            break;
+          }
+        }
+      }
+      if (cmp < 0) {
+        best.set(cand);
+        improved = true;
+      }
+    }
+    if (improved) for (let i = 0; i < w; i++) t[base + i] = best[i]!;
+  };
+}
