@@ -207,7 +207,6 @@ export function setOutcome(
   };
 }
 
-const PRECOPY_STATES: readonly VfioState[] = ['PRE_COPY', 'PRE_COPY_P2P'];
 const isPrecopy = (s: VfioState) => s === 'PRE_COPY' || s === 'PRE_COPY_P2P';
 
 /** The states a SET from `from` can leave the device in, for any feature set, target and fault. */
@@ -369,4 +368,3 @@ export const vfioDeviceMachine = machineSetup.createMachine({
 });
 
 export type VfioDeviceMachine = typeof vfioDeviceMachine;
-export { PRECOPY_STATES };

@@ -7,7 +7,6 @@ import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
 import type { DeviceRecord } from '../../machines/qemuVfio.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
-import { inSavingGroup } from '../../machines/vfioArcs.js';
 import type { GlobalView, Invariant, StepLabel } from '../explorer/system.js';
 
 export const SOURCE = 'source';
@@ -174,6 +173,3 @@ export const MIGRATION_INVARIANTS: readonly Invariant[] = [
   GuestRunsOnOneSide,
   VfioStateTuplesFollowCode,
 ];
-
-/** A device in the saving group with a saving session — used by tests. */
-export const savingConsistent = (d: DeviceRecord) => (d.context.session === 'saving') === inSavingGroup(d.state);
