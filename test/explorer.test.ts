@@ -5,6 +5,8 @@ import { type AnyStateMachine, assign, createMachine, emit, setup, transition } 
 import { describe, expect, it } from 'vitest';
 import { CompiledSystem, type SystemSpec, explore, formatReport, formatTrace, search } from '../src/explorer/index.js';
 import { snapshotKey } from '../src/explorer/local.js';
+import { LANE_BITS, Layout } from '../src/explorer/pack.js';
+import { pathTo } from '../src/explorer/trace.js';
 import { symmetryCanon } from '../src/explorer/symmetry.js';
 
 /** A ring of `n` states: TICK moves on, RESET goes home. */
@@ -251,6 +253,96 @@ describe('channels', () => {
     // idle/-/-, waiting/PING/-, waiting/-/PONG
     expect(r.states).toBe(3);
     expect(r.deadlocks).toBe(0);
+  });
+});
+
+describe('packed states', () => {
+  it('packs and unpacks any tuple its fields can hold; a field never straddles two lanes', () => {
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    for (let trial = 0; trial < 200; trial++) {
+      const width = 1 + rnd(24);
+      const bits = Int32Array.from({ length: width }, () => 1 + rnd(LANE_BITS));
+      const layout = new Layout(bits);
+      for (let i = 0; i < width; i++) expect(layout.shift[i]! + bits[i]!).toBeLessThanOrEqual(LANE_BITS);
+      const t = Uint32Array.from(bits, (b) => rnd(2 ** b));
+      const lanes = new Int32Array(layout.lanes + 1).fill(-7);
+      expect(layout.pack(t, 0, lanes, 1)).toBe(-1);
+      for (let k = 1; k <= layout.lanes; k++) expect(lanes[k]).toBeGreaterThanOrEqual(0); // -1 stays free for empty slots
+      const back = new Uint32Array(width);
+      layout.unpack(lanes, 1, back);
+      expect([...back]).toEqual([...t]);
+      const pos = rnd(width);
+      if (bits[pos]! < LANE_BITS) {
+        const big = Uint32Array.from(t);
+        big[pos] = 2 ** bits[pos]!;
+        expect(layout.pack(big, 0, lanes, 0)).toBe(pos); // names the field that does not fit
+        const wider = layout.widened(pos, big[pos]!);
+        expect(wider.pack(big, 0, lanes, 0)).toBe(-1);
+      }
+    }
+  });
+
+  it('widens the packing in the middle of a search without losing or duplicating a state', () => {
+    // local ids up to 39 outgrow the first 4-bit fields; the search repacks and goes on
+    const r = explore({ ...copies(3, ring(40)), invariants: [{ name: 'NotAt30', holds: (s) => s.value('c1') !== 's30' }] }, { symmetry: false });
+    expect(r.states).toBe(40 ** 3);
+    expect(r.transitions).toBe(40 ** 3 * 2 * 3);
+    expect(r.properties.find((p) => p.name === 'NotAt30')!.counterexample!.steps).toHaveLength(30);
+    const sys = new CompiledSystem(copies(3, ring(40)));
+    expect(Array.from(search(sys).store.layout.bits).every((b) => b >= 6)).toBe(true);
+  });
+
+  it('spreads many components over several lanes', () => {
+    const sys = new CompiledSystem({ ...copies(9, ring(3)), symmetry: [] });
+    const out = search(sys);
+    expect(out.store.layout.lanes).toBeGreaterThan(1);
+    expect(out.states).toBe(3 ** 9);
+    expect(explore(copies(9, ring(3))).states).toBe(binom(3 + 9 - 1, 9));
+  });
+
+  it('stores exactly the states, edges and BFS depths a plain breadth-first search over tuples finds', async () => {
+    // The reference keeps tuples as strings in a Map and takes successors one at a time from
+    // CompiledSystem.expand: no packing, no hash table, no shortcut for self-loops.
+    const { migrationSystem } = await import('../src/systems/migration.js');
+    const spec = migrationSystem({ devices: ['STOP_COPY|P2P|PRE_COPY', 'STOP_COPY|P2P|PRE_COPY'], ack: 'per-device' });
+    const sys = new CompiledSystem(spec);
+    const out = search(sys, { recordEdges: true });
+    const ref = new CompiledSystem(spec);
+    // a system-independent name for a tuple: every component's snapshot and every message, spelt out
+    const name = (x: CompiledSystem, t: Uint32Array) =>
+      [...t].map((v, i) => (i < x.tables.length ? snapshotKey(x.tables[i]!.snapshots[v]!) : JSON.stringify(x.messages.events[v] ?? null))).join('|');
+    const depth = new Map<string, number>();
+    const queue: Uint32Array[] = [ref.initialTuple()];
+    depth.set(name(ref, queue[0]!), 0);
+    let transitions = 0;
+    const edgesOf = new Map<string, string[]>();
+    for (let q = 0; q < queue.length; q++) {
+      const cur = queue[q]!;
+      const key = name(ref, cur);
+      const edges: string[] = [];
+      transitions += ref.expand(cur, (step, next) => {
+        const k = name(ref, next);
+        edges.push(`${step}>${k}`);
+        if (!depth.has(k)) {
+          depth.set(k, depth.get(key)! + 1);
+          queue.push(Uint32Array.from(next));
+        }
+      });
+      edgesOf.set(key, edges);
+    }
+    expect(out.states).toBe(depth.size);
+    expect(out.transitions).toBe(transitions);
+    const t = new Uint32Array(sys.width);
+    const keyOf = (i: number) => (out.store.load(i, t), name(sys, t));
+    for (let i = 0; i < out.states; i++) {
+      const key = keyOf(i);
+      expect(depth.get(key)).toBe(pathTo(out.store, i).length - 1);
+      const { start, to, step } = out.edges!;
+      const edges = [];
+      for (let e = start[i]!; e < start[i + 1]!; e++) edges.push(`${step[e]}>${keyOf(to[e]!)}`);
+      expect(edges).toEqual(edgesOf.get(key));
+    }
   });
 });
 

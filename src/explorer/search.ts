@@ -44,7 +44,8 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   const budget = opts.memoryBudget ?? DEFAULT_MEMORY;
   const invariants = spec.invariants ?? [];
   const terminal = spec.terminal ?? ((v: GlobalView) => sys.names.every((n) => v.snapshot(n).status === 'done'));
-  const store = new StateStore(sys.width);
+  const record = opts.recordEdges === true;
+  const store = new StateStore(sys.width, record);
   const view = new BoundView(sys, new Uint32Array(sys.width));
   const violations = new Map<string, number>();
   const deadlocks: number[] = [];
@@ -53,7 +54,6 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   let limit: SearchLimit | null = null;
   const progress = new Progress(opts);
 
-  const record = opts.recordEdges === true;
   let edgeTo: Int32Array<ArrayBuffer> = new Int32Array(record ? 1 << 16 : 0);
   let edgeStep: Int32Array<ArrayBuffer> = new Int32Array(record ? 1 << 16 : 0);
   let edgeStart: Int32Array<ArrayBuffer> = new Int32Array(record ? 1 << 16 : 0);
@@ -72,21 +72,26 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   };
 
   const init = sys.initialTuple();
-  checkNew(store.insert(init, -1), init);
+  checkNew(store.insertWords(init, -1), init);
 
-  // Successors of a state are generated, hashed and their home slots prefetched one state ahead of
-  // their insertion (two buffers), so that the cache misses of the lookups overlap with useful work.
+  // Successors of a state are generated, hashed and their home slots touched one state ahead of their
+  // insertion (two buffers), so that the cache misses of a batch overlap with each other and with the
+  // insertion of the state before. (Touching, not probing: a probe branches on the loaded value, and
+  // its mispredictions would serialise the misses.)
   const w = sys.width;
   const maxBatch = Math.max(1, sys.stepCount);
+  const scratch = new Uint32Array(w);
   const mk = () => ({
     from: -1,
     n: 0,
     cur: new Uint32Array(w),
-    out: new Uint32Array(maxBatch * w),
-    hashes: new Int32Array(maxBatch),
+    lanes: new Int32Array(store.layout.lanes),
+    out: new Int32Array(maxBatch * store.layout.lanes),
     steps: new Int32Array(maxBatch),
-    homes: new Int32Array(maxBatch),
-    epoch: -1,
+    hashes: new Int32Array(maxBatch),
+    /** per successor, after insertion: its state index (when the store keeps indices) */
+    found: new Int32Array(maxBatch),
+    layoutEpoch: -1,
   });
   type Batch = ReturnType<typeof mk>;
   let A: Batch = mk();
@@ -94,10 +99,19 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   const prepare = (idx: number, b: Batch) => {
     b.from = idx;
     store.load(idx, b.cur);
-    b.n = sys.expandInto(b.cur, store.hash(b.cur, 0), b.out, b.hashes, b.steps);
-    for (let k = 0; k < b.n; k++) b.homes[k] = store.home(b.hashes[k]! >>> 0);
-    b.epoch = store.epoch;
-    store.prefetch(b.homes, b.n);
+    for (;;) {
+      const l = store.layout.lanes;
+      if (b.lanes.length !== l) {
+        b.lanes = new Int32Array(l);
+        b.out = new Int32Array(maxBatch * l);
+      }
+      store.loadLanes(idx, b.lanes);
+      b.n = sys.expandInto(b.cur, b.lanes, store.layout, b.out, b.hashes, b.steps, 0, scratch);
+      if (b.n >= 0) break;
+      store.widen(sys.overflowPos, sys.overflowValue);
+    }
+    b.layoutEpoch = store.layoutEpoch;
+    store.prefetch(b.hashes, b.steps, b.n);
   };
   const pushEdge = (to: number, step: number) => {
     if (nEdges === edgeTo.length) {
@@ -115,36 +129,33 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     if (A.from !== from) prepare(from, A);
     if (from + 1 < store.size) prepare(from + 1, B);
     else B.from = -1;
+    // preparing B may have widened the packing: A, not yet inserted, is generated again
+    if (A.layoutEpoch !== store.layoutEpoch) prepare(from, A);
     if (record) {
       if (from >= edgeStart.length) edgeStart = grow(edgeStart);
       edgeStart[from] = nEdges;
     }
     const n = A.n;
-    const out = A.out;
-    for (let b = 0; b < n && !limit; b++) {
-      transitions++;
-      if (store.needsGrowth && overBudget(store.nextGrowthBytes)) {
+    // room for every successor of the batch before it starts (the table may grow one batch early)
+    while (store.wouldGrow(n)) {
+      if (overBudget(store.nextGrowthBytes)) {
         limit = { kind: 'memory', message: `memory budget of ${fmtBytes(budget)} reached at ${store.size} states` };
         break;
       }
-      if (store.epoch !== A.epoch) {
-        for (let c = b; c < n; c++) A.homes[c] = store.home(A.hashes[c]! >>> 0);
-        A.epoch = store.epoch;
-      }
-      let idx = store.insertAt(out, b * w, A.homes[b]!, from, record);
-      if (idx >= 0) {
-        if (invariants.length > 0) {
-          for (let k = 0; k < w; k++) fresh[k] = out[b * w + k]!;
-          checkNew(idx, fresh);
-        }
-        if (store.size >= maxStates && !limit) {
-          limit = { kind: 'maxStates', message: `state limit of ${maxStates} reached` };
-        }
-      } else {
-        idx = -1 - idx;
-      }
-      if (record) pushEdge(idx, A.steps[b]!);
+      store.grow();
     }
+    if (limit) break;
+    const sizeBefore = store.size;
+    const done = store.insertBatch(A.out, A.hashes, A.steps, n, from, A.found, maxStates);
+    transitions += done;
+    if (store.size > sizeBefore && invariants.length > 0) {
+      for (let idx = sizeBefore; idx < store.size; idx++) {
+        store.load(idx, fresh);
+        checkNew(idx, fresh);
+      }
+    }
+    if (store.size >= maxStates) limit = { kind: 'maxStates', message: `state limit of ${maxStates} reached` };
+    if (record) for (let b = 0; b < done; b++) pushEdge(A.found[b]!, A.steps[b]! < 0 ? ~A.steps[b]! : A.steps[b]!);
     if (n === 0 && !terminal(view.bind(A.cur))) {
       deadlockCount++;
       if (deadlocks.length < MAX_DEADLOCKS_KEPT) deadlocks.push(from);

@@ -6,7 +6,12 @@
  */
 import type { EventObject } from 'xstate';
 import { LocalTable, MessageTable } from './local.js';
-import { wordHash } from './store.js';
+import { Layout, hashLane, hashLanes } from './pack.js';
+
+/** kinds of a cached environment step (see envSucc) */
+const SELF = 0;
+const PATCH = 1;
+const FULL = 2;
 import { type AnySnapshot, type GlobalView, type StepLabel, type SystemSpec, SystemError } from './system.js';
 
 export class CompiledSystem {
@@ -85,6 +90,43 @@ export class CompiledSystem {
     this.envComp = Int32Array.from(ec);
     this.envSlot = Int32Array.from(es);
     this.envMsg = Int32Array.from(em);
+    this.envSucc = comps.map(() => []);
+  }
+
+  /**
+   * envSucc[c][local]: the enabled environment steps of component c in local state `local`, in
+   * declaration order, as quadruples (step id, next local id, kind, packed delta) for `succLayout`.
+   * Kinds: SELF — a self-loop that sends nothing, the state itself; PATCH — sends nothing and no symmetry
+   * to apply, so the successor is the parent's lanes plus `delta` in lane `layout.lane[c]`; FULL — built
+   * as words. Built on first use (and again when the packing widens). A step that sends nothing is
+   * enabled whatever the channels hold, so it is marked used (for coverage) here, once.
+   */
+  private envSucc: (Int32Array | undefined)[][];
+  private succLayout: Layout | null = null;
+
+  private envSuccOf(c: number, local: number, layout: Layout): Int32Array | null {
+    const list: number[] = [];
+    const table = this.tables[c]!;
+    for (let s = 0; s < this.envComp.length; s++) {
+      if (this.envComp[s] !== c) continue;
+      const to = table.step(local, this.envSlot[s]!);
+      if (to < 0) continue;
+      const sends = table.lastEmits.length > 0;
+      if (!sends) table.markUsed();
+      let kind = FULL;
+      if (!sends && to === local) kind = SELF;
+      else if (!sends && this.canon === null) {
+        if (to > layout.mask[c]!) {
+          this.overflow(c, to);
+          return null;
+        }
+        kind = PATCH;
+      }
+      list.push(s, to, kind, (to - local) << layout.shift[c]!);
+    }
+    const out = Int32Array.from(list);
+    this.envSucc[c]![local] = out;
+    return out;
   }
 
   /** Number of step ids: env steps first, then one delivery step per channel. */
@@ -99,39 +141,73 @@ export class CompiledSystem {
     return t;
   }
 
+  /** Set by `expandInto` when it returns -1: a value that does not fit the layout, and its position. */
+  overflowPos = -1;
+  overflowValue = 0;
+
   /**
-   * Write every enabled successor of `cur` (whose hash is `curHash`) into `out` (tuple k at k·width), its
-   * hash into `hashes[k]` and its step id into `steps[k]`. Returns how many were written: the number of
-   * enabled steps. A step that changes one component's local id is hashed incrementally.
+   * Write every enabled successor of `cur` (words; `curLanes` the same state packed by `layout`) packed
+   * into `out` (successor k at (at+k)·lanes), its hash (see pack.ts) into `hashes[at+k]` and its step id
+   * into `steps[at+k]`. Returns how many were written —
+   * the number of enabled steps — or -1 when a successor has a value the layout cannot hold (see
+   * `overflowPos`). A step that leaves the state as it is (a local self-loop that sends nothing) is
+   * written as `~step`, with no lanes: it needs no lookup. A step that changes one component's local id
+   * and sends nothing is its parent's lanes with one field patched; other steps are built as words in
+   * `scratch` and packed.
    */
-  expandInto(cur: Uint32Array, curHash: number, out: Uint32Array, hashes: Int32Array, steps: Int32Array): number {
-    let n = 0;
+  expandInto(cur: Uint32Array, curLanes: Int32Array, layout: Layout, out: Int32Array, hashes: Int32Array, steps: Int32Array, at: number, scratch: Uint32Array): number {
+    let n = at;
     const w = this.width;
+    const l = layout.lanes;
     const canon = this.canon;
-    const envComp = this.envComp;
-    const envSlot = this.envSlot;
-    const tables = this.tables;
-    const nEnv = envComp.length;
-    for (let s = 0; s < nEnv; s++) {
-      const c = envComp[s]!;
-      const table = tables[c]!;
-      const from = cur[c]!;
-      const to = table.step(from, envSlot[s]!);
-      if (to < 0) continue;
-      const base = n * w;
-      for (let i = 0; i < w; i++) out[base + i] = cur[i]!;
-      out[base + c] = to;
-      const emits = table.lastEmits;
-      let full = canon !== null;
-      if (emits.length > 0) {
-        if (!this.appendAll(out, base, c, emits)) continue;
-        full = true;
-      }
-      table.markUsed();
-      if (canon !== null) canon(out, base);
-      hashes[n] = full ? this.hashAt(out, base) : curHash ^ wordHash(c, from) ^ wordHash(c, to);
-      steps[n++] = s;
+    const nComp = this.tables.length;
+    if (layout !== this.succLayout) {
+      this.envSucc = this.tables.map(() => []);
+      this.succLayout = layout;
     }
+    const lane0 = curLanes[0]!;
+    for (let c = 0; c < nComp; c++) {
+      const from = cur[c]!;
+      const succ = this.envSucc[c]![from] ?? this.envSuccOf(c, from, layout);
+      if (succ === null) return -1;
+      const len = succ.length;
+      const laneC = layout.lane[c]!;
+      for (let j = 0; j < len; j += 4) {
+        const s = succ[j]!;
+        const kind = succ[j + 2]!;
+        if (kind === SELF) {
+          steps[n++] = ~s;
+        } else if (kind === PATCH) {
+          if (l === 1) {
+            const v = (lane0 + succ[j + 3]!) | 0;
+            out[n] = v;
+            hashes[n] = hashLane(v);
+          } else {
+            const base = n * l;
+            for (let k = 0; k < l; k++) out[base + k] = curLanes[k]!;
+            out[base + laneC] = (out[base + laneC]! + succ[j + 3]!) | 0;
+            hashes[n] = hashLanes(out, base, l);
+          }
+          steps[n++] = s;
+        } else {
+          for (let i = 0; i < w; i++) scratch[i] = cur[i]!;
+          scratch[c] = succ[j + 1]!;
+          const table = this.tables[c]!;
+          table.step(from, this.envSlot[s]!);
+          if (table.lastEmits.length > 0) {
+            if (!this.appendAll(scratch, 0, c, table.lastEmits)) continue;
+            table.markUsed();
+          }
+          if (canon !== null) canon(scratch, 0);
+          const bad = layout.pack(scratch, 0, out, n * l);
+          if (bad >= 0) return this.overflow(bad, scratch[bad]!);
+          hashes[n] = hashLanes(out, n * l, l);
+          steps[n++] = s;
+        }
+      }
+    }
+    const nEnv = this.envComp.length;
+    const tables = this.tables;
     for (let k = 0; k < this.chanNames.length; k++) {
       const off = this.chanOff[k]!;
       const msg = cur[off]!;
@@ -140,29 +216,29 @@ export class CompiledSystem {
       const table = tables[r]!;
       const to = table.step(cur[r]!, table.slot(msg));
       if (to < 0 && !this.drop) continue;
-      const base = n * w;
-      for (let i = 0; i < w; i++) out[base + i] = cur[i]!;
+      for (let i = 0; i < w; i++) scratch[i] = cur[i]!;
       const cap = this.chanCap[k]!;
-      for (let i = 0; i < cap - 1; i++) out[base + off + i] = out[base + off + i + 1]!;
-      out[base + off + cap - 1] = 0;
+      for (let i = 0; i < cap - 1; i++) scratch[off + i] = scratch[off + i + 1]!;
+      scratch[off + cap - 1] = 0;
       if (to >= 0) {
-        out[base + r] = to;
+        scratch[r] = to;
         const emits = table.lastEmits;
-        if (emits.length > 0 && !this.appendAll(out, base, r, emits)) continue;
+        if (emits.length > 0 && !this.appendAll(scratch, 0, r, emits)) continue;
         table.markUsed();
       }
-      if (canon !== null) canon(out, base);
-      hashes[n] = this.hashAt(out, base);
+      if (canon !== null) canon(scratch, 0);
+      const bad = layout.pack(scratch, 0, out, n * l);
+      if (bad >= 0) return this.overflow(bad, scratch[bad]!);
+      hashes[n] = hashLanes(out, n * l, l);
       steps[n++] = nEnv + k;
     }
-    return n;
+    return n - at;
   }
 
-  /** The hash of the tuple at out[base .. base+width) (as StateStore.hash). */
-  hashAt(t: Uint32Array, base: number): number {
-    let h = 0;
-    for (let i = 0; i < this.width; i++) h ^= wordHash(i, t[base + i]!);
-    return h;
+  private overflow(pos: number, value: number): -1 {
+    this.overflowPos = pos;
+    this.overflowValue = value;
+    return -1;
   }
 
   /**
@@ -171,14 +247,23 @@ export class CompiledSystem {
    */
   expand(cur: Uint32Array, onSucc: (step: number, next: Uint32Array) => void): number {
     const w = this.width;
-    const max = this.stepCount;
-    const out = new Uint32Array(Math.max(1, max) * w);
-    const n = this.expandInto(cur, this.hashAt(cur, 0), out, new Int32Array(max), (this.scratchSteps ??= new Int32Array(max)));
-    const steps = this.scratchSteps;
-    for (let k = 0; k < n; k++) onSucc(steps[k]!, out.subarray(k * w, k * w + w));
+    const max = Math.max(1, this.stepCount);
+    const plain = (this.plainLayout ??= Layout.plain(w));
+    const curLanes = new Int32Array(plain.lanes);
+    plain.pack(cur, 0, curLanes, 0);
+    const out = new Int32Array(max * plain.lanes);
+    const steps = new Int32Array(max);
+    const n = this.expandInto(cur, curLanes, plain, out, new Int32Array(max), steps, 0, new Uint32Array(w));
+    const next = new Uint32Array(w);
+    for (let k = 0; k < n; k++) {
+      const s = steps[k]!;
+      if (s < 0) next.set(cur);
+      else plain.unpack(out, k * plain.lanes, next);
+      onSucc(s < 0 ? ~s : s, next);
+    }
     return n;
   }
-  private scratchSteps: Int32Array | undefined;
+  private plainLayout: Layout | undefined;
 
   private appendAll(t: Uint32Array, base: number, sender: number, emits: Uint32Array): boolean {
     for (let i = 0; i < emits.length; i++) {

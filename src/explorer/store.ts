@@ -1,234 +1,281 @@
 /**
- * The set of visited global states, built for one cache miss per lookup.
+ * The set of visited global states, built for one memory access per lookup.
  *
- * A state is a tuple of `width` small integers (one per component's local id, one per channel slot).
- * Tuples live *inside* an open-addressing hash table (linear probing, any size, growth 1.5× at load
- * 0.75), as 16-bit words while every value fits (32-bit after that), so checking whether a successor was
- * seen touches one place in memory. Beside the table: the state index of each slot, and per state (in
- * discovery order) its slot and its parent. Discovery order *is* the BFS queue, and a shortest trace is a
- * walk up the parent pointers — no path is ever copied.
+ * States are stored bit-packed (see pack.ts), `lanes` 31-bit words each, *inside* an open-addressing
+ * hash table (linear probing, a power of two in size, doubled at load 0.75; the slot is the top bits of
+ * the hash), so checking whether a successor was seen touches one place in memory — for four VFIO devices
+ * one 4-byte word. Beside the table, in discovery order: each state's lanes again (that list *is* the BFS
+ * queue, read front to back) and its parent (a shortest trace is a walk up the parent pointers; no path
+ * is ever copied). The state index of each slot is kept only when asked for (`indexed`: the search
+ * records edges for the liveness checks).
  *
- * Lookups come in batches (all successors of one state): `prefetch` touches every first slot before the
- * probes start, so the cache misses of a batch overlap instead of queueing.
+ * Lookups come in batches (all successors of one state, `insertBatch`), and `prefetch` touches every
+ * home slot of the next batch first, so the cache misses of a batch overlap instead of queueing.
  *
- * Retained bytes per state, 16-bit mode: (2·width + 4)/load + 8 — about 27 for four components.
+ * Retained bytes per state: (4·lanes (+4 when indexed)) / load + 4·lanes + 4 — with one lane, 17 to 26.
  */
+import { Layout, hashLanes } from './pack.js';
 
-const EMPTY16 = 0xffff;
-const EMPTY32 = 0xffffffff;
+const EMPTY = -1;
 const MAX_LOAD = 0.75;
-const GROWTH = 1.5;
+const GROWTH = 2;
+/** growth of the queue and parent lists */
+const LIST_GROWTH = 1.5;
 
 export class StateStore {
-  /** keys[slot·width + k]; the first word of a free slot holds the EMPTY marker. */
-  private keys: Uint16Array | Uint32Array;
-  private wide = false;
+  layout: Layout;
+  /** lanes per state (layout.lanes) */
+  private l: number;
+  /** keys[slot·lanes + k]; the first lane of a free slot holds EMPTY. */
+  private keys: Int32Array;
+  /** state index of each slot (only when indexed) */
   private slotIdx: Int32Array;
   private cap: number;
-  /** slot of each state, in discovery order */
-  private order: Int32Array;
+  /** lanes of each state, in discovery order */
+  private queue: Int32Array;
   parent: Int32Array;
   size = 0;
-  /** After compact(): the tuples, densely, in discovery order. */
-  private dense: Uint32Array | null = null;
-  private readonly w: number;
+  /** Bumped whenever the packing changes (packed states computed before are stale then). */
+  layoutEpoch = 0;
 
   constructor(
     readonly width: number,
-    initialSlots = 1 << 16,
+    readonly indexed: boolean,
+    initialSlots = 1 << 12,
   ) {
-    this.w = width;
+    this.layout = Layout.initial(width);
+    this.l = this.layout.lanes;
     this.cap = initialSlots;
-    this.keys = new Uint16Array(initialSlots * width);
-    this.clearKeys(this.keys, initialSlots);
-    this.slotIdx = new Int32Array(initialSlots);
-    this.order = new Int32Array(Math.ceil(initialSlots * MAX_LOAD) + 1);
-    this.parent = new Int32Array(this.order.length);
+    this.shift = 32 - Math.log2(initialSlots);
+    this.growAt = Math.floor(initialSlots * MAX_LOAD);
+    this.keys = new Int32Array(initialSlots * this.l).fill(EMPTY);
+    this.slotIdx = new Int32Array(indexed ? initialSlots : 0);
+    const n = Math.ceil(initialSlots * MAX_LOAD) + 1;
+    this.queue = new Int32Array(n * this.l);
+    this.parent = new Int32Array(n);
   }
 
   /** Bytes the store holds now. */
   get bytes(): number {
-    if (this.dense) return this.dense.byteLength + this.parent.byteLength;
-    return this.keys.byteLength + this.slotIdx.byteLength + this.order.byteLength + this.parent.byteLength;
+    return this.keys.byteLength + this.slotIdx.byteLength + this.queue.byteLength + this.parent.byteLength;
   }
 
   /** Bytes the next growth of the table would allocate (for memory budgets). */
   get nextGrowthBytes(): number {
-    const cap = Math.ceil(this.cap * GROWTH);
-    return cap * (this.w * (this.wide ? 4 : 2) + 4) + Math.ceil(cap * MAX_LOAD) * 8;
+    const cap = this.cap * GROWTH;
+    return cap * (this.l * 4 + (this.indexed ? 4 : 0));
   }
 
-  get needsGrowth(): boolean {
-    return this.size + 1 > this.cap * MAX_LOAD;
+  /** Whether inserting `n` more states would pass the maximum load. */
+  wouldGrow(n: number): boolean {
+    return this.size + n > this.growAt;
   }
+  private growAt: number;
 
-  /** Bumped whenever the table is laid out anew (home slots computed before are stale then). */
-  epoch = 0;
+  /** 32 - log2(cap) */
+  private shift: number;
 
-  /** The hash of a tuple: the XOR of one mixed word per position (see `wordHash`). */
-  hash(t: Uint32Array, off: number): number {
-    let h = 0;
-    for (let i = 0; i < this.w; i++) h ^= wordHash(i, t[off + i]!);
-    return h >>> 0;
-  }
-
-  /** First slot of hash `h` (fast range reduction; the table size need not be a power of two). */
-  home(h: number): number {
-    return Math.floor((h * this.cap) / 4294967296);
-  }
-
-  /** Kept so the prefetching loads cannot be optimised away. */
+  /** Kept so the touching loads cannot be optimised away. */
   private sink = 0;
 
-  /** Touch the first slot of each hash so that their cache misses overlap. */
-  prefetch(homes: Int32Array, n: number): void {
+  /**
+   * Touch the home slot of each successor in a batch (hashes[k], where steps[k] ≥ 0) so that their
+   * cache misses overlap. Plain loads summed, no branch on what they read.
+   */
+  prefetch(hashes: Int32Array, steps: Int32Array, n: number): void {
     const keys = this.keys;
-    const w = this.w;
+    const l = this.l;
+    const shift = this.shift;
     let sink = this.sink;
-    for (let i = 0; i < n; i++) sink = (sink + keys[homes[i]! * w]!) | 0;
+    for (let i = 0; i < n; i++) {
+      if (steps[i]! >= 0) sink = (sink + keys[(hashes[i]! >>> shift) * l]!) | 0;
+    }
     this.sink = sink;
   }
 
   /**
-   * Insert tuple `t` (words t[off .. off+width)) with parent `from`, probing from `home`. Returns its
-   * new index, or `-1 - existing` when it was already there — or just -1 when `needIndex` is false, which
-   * spares a second memory access on the common path (a state seen before).
+   * Insert a batch: the successors of state `from`, packed in out[k·lanes ..] with hashes[k], where
+   * steps[k] ≥ 0 (steps[k] < 0 is the state itself). Writes each one's index to found[k] (when the store
+   * keeps indices) and returns how many were taken — all n, or fewer when the store reached `stopAt`
+   * states. The caller grows the table first when `wouldGrow(n)` says so. New states get the next
+   * indices, in batch order.
    */
-  insertAt(t: Uint32Array, off: number, home: number, from: number, needIndex = true): number {
-    const w = this.w;
+  insertBatch(out: Int32Array, hashes: Int32Array, steps: Int32Array, n: number, from: number, found: Int32Array, stopAt: number): number {
+    if (this.l === 1) return this.insertBatch1(out, hashes, steps, n, from, found, stopAt);
+    const l = this.l;
     const keys = this.keys;
-    const empty = this.wide ? EMPTY32 : EMPTY16;
-    const cap = this.cap;
-    let slot = home;
-    for (;;) {
-      const base = slot * w;
-      const first = keys[base]!;
-      if (first === empty) break;
-      if (first === t[off]) {
-        let k = 1;
-        while (k < w && keys[base + k] === t[off + k]) k++;
-        if (k === w) return needIndex ? -1 - this.slotIdx[slot]! : -1;
+    const mask = this.cap - 1;
+    const shift = this.shift;
+    const indexed = this.indexed;
+    for (let b = 0; b < n; b++) {
+      if (steps[b]! < 0) {
+        found[b] = from;
+        continue;
       }
-      if (++slot === cap) slot = 0;
-    }
-    // new state
-    if (!this.wide) {
-      for (let k = 0; k < w; k++) {
-        if (t[off + k]! >= EMPTY16) {
-          this.widen();
-          return this.insert(t.subarray(off, off + w) as Uint32Array, from);
+      const at = b * l;
+      const first = out[at]!;
+      let slot = hashes[b]! >>> shift;
+      let idx = -1;
+      for (;;) {
+        const base = slot * l;
+        const k0 = keys[base]!;
+        if (k0 === first) {
+          let k = 1;
+          while (k < l && keys[base + k] === out[at + k]) k++;
+          if (k === l) {
+            if (indexed) idx = this.slotIdx[slot]!;
+            break;
+          }
+        } else if (k0 === EMPTY) {
+          idx = this.place(out, at, slot, from);
+          if (this.size >= stopAt) {
+            found[b] = idx;
+            return b + 1;
+          }
+          break;
         }
+        slot = (slot + 1) & mask;
+      }
+      found[b] = idx;
+    }
+    return n;
+  }
+
+  /** insertBatch for one-lane states: the same, without the loops over lanes. */
+  private insertBatch1(out: Int32Array, hashes: Int32Array, steps: Int32Array, n: number, from: number, found: Int32Array, stopAt: number): number {
+    const keys = this.keys;
+    const mask = this.cap - 1;
+    const shift = this.shift;
+    const indexed = this.indexed;
+    for (let b = 0; b < n; b++) {
+      if (steps[b]! < 0) {
+        found[b] = from;
+        continue;
+      }
+      const key = out[b]!;
+      let slot = hashes[b]! >>> shift;
+      let k0 = keys[slot]!;
+      while (k0 !== key && k0 !== EMPTY) {
+        slot = (slot + 1) & mask;
+        k0 = keys[slot]!;
+      }
+      if (k0 === key) {
+        found[b] = indexed ? this.slotIdx[slot]! : -1;
+      } else {
+        found[b] = this.place(out, b, slot, from);
+        if (this.size >= stopAt) return b + 1;
       }
     }
-    if (this.needsGrowth) {
-      this.rehash(Math.ceil(this.cap * GROWTH));
-      return this.insert(t.subarray(off, off + w) as Uint32Array, from);
-    }
+    return n;
+  }
+
+  /** Put a new state in free slot `slot`: the next index, in discovery order. */
+  private place(src: Int32Array, at: number, slot: number, from: number): number {
+    const l = this.l;
     const idx = this.size++;
-    const base = slot * w;
-    for (let k = 0; k < w; k++) keys[base + k] = t[off + k]!;
-    this.slotIdx[slot] = idx;
-    if (idx >= this.order.length) this.growLists();
-    this.order[idx] = slot;
+    const base = slot * l;
+    for (let k = 0; k < l; k++) this.keys[base + k] = src[at + k]!;
+    if (this.indexed) this.slotIdx[slot] = idx;
+    if (idx === this.parent.length) this.growLists();
+    const q = idx * l;
+    for (let k = 0; k < l; k++) this.queue[q + k] = src[at + k]!;
     this.parent[idx] = from;
     return idx;
   }
 
-  insert(t: Uint32Array, from: number): number {
-    return this.insertAt(t, 0, this.home(this.hash(t, 0)), from);
+  /** Grow the table by the growth factor (streamed in slot order: home slots are monotone in the hash). */
+  grow(): void {
+    this.rebuild(this.cap * GROWTH, false);
   }
 
-  /** Copy state `idx` into `out`. */
-  load(idx: number, out: Uint32Array): void {
-    const w = this.w;
-    if (this.dense) {
-      const base = idx * w;
-      for (let k = 0; k < w; k++) out[k] = this.dense[base + k]!;
-      return;
+  /** Insert an unpacked tuple (widening the packing first when it does not fit): as `insertBatch`. */
+  insertWords(t: Uint32Array, from: number): number {
+    let buf = new Int32Array(this.l);
+    for (let bad = this.layout.pack(t, 0, buf, 0); bad >= 0; bad = this.layout.pack(t, 0, buf, 0)) {
+      this.widen(bad, t[bad]!);
+      buf = new Int32Array(this.l);
     }
-    const keys = this.keys;
-    const base = this.order[idx]! * w;
-    for (let k = 0; k < w; k++) out[k] = keys[base + k]!;
+    if (this.wouldGrow(1)) this.grow();
+    const found = new Int32Array(1);
+    const before = this.size;
+    this.insertBatch(buf, Int32Array.of(hashLanes(buf, 0, this.l)), Int32Array.of(0), 1, from, found, Infinity);
+    return this.size > before ? found[0]! : this.indexed ? -1 - found[0]! : -1;
   }
 
-  /** Drop the hash table once the search is over; traces need only the tuples and parents. */
-  compact(): void {
-    if (this.dense) return;
-    const dense = new Uint32Array(this.size * this.w);
-    const t = new Uint32Array(this.w);
+  /** Widen position `pos` to hold `value`: every stored state is repacked and the table rebuilt. */
+  widen(pos: number, value: number): void {
+    const old = this.layout;
+    const next = old.widened(pos, value);
+    const l = next.lanes;
+    const t = new Uint32Array(this.width);
+    const queue = new Int32Array(this.parent.length * l);
     for (let i = 0; i < this.size; i++) {
-      this.load(i, t);
-      dense.set(t, i * this.w);
+      old.unpack(this.queue, i * old.lanes, t);
+      next.pack(t, 0, queue, i * l);
     }
-    this.dense = dense;
-    this.keys = new Uint16Array(0);
-    this.slotIdx = new Int32Array(0);
-    this.order = new Int32Array(0);
-    this.parent = this.parent.slice(0, this.size);
+    this.layout = next;
+    this.l = l;
+    this.queue = queue;
+    this.layoutEpoch++;
+    this.rebuild(this.cap, true);
   }
 
-  private clearKeys(keys: Uint16Array | Uint32Array, slots: number): void {
-    const empty = keys instanceof Uint16Array ? EMPTY16 : EMPTY32;
-    for (let s = 0; s < slots; s++) keys[s * this.w] = empty;
+  /** Copy the words of state `idx` into `out`. */
+  load(idx: number, out: Uint32Array): void {
+    this.layout.unpack(this.queue, idx * this.l, out);
+  }
+
+  /** Copy the lanes of state `idx` into out[at ..]. */
+  loadLanes(idx: number, out: Int32Array, at = 0): void {
+    const l = this.l;
+    const q = idx * l;
+    for (let k = 0; k < l; k++) out[at + k] = this.queue[q + k]!;
   }
 
   private growLists(): void {
-    const n = Math.ceil(this.order.length * GROWTH) + 16;
-    const order = new Int32Array(n);
-    order.set(this.order);
-    this.order = order;
+    const n = Math.ceil(this.parent.length * LIST_GROWTH) + 16;
+    const queue = new Int32Array(n * this.l);
+    queue.set(this.queue);
+    this.queue = queue;
     const parent = new Int32Array(n);
     parent.set(this.parent);
     this.parent = parent;
   }
 
-  private widen(): void {
-    this.rehash(this.cap, true);
-  }
-
   /**
-   * Lay the table out anew with `cap` slots. Old slots are read in order and, since the home slot is
-   * monotone in the hash, land roughly in order in the new table: both sides stream through memory.
+   * Lay the table out anew with `cap` slots. From the old table in slot order when the packing is
+   * unchanged (home slots are monotone in the hash, so both sides stream through memory), else from the
+   * queue.
    */
-  private rehash(cap: number, toWide = this.wide): void {
-    const w = this.w;
-    const old = this.keys;
-    const oldIdx = this.slotIdx;
-    const oldCap = this.cap;
-    const oldEmpty = this.wide ? EMPTY32 : EMPTY16;
-    const keys = toWide ? new Uint32Array(cap * w) : new Uint16Array(cap * w);
-    this.clearKeys(keys, cap);
-    const slotIdx = new Int32Array(cap);
-    const order = this.order;
-    this.cap = cap;
-    const empty = toWide ? EMPTY32 : EMPTY16;
-    const t = new Uint32Array(w);
-    for (let os = 0; os < oldCap; os++) {
-      const ob = os * w;
-      if (old[ob] === oldEmpty) continue;
-      for (let k = 0; k < w; k++) t[k] = old[ob + k]!;
-      let slot = this.home(this.hash(t, 0));
-      while (keys[slot * w] !== empty) if (++slot === cap) slot = 0;
-      for (let k = 0; k < w; k++) keys[slot * w + k] = t[k]!;
-      const idx = oldIdx[os]!;
-      slotIdx[slot] = idx;
-      order[idx] = slot;
-    }
+  private rebuild(cap: number, fromQueue: boolean): void {
+    const l = this.l;
+    const keys = new Int32Array(cap * l).fill(EMPTY);
+    const slotIdx = new Int32Array(this.indexed ? cap : 0);
+    const shift = 32 - Math.log2(cap);
+    const src = fromQueue ? this.queue : this.keys;
+    const n = fromQueue ? this.size : this.cap;
+    layOut(src, n, l, keys, shift, this.indexed ? (fromQueue ? null : this.slotIdx) : undefined, slotIdx);
     this.keys = keys;
-    this.wide = toWide;
     this.slotIdx = slotIdx;
-    this.epoch++;
+    this.cap = cap;
+    this.shift = shift;
+    this.growAt = Math.floor(cap * MAX_LOAD);
   }
 }
 
 /**
- * Tabulation-style hashing: a tuple's hash is the XOR of `wordHash(position, value)` over its words, so a
- * successor that differs from its parent in one word is hashed in two calls instead of `width`.
+ * Put the n packed states of `src` (a queue, or an old table whose free slots start with EMPTY) into
+ * the empty table `keys`. Indices: from `oldIdx` (an old table's), the position in `src` (a queue:
+ * oldIdx null), or none (undefined).
  */
-export function wordHash(i: number, v: number): number {
-  let h = Math.imul(v ^ Math.imul(i + 1, 0x9e3779b1), 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h;
+function layOut(src: Int32Array, n: number, l: number, keys: Int32Array, shift: number, oldIdx: Int32Array | null | undefined, slotIdx: Int32Array): void {
+  const mask = (keys.length / l) - 1;
+  for (let i = 0; i < n; i++) {
+    const at = i * l;
+    if (src[at] === EMPTY) continue;
+    let slot = hashLanes(src, at, l) >>> shift;
+    while (keys[slot * l] !== EMPTY) slot = (slot + 1) & mask;
+    for (let k = 0; k < l; k++) keys[slot * l + k] = src[at + k]!;
+    if (oldIdx !== undefined) slotIdx[slot] = oldIdx === null ? i : oldIdx[i]!;
+  }
 }
