@@ -74,44 +74,30 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   const init = sys.initialTuple();
   checkNew(store.insertWords(init, -1), init);
 
-  // Successors of a state are generated, hashed and their home slots touched one state ahead of their
-  // insertion (two buffers), so that the cache misses of a batch overlap with each other and with the
-  // insertion of the state before. (Touching, not probing: a probe branches on the loaded value, and
-  // its mispredictions would serialise the misses.)
+  // One batch: the successors of the state being expanded, packed, with their hashes and step ids.
   const w = sys.width;
   const maxBatch = Math.max(1, sys.stepCount);
   const scratch = new Uint32Array(w);
-  const mk = () => ({
-    from: -1,
-    n: 0,
-    cur: new Uint32Array(w),
-    lanes: new Int32Array(store.layout.lanes),
-    out: new Int32Array(maxBatch * store.layout.lanes),
-    steps: new Int32Array(maxBatch),
-    hashes: new Int32Array(maxBatch),
-    /** per successor, after insertion: its state index (when the store keeps indices) */
-    found: new Int32Array(maxBatch),
-    layoutEpoch: -1,
-  });
-  type Batch = ReturnType<typeof mk>;
-  let A: Batch = mk();
-  let B: Batch = mk();
-  const prepare = (idx: number, b: Batch) => {
-    b.from = idx;
-    store.load(idx, b.cur);
+  const cur = new Uint32Array(w);
+  let lanes = new Int32Array(store.layout.lanes);
+  let out = new Int32Array(maxBatch * store.layout.lanes);
+  const steps = new Int32Array(maxBatch);
+  const hashes = new Int32Array(maxBatch);
+  /** per successor, after insertion: its state index (when the store keeps indices) */
+  const found = new Int32Array(maxBatch);
+  const expand = (idx: number): number => {
+    store.load(idx, cur);
     for (;;) {
       const l = store.layout.lanes;
-      if (b.lanes.length !== l) {
-        b.lanes = new Int32Array(l);
-        b.out = new Int32Array(maxBatch * l);
+      if (lanes.length !== l) {
+        lanes = new Int32Array(l);
+        out = new Int32Array(maxBatch * l);
       }
-      store.loadLanes(idx, b.lanes);
-      b.n = sys.expandInto(b.cur, b.lanes, store.layout, b.out, b.hashes, b.steps, 0, scratch);
-      if (b.n >= 0) break;
-      store.widen(sys.overflowPos, sys.overflowValue);
+      store.loadLanes(idx, lanes);
+      const n = sys.expandInto(cur, lanes, store.layout, out, hashes, steps, 0, scratch);
+      if (n >= 0) return n;
+      store.widen(sys.overflowPos, sys.overflowValue); // a value outgrew the packing
     }
-    b.layoutEpoch = store.layoutEpoch;
-    store.prefetch(b.hashes, b.steps, b.n);
   };
   const pushEdge = (to: number, step: number) => {
     if (nEdges === edgeTo.length) {
@@ -124,18 +110,12 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
   };
   const fresh = new Uint32Array(w);
 
-  if (store.size > 0) prepare(0, A);
   for (let from = 0; from < store.size && !limit; from++) {
-    if (A.from !== from) prepare(from, A);
-    if (from + 1 < store.size) prepare(from + 1, B);
-    else B.from = -1;
-    // preparing B may have widened the packing: A, not yet inserted, is generated again
-    if (A.layoutEpoch !== store.layoutEpoch) prepare(from, A);
+    const n = expand(from);
     if (record) {
       if (from >= edgeStart.length) edgeStart = grow(edgeStart);
       edgeStart[from] = nEdges;
     }
-    const n = A.n;
     // room for every successor of the batch before it starts (the table may grow one batch early)
     while (store.wouldGrow(n)) {
       if (overBudget(store.nextGrowthBytes)) {
@@ -146,7 +126,7 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     }
     if (limit) break;
     const sizeBefore = store.size;
-    const done = store.insertBatch(A.out, A.hashes, A.steps, n, from, A.found, maxStates);
+    const done = store.insertBatch(out, hashes, steps, n, from, found, maxStates);
     transitions += done;
     if (store.size > sizeBefore && invariants.length > 0) {
       for (let idx = sizeBefore; idx < store.size; idx++) {
@@ -155,8 +135,8 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
       }
     }
     if (store.size >= maxStates) limit = { kind: 'maxStates', message: `state limit of ${maxStates} reached` };
-    if (record) for (let b = 0; b < done; b++) pushEdge(A.found[b]!, A.steps[b]! < 0 ? ~A.steps[b]! : A.steps[b]!);
-    if (n === 0 && !terminal(view.bind(A.cur))) {
+    if (record) for (let b = 0; b < done; b++) pushEdge(found[b]!, steps[b]! < 0 ? ~steps[b]! : steps[b]!);
+    if (n === 0 && !terminal(view.bind(cur))) {
       deadlockCount++;
       if (deadlocks.length < MAX_DEADLOCKS_KEPT) deadlocks.push(from);
     }
@@ -164,9 +144,6 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
       progress.tick(store.size, store.size - from);
       if (!limit && overBudget(0)) limit = { kind: 'memory', message: `memory budget of ${fmtBytes(budget)} reached at ${store.size} states` };
     }
-    const t = A;
-    A = B;
-    B = t;
   }
   progress.done();
 
