@@ -148,9 +148,8 @@ export class CompiledSystem {
   /**
    * Write every enabled successor of `cur` (words; `curLanes` the same state packed by `layout`) packed
    * into `out` (successor k at (at+k)·lanes), its hash (see pack.ts) into `hashes[at+k]` and its step id
-   * into `steps[at+k]`. Returns how many were written —
-   * the number of enabled steps — or -1 when a successor has a value the layout cannot hold (see
-   * `overflowPos`). A step that leaves the state as it is (a local self-loop that sends nothing) is
+   * into `steps[at+k]`. Returns how many were written — the number of enabled steps — or -1 when a
+   * successor has a value the layout cannot hold (see `overflowPos`). A step that leaves the state as it is (a local self-loop that sends nothing) is
    * written as `~step`, with no lanes: it needs no lookup. A step that changes one component's local id
    * and sends nothing is its parent's lanes with one field patched; other steps are built as words in
    * `scratch` and packed.
