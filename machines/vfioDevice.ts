@@ -42,6 +42,7 @@ import {
   stateValue,
 } from './vfioArcs.js';
 import { resolveVfioPath } from './vfioPath.js';
+import { type VfioProfile, GENERIC_PROFILE } from './vfioProfiles.js';
 
 /** An injected driver failure: arc number `atArc` (0-based) of the path fails. */
 export interface VfioFault {
@@ -50,38 +51,51 @@ export interface VfioFault {
   readonly leaves: 'reached' | 'ERROR';
 }
 
+/** What a DATA_FD_WRITE carries: bytes of a genuine saved image, or bytes that fail its header check. */
+export type WriteData = 'valid' | 'corrupt';
+
 export type VfioDeviceEvent =
-  | { type: 'SET_STATE'; target: VfioState; fault?: VfioFault }
+  /** A state name, or a raw `device_state` number (8 and above are out of range: -EINVAL). */
+  | { type: 'SET_STATE'; target: VfioState | number; fault?: VfioFault }
   | { type: 'VFIO_DEVICE_RESET' }
   | { type: 'VFIO_MIG_GET_PRECOPY_INFO' }
+  | { type: 'VFIO_DEVICE_FEATURE_MIG_DATA_SIZE' }
   | { type: 'DATA_FD_READ' }
-  | { type: 'DATA_FD_WRITE' }
+  | { type: 'DATA_FD_WRITE'; data?: WriteData }
+  /** close(2) of the user's data_fd (profiles that follow the user's fds). */
+  | { type: 'DATA_FD_CLOSE' }
   | { type: 'GUEST_DIRTIES_DEVICE' }
   | { type: 'GUEST_REINITS_DEVICE' };
 
 export interface VfioDeviceInput {
   readonly features: FeatureSet;
-  /** The user set VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (honoured only with PRE_COPY). */
+  /** The user set VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 (honoured only with PRE_COPY and a driver that has it). */
   readonly precopyInfoV2?: boolean;
   /** Size of the byte domain: initial_bytes and dirty_bytes range over 0..maxBytes units. Default 1. */
   readonly maxBytes?: number;
+  /** The driver (./vfioProfiles.ts). Default: the generic uAPI profile. */
+  readonly profile?: VfioProfile;
 }
 
-/** The outcome of the user's last call, as the ioctl or read(2) would report it. */
+/** Every errno the model's calls can return. */
+export type VfioErrno = 'EINVAL' | 'EIO' | 'EBADF' | 'ENOMSG' | 'ENODEV' | 'ENOMEM' | 'EFAULT' | 'ENOTTY';
+
+/** The outcome of the user's last call, as the ioctl, read(2), write(2) or close(2) would report it. */
 export type VfioResult =
   | {
       readonly op: 'SET_STATE';
-      readonly target: VfioState;
+      readonly target: VfioState | number;
       readonly ok: true;
       readonly path: readonly VfioState[];
       readonly dataFd: DataFdKind | null;
     }
   | {
       readonly op: 'SET_STATE';
-      readonly target: VfioState;
+      readonly target: VfioState | number;
       readonly ok: false;
+      /** EINVAL: refused (or a driver's own check failed); EIO: an injected driver failure. */
       readonly errno: 'EINVAL' | 'EIO';
-      /** The states the device went through before the failure (just the start state for -EINVAL). */
+      /** The states the device went through before the failure (just the start state when refused). */
       readonly path: readonly VfioState[];
     }
   | { readonly op: 'VFIO_DEVICE_RESET'; readonly ok: true }
@@ -92,34 +106,44 @@ export type VfioResult =
       readonly dirtyBytes: number;
       readonly reinit: boolean;
     }
-  | { readonly op: 'VFIO_MIG_GET_PRECOPY_INFO'; readonly ok: false; readonly errno: 'EINVAL' }
-  /** bytes 0 is EOF (permanent in STOP_COPY). */
-  | { readonly op: 'DATA_FD_READ'; readonly ok: true; readonly bytes: 0 | 1 }
-  /** ENOMSG: temporary end of precopy data; EBADF: no saving session is being served. */
-  | { readonly op: 'DATA_FD_READ'; readonly ok: false; readonly errno: 'ENOMSG' | 'EBADF' }
-  | { readonly op: 'DATA_FD_WRITE'; readonly ok: true }
-  | { readonly op: 'DATA_FD_WRITE'; readonly ok: false; readonly errno: 'EBADF' };
+  | { readonly op: 'VFIO_MIG_GET_PRECOPY_INFO'; readonly ok: false; readonly errno: 'EINVAL' | 'EBADF' | 'ENODEV' | 'ENOTTY' }
+  | { readonly op: 'VFIO_DEVICE_FEATURE_MIG_DATA_SIZE'; readonly ok: true; readonly stopCopyLength: number }
+  /** bytes 0 is EOF (permanent in STOP_COPY; in precopy for drivers without ENOMSG). */
+  | { readonly op: 'DATA_FD_READ'; readonly ok: true; readonly bytes: number }
+  /** ENOMSG: temporary end of precopy data; EBADF: no fd, or not a saving one; ENODEV: a disabled fd (mtty). */
+  | { readonly op: 'DATA_FD_READ'; readonly ok: false; readonly errno: 'ENOMSG' | 'EBADF' | 'ENODEV' }
+  | { readonly op: 'DATA_FD_WRITE'; readonly ok: true; readonly bytes: number }
+  | { readonly op: 'DATA_FD_WRITE'; readonly ok: false; readonly errno: 'EBADF' | 'ENODEV' | 'ENOMEM' | 'EFAULT' }
+  | { readonly op: 'DATA_FD_CLOSE'; readonly ok: true }
+  | { readonly op: 'DATA_FD_CLOSE'; readonly ok: false; readonly errno: 'EBADF' };
 
 export interface VfioDeviceContext {
   readonly features: FeatureSet;
   readonly precopyInfoV2: boolean;
   readonly maxBytes: number;
+  readonly profile: VfioProfile;
   /** The data session the driver is serving. */
   readonly session: DataFdKind | null;
-  /** PRECOPY_INFO initial_bytes (units) while precopying. */
+  /**
+   * The kind of the data_fd the user holds (profiles with `userFds`): the last one a SET returned, until
+   * DATA_FD_CLOSE. It is live while its session is the one served (`fd === session`), else disabled.
+   * Always null for profiles without `userFds`.
+   */
+  readonly fd: DataFdKind | null;
+  /** PRECOPY_INFO initial_bytes while precopying. */
   readonly initialBytes: number;
-  /** PRECOPY_INFO dirty_bytes (units) while precopying. */
+  /** PRECOPY_INFO dirty_bytes while precopying. */
   readonly dirtyBytes: number;
   /** A REINIT happened and the next PRECOPY_INFO reports VFIO_PRECOPY_INFO_REINIT. */
   readonly reinitPending: boolean;
-  /** Units of the final state still to read in STOP_COPY before EOF. */
+  /** Bytes of the final state still to read in STOP_COPY before EOF. */
   readonly stopCopyBytes: number;
-  /** Units written to the resuming data_fd (capped at 2·maxBytes + 1, the largest saved stream). */
+  /** Bytes written to the resuming data_fd (generic: capped at 2·maxBytes + 1, the largest saved stream). */
   readonly loadedBytes: number;
   readonly last: VfioResult | null;
 }
 
-type Patch = Partial<Omit<VfioDeviceContext, 'features' | 'precopyInfoV2' | 'maxBytes'>>;
+type Patch = Partial<Omit<VfioDeviceContext, 'features' | 'precopyInfoV2' | 'maxBytes' | 'profile'>>;
 
 /** The result of a SET: where the device ends, what the user is told, and the context it leaves. */
 export interface SetOutcome {
@@ -130,6 +154,13 @@ export interface SetOutcome {
 
 const isVfioState = (x: unknown): x is VfioState => typeof x === 'string' && (VFIO_STATES as readonly string[]).includes(x);
 
+/** A SET's target as a state, when it names one (a name, or its enum value below VFIO_DEVICE_STATE_NR). */
+function targetState(t: unknown): VfioState | null {
+  if (isVfioState(t)) return t;
+  if (typeof t === 'number' && Number.isInteger(t) && t >= 0 && t < VFIO_STATES.length) return VFIO_STATES[t]!;
+  return null;
+}
+
 /** What the data session and the byte counters look like after each arc of `path`, applied in order. */
 function applyArcs(ctx: VfioDeviceContext, path: readonly VfioState[]): Patch {
   let { session, initialBytes, dirtyBytes, reinitPending, stopCopyBytes, loadedBytes } = ctx;
@@ -139,7 +170,7 @@ function applyArcs(ctx: VfioDeviceContext, path: readonly VfioState[]): Patch {
     switch (sessionEffect(from, to)) {
       case 'opens-saving':
         session = 'saving';
-        initialBytes = ctx.maxBytes; // initial_bytes "starts non-zero"
+        initialBytes = ctx.profile.initialBytes ?? ctx.maxBytes; // initial_bytes "starts non-zero"
         dirtyBytes = 0;
         reinitPending = false;
         break;
@@ -157,13 +188,20 @@ function applyArcs(ctx: VfioDeviceContext, path: readonly VfioState[]): Patch {
         break;
     }
     if (to === 'STOP_COPY' && from !== 'STOP_COPY') {
-      // The device stops; what precopy left, plus the stopped device's own final unit, streams to EOF.
-      stopCopyBytes = initialBytes + dirtyBytes + 1;
+      // The device stops; what precopy left, plus the stopped device's own final state, streams to EOF.
+      stopCopyBytes = initialBytes + dirtyBytes + ctx.profile.finalBytes;
       initialBytes = dirtyBytes = 0;
       reinitPending = false;
     }
   }
   return { session, initialBytes, dirtyBytes, reinitPending, stopCopyBytes, loadedBytes };
+}
+
+/** The driver's own check on an arc (not the kernel's table): RESUMING → STOP loads, and may fail. */
+function arcCheckFails(ctx: VfioDeviceContext, from: VfioState, to: VfioState): 'EINVAL' | null {
+  const r = ctx.profile.resuming;
+  if (r && from === 'RESUMING' && to === 'STOP' && ctx.loadedBytes < r.imageBytes) return r.shortLoadErrno;
+  return null;
 }
 
 /**
@@ -175,21 +213,27 @@ export function setOutcome(
   from: VfioState,
   event: { target: unknown; fault?: VfioFault | undefined },
 ): SetOutcome {
-  const target = event.target;
-  if (!isVfioState(target)) {
+  const raw = event.target as VfioState | number;
+  const target = targetState(event.target);
+  if (target === null) {
     // A number ≥ VFIO_DEVICE_STATE_NR or garbage: the kernel answers -EINVAL.
-    return {
-      final: from,
-      result: { op: 'SET_STATE', target: target as VfioState, ok: false, errno: 'EINVAL', path: [from] },
-      patch: {},
-    };
+    return { final: from, result: { op: 'SET_STATE', target: raw, ok: false, errno: 'EINVAL', path: [from] }, patch: {} };
   }
   const res = resolveVfioPath(from, target, ctx.features);
   if (!res.ok) {
     return { final: from, result: { op: 'SET_STATE', target, ok: false, errno: 'EINVAL', path: [from] }, patch: {} };
   }
   const arcs = res.path.length - 1;
-  const fault = event.fault;
+  // The driver loop commits each arc; the first that fails ends the SET there (mtty_set_state and the
+  // other drivers' loops), so a driver's own check acts like a fault that leaves the device where it was.
+  for (let k = 0; k < arcs; k++) {
+    const errno = arcCheckFails(ctx, res.path[k]!, res.path[k + 1]!);
+    if (errno) {
+      const reached = res.path.slice(0, k + 1);
+      return { final: reached[k]!, result: { op: 'SET_STATE', target, ok: false, errno, path: reached }, patch: applyArcs(ctx, reached) };
+    }
+  }
+  const fault = ctx.profile.injectableFaults ? event.fault : undefined;
   if (fault && Number.isInteger(fault.atArc) && fault.atArc >= 0 && fault.atArc < arcs) {
     const reached = res.path.slice(0, fault.atArc + 1);
     const patch = applyArcs(ctx, reached);
@@ -200,11 +244,30 @@ export function setOutcome(
         : patch;
     return { final, result: { op: 'SET_STATE', target, ok: false, errno: 'EIO', path: reached }, patch: after };
   }
+  const patch = applyArcs(ctx, res.path);
+  // The user holds the fd a SET returns (the previous one is closed, as QEMU does).
+  const fd = ctx.profile.userFds && res.dataFd ? { fd: res.dataFd } : {};
   return {
     final: target,
     result: { op: 'SET_STATE', target, ok: true, path: res.path, dataFd: res.dataFd },
-    patch: applyArcs(ctx, res.path),
+    patch: { ...patch, ...fd },
   };
+}
+
+/** Why a data_fd call cannot reach a live session of `kind`, or null when it can (the fd's own errors). */
+function fdProblem(ctx: VfioDeviceContext, kind: DataFdKind): 'EBADF' | 'ENODEV' | null {
+  if (!ctx.profile.userFds) return ctx.session === kind ? null : 'EBADF';
+  if (ctx.fd === null || ctx.fd !== kind) return 'EBADF'; // no fd, or the other direction (O_RDONLY / O_WRONLY)
+  return ctx.session === kind ? null : ctx.profile.disabledFdErrno;
+}
+
+/** VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: the driver's figure, or what STOP_COPY would stream if entered now. */
+function stopCopyLength(ctx: VfioDeviceContext, s: VfioState): number {
+  const p = ctx.profile;
+  if (p.stopCopyLength !== null) return p.stopCopyLength;
+  if (s === 'STOP_COPY') return ctx.stopCopyBytes;
+  if (s === 'PRE_COPY' || s === 'PRE_COPY_P2P') return ctx.initialBytes + ctx.dirtyBytes + p.finalBytes;
+  return (p.initialBytes ?? ctx.maxBytes) + p.finalBytes;
 }
 
 const isPrecopy = (s: VfioState) => s === 'PRE_COPY' || s === 'PRE_COPY_P2P';
@@ -222,6 +285,8 @@ function landingsFrom(from: VfioState): VfioState[] {
   out.delete(from);
   return VFIO_STATES.filter((s) => out.has(s));
 }
+
+const result = (r: VfioResult) => r;
 
 const machineSetup = setup({
   types: {
@@ -241,7 +306,7 @@ const machineSetup = setup({
       const o = setOutcome(context, params.from, event);
       return { ...o.patch, last: o.result };
     }),
-    /** VFIO_DEVICE_RESET: the device runs again; every session ends and the counters clear. */
+    /** VFIO_DEVICE_RESET: the device runs again; every session ends (its fds stay open, disabled). */
     resetDevice: assign({
       session: null,
       initialBytes: 0,
@@ -249,47 +314,96 @@ const machineSetup = setup({
       reinitPending: false,
       stopCopyBytes: 0,
       loadedBytes: 0,
-      last: { op: 'VFIO_DEVICE_RESET', ok: true } as VfioResult,
+      last: result({ op: 'VFIO_DEVICE_RESET', ok: true }),
     }),
     /**
-     * PRECOPY_INFO: report the counters; REINIT only after the v2 opt-in, and once per re-initialisation
-     * (inferred: the uAPI says the flag marks new initial data; reporting it once is the model's reading).
+     * PRECOPY_INFO on the saving fd: report the counters; REINIT only after the v2 opt-in, and once per
+     * re-initialisation (inferred: the uAPI says the flag marks new initial data; reporting it once is the
+     * model's reading). Outside PRE_COPY(_P2P) -EINVAL (vfio.h; mtty_precopy_ioctl checks the state
+     * before the fd's own state).
      */
-    reportPrecopyInfo: assign(({ context }) => ({
-      reinitPending: false,
-      last: {
-        op: 'VFIO_MIG_GET_PRECOPY_INFO',
-        ok: true,
-        initialBytes: context.initialBytes,
-        dirtyBytes: context.dirtyBytes,
-        reinit: context.precopyInfoV2 && context.reinitPending,
-      } as VfioResult,
+    precopyInfo: assign(({ context }, params: { precopy: boolean }) => {
+      const p = context.profile;
+      if (p.userFds && context.fd === null) return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: 'EBADF' }) };
+      if (p.userFds && context.fd === 'resuming') return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: 'ENOTTY' }) };
+      if (!params.precopy) return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: 'EINVAL' }) };
+      const bad = fdProblem(context, 'saving');
+      if (bad) return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: bad }) };
+      return {
+        reinitPending: false,
+        last: result({
+          op: 'VFIO_MIG_GET_PRECOPY_INFO',
+          ok: true,
+          initialBytes: context.initialBytes,
+          dirtyBytes: context.dirtyBytes,
+          reinit: context.precopyInfoV2 && context.reinitPending,
+        }),
+      };
+    }),
+    /** VFIO_DEVICE_FEATURE_MIG_DATA_SIZE GET: allowed in every state. */
+    reportDataSize: assign(({ context }, params: { state: VfioState }) => ({
+      last: result({ op: 'VFIO_DEVICE_FEATURE_MIG_DATA_SIZE', ok: true, stopCopyLength: stopCopyLength(context, params.state) }),
     })),
-    refusePrecopyInfo: assign({
-      last: { op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: 'EINVAL' } as VfioResult,
+    /**
+     * read() of the saving fd: in precopy initial first, then dirty; once both are drained a temporary
+     * end (ENOMSG, or 0 for drivers without it); in STOP_COPY the final state, then a permanent EOF.
+     */
+    readChunk: assign(({ context }, params: { state: VfioState }) => {
+      const bad = fdProblem(context, 'saving');
+      if (bad) return { last: result({ op: 'DATA_FD_READ', ok: false, errno: bad }) };
+      const chunk = context.profile.readChunk;
+      if (params.state === 'STOP_COPY') {
+        const n = Math.min(chunk, context.stopCopyBytes);
+        return { stopCopyBytes: context.stopCopyBytes - n, last: result({ op: 'DATA_FD_READ', ok: true, bytes: n }) };
+      }
+      const fromInitial = Math.min(chunk, context.initialBytes);
+      const fromDirty = Math.min(chunk - fromInitial, context.dirtyBytes);
+      const n = fromInitial + fromDirty;
+      if (n === 0 && context.profile.precopyDrained === 'ENOMSG') return { last: result({ op: 'DATA_FD_READ', ok: false, errno: 'ENOMSG' }) };
+      return {
+        initialBytes: context.initialBytes - fromInitial,
+        dirtyBytes: context.dirtyBytes - fromDirty,
+        last: result({ op: 'DATA_FD_READ', ok: true, bytes: n }),
+      };
     }),
-    /** read() in precopy: initial first, then dirty; with both at 0 a temporary end (ENOMSG). */
-    readPrecopyChunk: assign(({ context }) => {
-      if (context.initialBytes > 0)
-        return { initialBytes: context.initialBytes - 1, last: { op: 'DATA_FD_READ', ok: true, bytes: 1 } as VfioResult };
-      if (context.dirtyBytes > 0)
-        return { dirtyBytes: context.dirtyBytes - 1, last: { op: 'DATA_FD_READ', ok: true, bytes: 1 } as VfioResult };
-      return { last: { op: 'DATA_FD_READ', ok: false, errno: 'ENOMSG' } as VfioResult };
+    /** write() of the resuming fd; a driver with resuming rules checks the size and the header. */
+    writeChunk: assign(({ context, event }) => {
+      const p = context.profile;
+      const chunk = p.writeChunk;
+      const r = p.resuming;
+      // mtty_resume_write checks the size before the fd's state; a disabled fd's position is back at 0.
+      if (r && p.userFds && context.fd === 'resuming') {
+        const pos = context.session === 'resuming' ? context.loadedBytes : 0;
+        if (pos + chunk > r.imageBytes) return { last: result({ op: 'DATA_FD_WRITE', ok: false, errno: r.overflowErrno }) };
+      }
+      const bad = fdProblem(context, 'resuming');
+      if (bad) return { last: result({ op: 'DATA_FD_WRITE', ok: false, errno: bad }) };
+      if (!r) {
+        return {
+          loadedBytes: Math.min(context.loadedBytes + chunk, 2 * context.maxBytes + 1),
+          last: result({ op: 'DATA_FD_WRITE', ok: true, bytes: chunk }),
+        };
+      }
+      const loaded = context.loadedBytes + chunk;
+      const completesHeader = context.loadedBytes < r.headerBytes && loaded >= r.headerBytes;
+      const corrupt = event.type === 'DATA_FD_WRITE' && event.data === 'corrupt';
+      if (completesHeader && corrupt) {
+        return {
+          loadedBytes: r.countsRejectedBytes ? loaded : context.loadedBytes,
+          last: result({ op: 'DATA_FD_WRITE', ok: false, errno: r.badHeaderErrno }),
+        };
+      }
+      return { loadedBytes: loaded, last: result({ op: 'DATA_FD_WRITE', ok: true, bytes: chunk }) };
     }),
-    /** read() in STOP_COPY: the final state, then a permanent EOF. */
-    readStopCopyChunk: assign(({ context }) =>
-      context.stopCopyBytes > 0
-        ? { stopCopyBytes: context.stopCopyBytes - 1, last: { op: 'DATA_FD_READ', ok: true, bytes: 1 } as VfioResult }
-        : { last: { op: 'DATA_FD_READ', ok: true, bytes: 0 } as VfioResult },
+    /** close(2) of the user's data_fd: the driver keeps serving the session (it holds its own reference). */
+    closeFd: assign(({ context }) => {
+      if (context.profile.userFds && context.fd === null) return { last: result({ op: 'DATA_FD_CLOSE', ok: false, errno: 'EBADF' }) };
+      return { fd: null, last: result({ op: 'DATA_FD_CLOSE', ok: true }) };
+    }),
+    /** The running guest changes device state the driver tracks: dirty_bytes rises (if the driver tracks it). */
+    dirtyDeviceState: assign(({ context }) =>
+      context.profile.tracksDirty ? { dirtyBytes: Math.min(context.dirtyBytes + 1, context.maxBytes) } : {},
     ),
-    refuseRead: assign({ last: { op: 'DATA_FD_READ', ok: false, errno: 'EBADF' } as VfioResult }),
-    writeResumingChunk: assign(({ context }) => ({
-      loadedBytes: Math.min(context.loadedBytes + 1, 2 * context.maxBytes + 1),
-      last: { op: 'DATA_FD_WRITE', ok: true } as VfioResult,
-    })),
-    refuseWrite: assign({ last: { op: 'DATA_FD_WRITE', ok: false, errno: 'EBADF' } as VfioResult }),
-    /** The running guest changes device state the driver tracks: dirty_bytes rises. */
-    dirtyDeviceState: assign(({ context }) => ({ dirtyBytes: Math.min(context.dirtyBytes + 1, context.maxBytes) })),
     /**
      * The guest reconfigures the device. With the v2 opt-in the driver re-initialises: initial_bytes
      * jumps to a non-zero value, dirty_bytes restarts at 0, and the next PRECOPY_INFO says REINIT.
@@ -298,7 +412,9 @@ const machineSetup = setup({
     reinitDeviceState: assign(({ context }) =>
       context.precopyInfoV2
         ? { initialBytes: context.maxBytes, dirtyBytes: 0, reinitPending: true }
-        : { dirtyBytes: context.maxBytes },
+        : context.profile.tracksDirty
+          ? { dirtyBytes: context.maxBytes }
+          : {},
     ),
   },
 });
@@ -320,11 +436,11 @@ function stateNode(s: VfioState) {
     tags: inSavingGroup(s) ? ['saving'] : s === 'RESUMING' ? ['resuming'] : [],
     on: {
       SET_STATE: setTransitions,
-      VFIO_MIG_GET_PRECOPY_INFO: { actions: precopy ? 'reportPrecopyInfo' : 'refusePrecopyInfo' },
-      DATA_FD_READ: {
-        actions: precopy ? 'readPrecopyChunk' : s === 'STOP_COPY' ? 'readStopCopyChunk' : 'refuseRead',
-      },
-      DATA_FD_WRITE: { actions: s === 'RESUMING' ? 'writeResumingChunk' : 'refuseWrite' },
+      VFIO_MIG_GET_PRECOPY_INFO: { actions: { type: 'precopyInfo' as const, params: { precopy } } },
+      VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: { actions: { type: 'reportDataSize' as const, params: { state: s } } },
+      DATA_FD_READ: { actions: { type: 'readChunk' as const, params: { state: s } } },
+      DATA_FD_WRITE: { actions: 'writeChunk' as const },
+      DATA_FD_CLOSE: { actions: 'closeFd' as const },
       ...(precopy
         ? {
             GUEST_DIRTIES_DEVICE: { actions: 'dirtyDeviceState' as const },
@@ -340,18 +456,23 @@ export const vfioDeviceMachine = machineSetup.createMachine({
   id: 'vfioDevice',
   description: 'A VFIO device under the Linux migration uAPI v2 (include/uapi/linux/vfio.h)',
   initial: 'RUNNING',
-  context: ({ input }) => ({
-    features: input.features,
-    precopyInfoV2: Boolean(input.precopyInfoV2) && hasFeature(input.features, 'PRE_COPY'),
-    maxBytes: input.maxBytes ?? 1,
-    session: null,
-    initialBytes: 0,
-    dirtyBytes: 0,
-    reinitPending: false,
-    stopCopyBytes: 0,
-    loadedBytes: 0,
-    last: null,
-  }),
+  context: ({ input }) => {
+    const profile = input.profile ?? GENERIC_PROFILE;
+    return {
+      features: input.features,
+      precopyInfoV2: Boolean(input.precopyInfoV2) && hasFeature(input.features, 'PRE_COPY') && profile.supportsPrecopyInfoV2,
+      maxBytes: input.maxBytes ?? 1,
+      profile,
+      session: null,
+      fd: null,
+      initialBytes: 0,
+      dirtyBytes: 0,
+      reinitPending: false,
+      stopCopyBytes: 0,
+      loadedBytes: 0,
+      last: null,
+    };
+  },
   on: {
     VFIO_DEVICE_RESET: { target: '.RUNNING', reenter: true, actions: 'resetDevice' },
   },

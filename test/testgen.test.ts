@@ -21,6 +21,7 @@ import {
   type TestSuite,
   DEVICE_FEATURES,
   ModelGraph,
+  devicePreset,
   TargetError,
   eventsAsXstateGraphSeesThem,
   formatRun,
@@ -44,7 +45,7 @@ import { mulberry32 } from '../src/testgen/walks.js';
 import { createMachine } from 'xstate';
 
 const FIXTURES = fileURLToPath(new URL('./fixtures/testgen/', import.meta.url));
-const DEVICE = { id: 'device' } as const;
+const DEVICE = devicePreset();
 const MIGRATION0 = { id: 'migration', devices: 0, ack: 'legacy' } as const;
 
 /** As src/cli.ts's main() handles a command: usage errors are one line and exit 2. */
@@ -71,7 +72,7 @@ function walkSuite(g: ModelGraph, suite: TestSuite) {
   const states = new Set<string>();
   const transitions = new Set<string>();
   const pairs = new Set<string>();
-  const labelKey = (s: Omit<SuiteStep, 'expect'>) => `${s.kind}|${s.channel ?? ''}|${s.component}|${eventKey(s.event)}`;
+  const labelKey = (s: Omit<SuiteStep, 'expect' | 'observe'>) => `${s.kind}|${s.channel ?? ''}|${s.component}|${eventKey(s.event)}`;
   const visit = (s: number) => g.components.forEach((_, c) => g.activeStates(s, c).forEach((k) => states.add(`${g.components[c]}: ${g.items[c]!.states[k]}`)));
   for (const c of suite.cases) {
     let s = 0;
@@ -215,7 +216,13 @@ describe('fixtures', () => {
     const two = serializeSuite(generateSuite(presetSystem(MIGRATION0), { criterion: 'transitions', preset: MIGRATION0 }));
     expect(one).toBe(two);
     expect(serializeSuite(parseSuite(one))).toBe(one);
-    expect(one.startsWith('{\n  "schema": "migration-statecharts/test-suite@1",\n  "system": "migration: 0 devices [], ack legacy",')).toBe(true);
+    expect(one.startsWith('{\n  "schema": "migration-statecharts/test-suite@2",\n  "system": "migration: 0 devices [], ack legacy",')).toBe(true);
+    // every device configuration too, observations included
+    for (const p of [devicePreset({ profile: 'mtty' }), devicePreset({ features: 'STOP_COPY|PRE_COPY', precopyInfoV2: true })]) {
+      const a = serializeSuite(generateSuite(presetSystem(p), { criterion: 'commands', preset: p }));
+      expect(serializeSuite(generateSuite(presetSystem(p), { criterion: 'commands', preset: p }))).toBe(a);
+      expect(serializeSuite(parseSuite(a))).toBe(a);
+    }
   });
 
   it('generate writes a fixture that replays clean, via the CLI', () => {
@@ -223,14 +230,14 @@ describe('fixtures', () => {
     const file = join(dir, 'device.json');
     const gen = cli('generate', '--system', 'device', '--out', file);
     expect(gen.code).toBe(0);
-    expect(gen.out).toMatch(/^VFIO device \(STOP_COPY\|P2P\|PRE_COPY\), criterion transitions: \d+ cases, \d+ steps \((?:greedy|postman), lower bound \d+\)\ncoverage: (\d+) of \1 reachable transitions covered, \d+ defined\n/);
+    expect(gen.out).toMatch(/^VFIO device \(STOP_COPY\|P2P\|PRE_COPY, generic\), criterion transitions: \d+ cases, \d+ steps \((?:greedy|postman), lower bound \d+\)\ncoverage: (\d+) of \1 reachable transitions covered, \d+ defined\n/);
     const again = join(dir, 'again.json');
     expect(cli('generate', '--system', 'device', '--out', again).code).toBe(0);
     expect(readFileSync(again, 'utf8')).toBe(readFileSync(file, 'utf8'));
     const junit = join(dir, 'replay.xml');
     const r = cli('replay', file, '--junit', junit);
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/^model on VFIO device \(STOP_COPY\|P2P\|PRE_COPY\) \(transitions\): (\d+) cases, \1 passed, 0 failed, 0 errors\n  PASS  transitions-01/);
+    expect(r.out).toMatch(/^model on VFIO device \(STOP_COPY\|P2P\|PRE_COPY, generic\) \(transitions\): (\d+) cases, \1 passed, 0 failed, 0 errors; \d+ steps, \d+ observations compared\n  PASS  transitions-01/);
     expect(readFileSync(junit, 'utf8')).toMatch(/failures="0" errors="0"/);
     // without --out the fixture goes to stdout
     const printed = cli('generate', '--system', 'migration', '--criterion', 'target', '--target', 'source:completed');
@@ -243,14 +250,14 @@ describe('fixtures', () => {
     const bad = cli('replay', join(FIXTURES, 'device-corrupt.json'));
     expect(bad.code).toBe(1);
     expect(bad.out.split('\n').slice(0, 3)).toEqual([
-      'model on VFIO device (STOP_COPY|P2P|PRE_COPY) (transitions): 2 cases, 0 passed, 2 failed, 0 errors',
+      'model on VFIO device (STOP_COPY|P2P|PRE_COPY, generic) (transitions): 2 cases, 0 passed, 2 failed, 0 errors; 5 steps, 48 observations compared',
       '  FAIL  precopy-then-stop-copy (3 steps)',
-      '        step 3 (env → dev: SET_STATE {"target":"STOP_COPY"}): the fixture expects dev=STOP, the model is in dev=STOP_COPY (the model gets there by env → dev: SET_STATE {"target":"STOP"})',
+      '        step 3 (env → dev: SET_STATE {"target":"STOP_COPY"}): the fixture expects dev.value = "STOP", the model has "STOP_COPY"; the fixture expects dev.state = "STOP", the model has "STOP_COPY" (the model gets there by env → dev: SET_STATE {"target":"STOP"})',
     ]);
     expect(bad.out).toContain('  FAIL  resume-then-reset (2 steps)\n        step 2 (env → dev: GUEST_DIRTIES_DEVICE): the model does not allow this step here');
     const report = replaySuite(parseSuite(readFileSync(join(FIXTURES, 'device-corrupt.json'), 'utf8')), presetSystem(DEVICE));
     expect(report.cases.map((c) => [c.failure?.step, c.failure?.kind])).toEqual([
-      [3, 'state'],
+      [3, 'observation'],
       [2, 'refused'],
     ]);
     expect(report.cases[1]!.failure!.allowed.map((a) => a.step.event.type)).toContain('DATA_FD_WRITE');
@@ -262,10 +269,26 @@ describe('fixtures', () => {
     expect(notJson.err).toMatch(/^migration-statecharts: \S+malformed\.json: not JSON: [^\n]+$/);
     const kind = cli('replay', join(FIXTURES, 'bad-kind.json'));
     expect(kind).toEqual({ code: 2, out: '', err: `migration-statecharts: ${join(FIXTURES, 'bad-kind.json')}: cases[0].steps[1].kind is "teleport"; valid: env, deliver` });
+    const v1 = cli('replay', join(FIXTURES, 'device-v1.json'));
+    expect(v1).toEqual({
+      code: 2,
+      out: '',
+      err: `migration-statecharts: ${join(FIXTURES, 'device-v1.json')}: this fixture is version 1 (state values only, no expected observations); regenerate it with \`migration-statecharts tests generate --system device|migration ... --out FILE\``,
+    });
     const dir = mkdtempSync(join(tmpdir(), 'testgen-'));
-    const wrongSchema = join(dir, 'v2.json');
-    writeFileSync(wrongSchema, JSON.stringify({ schema: 'migration-statecharts/test-suite@2' }));
-    expect(cli('replay', wrongSchema).err).toBe(`migration-statecharts: ${wrongSchema}: schema is "migration-statecharts/test-suite@2"; expected "migration-statecharts/test-suite@1"`);
+    const wrongSchema = join(dir, 'v3.json');
+    writeFileSync(wrongSchema, JSON.stringify({ schema: 'migration-statecharts/test-suite@3' }));
+    expect(cli('replay', wrongSchema).err).toBe(`migration-statecharts: ${wrongSchema}: schema is "migration-statecharts/test-suite@3"; expected "migration-statecharts/test-suite@2"`);
+    // a field the schema does not list, and an observation without a field
+    const good = JSON.parse(readFileSync(join(FIXTURES, 'device-handwritten.json'), 'utf8'));
+    const extra = join(dir, 'extra.json');
+    good.cases[0].steps[0].observe.dev.colour = 'blue';
+    writeFileSync(extra, JSON.stringify(good));
+    expect(cli('replay', extra).err).toBe(`migration-statecharts: ${extra}: cases[0].steps[0].observe.dev.colour: not a field in "observed" (state, op, ok, errno, path, dataFd, bytes, initialBytes, dirtyBytes, reinit, stopCopyLength)`);
+    delete good.cases[0].steps[0].observe.dev.colour;
+    delete good.cases[0].steps[0].observe.dev.errno;
+    writeFileSync(extra, JSON.stringify(good));
+    expect(cli('replay', extra).err).toBe(`migration-statecharts: ${extra}: cases[0].steps[0].observe.dev: no value for field "errno"`);
     expect(cli('replay', join(dir, 'missing.json')).err).toBe(`migration-statecharts: cannot read ${join(dir, 'missing.json')}: ENOENT`);
     expect(cli('replay').err).toBe('migration-statecharts: tests replay: missing FILE; expected a fixture written by tests generate');
   });
@@ -288,8 +311,9 @@ describe('the transition tour: lower bound and xstate/graph', () => {
     expect(suite.stats.steps).toBeGreaterThanOrEqual(suite.stats.lowerBound!);
     expect(suite.stats.steps).toBeLessThanOrEqual(x.steps);
     expect(suite.coverage.covered).toBe(suite.coverage.reachable);
-    // measured: tour 31 steps = lower bound 31; xstate/graph 48 paths, 131 steps
-    expect({ steps: suite.stats.steps, lowerBound: suite.stats.lowerBound, xstate: x }).toEqual({ steps: 31, lowerBound: 31, xstate: { paths: 48, steps: 131 } });
+    // measured: tour 40 steps, lower bound 39; xstate/graph 66 paths, 184 steps (the machine's own
+    // event types the list leaves out, MIG_DATA_SIZE and DATA_FD_CLOSE among them, are added as xstate/graph would)
+    expect({ steps: suite.stats.steps, lowerBound: suite.stats.lowerBound, xstate: x }).toEqual({ steps: 40, lowerBound: 39, xstate: { paths: 66, steps: 184 } });
   });
 });
 
@@ -405,7 +429,11 @@ describe('runSuite', () => {
   it('passes against the model adapter', async () => {
     const report = await runSuite(suite, modelAdapter(presetSystem(DEVICE)), { model: presetSystem(DEVICE), clock: () => 0 });
     expect(report).toMatchObject({ adapter: 'model', passed: suite.cases.length, failed: 0, errors: 0 });
-    expect(formatRun(report).split('\n')[0]).toBe(`model on VFIO device (STOP_COPY|P2P|PRE_COPY) (transitions): ${suite.cases.length} cases, ${suite.cases.length} passed, 0 failed, 0 errors`);
+    expect(formatRun(report).split('\n')[0]).toBe(
+      `model on VFIO device (STOP_COPY|P2P|PRE_COPY, generic) (transitions): ${suite.cases.length} cases, ${suite.cases.length} passed, 0 failed, 0 errors; ${suite.stats.steps} steps, ${report.compared} observations compared`,
+    );
+    // every step compares the state value and the 11 fields of the device record
+    expect(report.compared).toBe((suite.stats.steps + suite.cases.length) * 12);
   });
 
   it('reports where a broken adapter diverges: the step, what the system did, what the model allowed', async () => {
@@ -430,23 +458,37 @@ describe('runSuite', () => {
     const steps = suite.cases.find((c) => c.name === first.name)!.steps;
     // the first STOP_COPY request of the case is where it shows
     const at = steps.findIndex((s) => s.event.type === 'SET_STATE' && s.event['target'] === 'STOP_COPY' && s.event['fault'] === undefined);
-    expect(d.kind).toBe('state');
+    expect(d.kind).toBe('observation');
     expect(d.step).toBe(at + 1);
     expect(d.expected['dev']).toBe(steps[d.step - 1]!.expect['dev']);
     expect(d.observed!['dev']).not.toBe(d.expected['dev']);
     expect(d.allowed.length).toBeGreaterThan(1);
     expect(d.allowed.some((a) => a.values['dev'] === d.observed!['dev'])).toBe(true);
-    expect(d.message).toMatch(/^step \d+ \(env → dev: SET_STATE \{"target":"STOP_COPY"\}\): the system is in dev=\w+, the model expects dev=STOP_COPY \(the model gets there by env → dev: SET_STATE \{"target":"STOP"\} instead\)$/);
+    // every differing field is named, with the expected and the observed value
+    expect(d.fields.map((f) => `${f.component}.${f.field}`)).toEqual(expect.arrayContaining(['dev.value', 'dev.state', 'dev.path']));
+    expect(d.fields.find((f) => f.field === 'state')).toMatchObject({ expected: 'STOP_COPY', observed: d.observed!['dev'] });
+    expect(d.message).toMatch(/^step \d+ \(env → dev: SET_STATE \{"target":"STOP_COPY"\}\): dev\.value: expected "STOP_COPY", observed "\w+"; dev\.state: expected "STOP_COPY", observed "\w+"; /);
+    expect(d.message).toMatch(/\(the model gets to that state by env → dev: SET_STATE \{"target":"STOP"\} instead\)$/);
+    expect(d.trace).toHaveLength(d.step);
     expect(formatRun(report)).toContain('the model allowed:\n');
+    expect(formatRun(report)).toContain('the steps so far:\n');
 
     // A system that refuses a step the model allows; an adapter that cannot see a component.
     const refusing: SutAdapter = { ...broken, step: (s) => (s.event.type === 'DATA_FD_READ' ? Promise.reject(new Error('EIO from the kernel')) : model.step(s)) };
     const refused = await runSuite(suite, refusing, { stopOnFailure: true, clock: () => 0 });
     expect(refused.cases).toHaveLength(refused.cases.findIndex((c) => c.status !== 'passed') + 1);
     expect(refused.cases.at(-1)!.failure).toMatchObject({ kind: 'refused', observed: null, allowed: [] });
-    expect(refused.cases.at(-1)!.failure!.message).toMatch(/: the system refused the step: EIO from the kernel$/);
-    const blind: SutAdapter = { ...broken, step: (s) => model.step(s), observe: async () => ({}) };
-    expect((await runSuite(suite, blind)).passed).toBe(suite.cases.length);
+    expect(refused.cases.at(-1)!.failure!.message).toMatch(/: the adapter could not make the step: EIO from the kernel$/);
+    // an adapter that reports nothing fails, naming the missing fields, unless it declares them unobservable
+    const blind: SutAdapter = { ...broken, step: (s) => model.step(s), observe: async () => ({ values: {}, fields: {} }) };
+    const unseen = await runSuite(suite, blind);
+    expect(unseen.passed).toBe(0);
+    expect(unseen.cases[0]!.failure!.message).toMatch(/^after reset: dev\.value: expected "RUNNING", not reported \(declare it unobservable/);
+    const declared: SutAdapter = { ...blind, unobservable: { dev: ['*'] } };
+    const report2 = await runSuite(suite, declared);
+    expect(report2.passed).toBe(suite.cases.length);
+    expect(report2.compared).toBe(0);
+    expect(formatRun(report2)).toContain('not observable on broken: dev.{*}');
   });
 });
 
@@ -492,7 +534,14 @@ describe('JUnit XML', () => {
     const suite: TestSuite = { ...base, cases: [{ ...base.cases[0]!, name: weird }, { ...base.cases[0]!, name: 'ok' }] };
     const model = modelAdapter(presetSystem(DEVICE));
     let n = 0;
-    const flaky: SutAdapter = { ...model, name: 'flaky<&>', observe: async (e) => (n++ === 1 ? { dev: 'RUNNING' } : model.observe(e)) };
+    const flaky: SutAdapter = {
+      ...model,
+      name: 'flaky<&>',
+      observe: async (e) => {
+        const o = await model.observe(e);
+        return n++ === 1 ? { ...o, values: { dev: 'RUNNING' } } : o;
+      },
+    };
     const report: RunReport = await runSuite(suite, flaky, { model: presetSystem(DEVICE), clock: () => 0 });
     const xml = toJUnitXml(report);
     expect(xml).toContain('&lt;weird&gt; &amp; &quot;quoted&quot; &apos;case&apos;');
@@ -507,8 +556,8 @@ describe('JUnit XML', () => {
     expect(cases[0]!.attrs['classname']).toBe('flaky<&>.target');
     const failure = cases[0]!.children[0] as ReturnType<typeof parseXml>;
     expect(failure.name).toBe('failure');
-    expect(failure.attrs['type']).toBe('state');
-    expect(failure.attrs['message']).toBe('step 1 (env → dev: SET_STATE {"target":"STOP_COPY"}): the system is in dev=RUNNING, the model expects dev=STOP_COPY (the model gets there by env → dev: SET_STATE {"target":"RUNNING"} instead)');
+    expect(failure.attrs['type']).toBe('observation');
+    expect(failure.attrs['message']).toBe('step 1 (env → dev: SET_STATE {"target":"STOP_COPY"}): dev.value: expected "STOP_COPY", observed "RUNNING" (the model gets to that state by env → dev: SET_STATE {"target":"ERROR"} instead)');
     expect(failure.text).toContain('observed: dev=RUNNING');
     expect(cases[1]!.children).toEqual([]);
   });
@@ -525,7 +574,7 @@ describe('tests CLI', () => {
     expect(e('generate', '--system', 'toaster')).toBe("migration-statecharts: bad --system 'toaster'; valid: device, migration");
     expect(e('generate')).toBe('migration-statecharts: missing --system; expected device, migration');
     expect(e('generate', '--system', 'device', '--criterion', 'everything')).toBe(
-      "migration-statecharts: bad --criterion 'everything'; valid: states, transitions, pairs, random, target",
+      "migration-statecharts: bad --criterion 'everything'; valid: states, transitions, pairs, commands, random, target",
     );
     expect(e('generate', '--system', 'migration', '--ack', 'maybe')).toBe("migration-statecharts: bad --ack 'maybe'; valid: legacy, per-device, off");
     expect(e('generate', '--system', 'migration', '--devices', '7')).toBe("migration-statecharts: bad --devices '7'; expected an integer 0..2");

@@ -29,23 +29,33 @@ import {
   toJUnitXml,
   xstateShortestPathsTotal,
 } from '../testgen/index.js';
-import { ACK_MODES, PRESET_IDS } from '../testgen/systems.js';
-import { parseCount, readInputFile } from './args.js';
+import { PROFILE_IDS, type ProfileId } from '../../machines/vfioProfiles.js';
+import { ACK_MODES, PRESET_IDS, devicePreset } from '../testgen/systems.js';
+import { parseCount, parseFeatures, readInputFile } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 
 export const TESTS_HELP = `usage: migration-statecharts tests generate --system device|migration [--devices N] [--ack legacy|per-device|off]
-                                        [--criterion states|transitions|pairs|random|target] [--target STATE]
-                                        [--seed N] [--length N] [--walks N] [--out FILE] [--compare] [--max-states N]
+                                        [--features LIST] [--precopy-info-v2] [--profile generic|mtty]
+                                        [--faults on|off] [--max-bytes N]
+                                        [--criterion states|transitions|pairs|commands|random|target]
+                                        [--target STATE] [--seed N] [--length N] [--walks N] [--out FILE]
+                                        [--compare] [--max-states N]
        migration-statecharts tests replay FILE [--junit FILE]
   generate: explore the model whole and write a test suite (a JSON fixture, schema
-  migration-statecharts/test-suite@1; printed unless --out FILE) whose cases are paths of global steps
-  from the initial state, each step with every component's expected state.
-    --system device      the VFIO device machine (features ${DEVICE_FEATURES}) and ${DEVICE_EVENTS.length} events
+  migration-statecharts/test-suite@2; printed unless --out FILE) whose cases are paths of global steps
+  from the initial state, each step with every component's expected state and every expected
+  observation (a device: ok or errno, path, data_fd, bytes, PRECOPY_INFO, data size, the state read back;
+  a QEMU: status, run state, its devices' states, the QMP reply).
+    --system device      one VFIO device: --features (comma-separated p2p, pre-copy; default all),
+                         --precopy-info-v2 (the REINIT opt-in), --profile generic (the uAPI, default) or
+                         mtty (samples/vfio-mdev/mtty.c, what the real-kernel suite runs), --faults on|off
+                         (injected driver failures, generic profile; default on), --max-bytes 1..4
     --system migration   the source and destination QEMUs with N VFIO devices (--devices 0..2, default 0)
                          and switchover-ack --ack (default legacy)
     --criterion          states, transitions (default; shortest tour found, with a lower bound), pairs
-                         (consecutive transitions of a component), random (--walks N walks of at most
-                         --length N steps from --seed N; defaults 10, 20, 1), target (--target STATE:
+                         (consecutive transitions of a component), commands (every command in every
+                         local state, refusals included: the error paths), random (--walks N walks of at
+                         most --length N steps from --seed N; defaults 10, 20, 1), target (--target STATE:
                          component:state, or a state name unique to one component)
     --compare            also print xstate/graph's getShortestPaths() total on the same machine (device)
   replay: re-run FILE against the model; print each case, and the first step where the model disagrees.
@@ -89,6 +99,11 @@ function generateCommand(argv: readonly string[], out: (s: string) => void, err:
       out: { type: 'string' },
       compare: { type: 'boolean', default: false },
       'max-states': { type: 'string' },
+      features: { type: 'string' },
+      'precopy-info-v2': { type: 'boolean', default: false },
+      profile: { type: 'string' },
+      faults: { type: 'string' },
+      'max-bytes': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -102,10 +117,23 @@ function generateCommand(argv: readonly string[], out: (s: string) => void, err:
   if (system === undefined || system === '') throw new UsageError(`missing --system; expected ${PRESET_IDS.join(', ')}`);
   if (!(PRESET_IDS as readonly string[]).includes(system)) throw new UsageError(`bad --system '${system}'; valid: ${PRESET_IDS.join(', ')}`);
   let preset: PresetRef;
+  const deviceOptions = [values.features, values.profile, values.faults, values['max-bytes']].some((v) => v !== undefined) || values['precopy-info-v2'];
   if (system === 'device') {
     if (values.devices !== undefined || values.ack !== undefined) throw new UsageError('--devices and --ack apply to --system migration');
-    preset = { id: 'device' };
+    const profile = values.profile ?? 'generic';
+    if (!(PROFILE_IDS as readonly string[]).includes(profile)) throw new UsageError(`bad --profile '${profile}'; valid: ${PROFILE_IDS.join(', ')}`);
+    const faults = values.faults ?? 'on';
+    if (faults !== 'on' && faults !== 'off') throw new UsageError(`bad --faults '${faults}'; valid: on, off`);
+    if (faults === 'on' && values.faults !== undefined && profile === 'mtty') throw new UsageError('--faults on needs --profile generic (a real driver fails only for real)');
+    preset = devicePreset({
+      features: values.features === undefined ? DEVICE_FEATURES : parseFeatures(values.features),
+      precopyInfoV2: values['precopy-info-v2'],
+      profile: profile as ProfileId,
+      faults: faults === 'on' && profile === 'generic',
+      maxBytes: parseCount(values['max-bytes'], '--max-bytes', 1, 1, 4),
+    });
   } else {
+    if (deviceOptions) throw new UsageError('--features, --precopy-info-v2, --profile, --faults and --max-bytes apply to --system device');
     const ack = (values.ack ?? 'legacy') as AckMode;
     if (!ACK_MODES.includes(ack)) throw new UsageError(`bad --ack '${values.ack}'; valid: ${ACK_MODES.join(', ')}`);
     preset = { id: 'migration', devices: parseCount(values.devices, '--devices', 0, 0, 2), ack };

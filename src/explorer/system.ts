@@ -20,10 +20,18 @@ import type { DataSymmetry } from './dataSymmetry.js';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnySnapshot = MachineSnapshot<any, any, any, any, any, any, any, any>;
 
+/**
+ * What a system under test shows of a component after a step (test generation records it as the expected
+ * observation; the explorer itself never calls it). `event` is the event the component took in the step,
+ * null when another component stepped. Returns a flat JSON record.
+ */
+export type ComponentObserver = (after: AnySnapshot, before: AnySnapshot, event: EventObject | null) => Readonly<Record<string, unknown>>;
+
 export interface ComponentSpec {
   readonly name: string;
   readonly machine: AnyStateMachine;
   readonly input?: unknown;
+  readonly observe?: ComponentObserver;
 }
 
 export interface ChannelSpec {

@@ -6,7 +6,8 @@
  */
 import type { FeatureSet } from '../../machines/vfioArcs.js';
 import type { SystemSpec } from '../explorer/system.js';
-import { presetSystem } from '../testgen/systems.js';
+import { vfioDeviceMachine } from '../../machines/vfioDevice.js';
+import { DEVICE_EVENTS, deviceSystem, devicePreset, machineSystem } from '../testgen/systems.js';
 import { migrationSystem } from './migration.js';
 import { vfioDevicesSystem } from './vfioDevices.js';
 
@@ -22,7 +23,16 @@ const ALL: FeatureSet = 'STOP_COPY|P2P|PRE_COPY';
 const n = (k: number): FeatureSet[] => Array<FeatureSet>(k).fill(ALL);
 
 export const SCENARIOS: readonly Scenario[] = [
-  { name: 'device preset (all features, generic profile)', build: () => presetSystem({ id: 'device' }), states: 583, transitions: 7476 },
+  {
+    name: 'device, the 14 classic events (all features, generic profile)',
+    build: () => machineSystem(vfioDeviceMachine, DEVICE_EVENTS, { component: 'dev', input: { features: ALL } }),
+    states: 583,
+    transitions: 7476,
+  },
+  { name: 'device preset: all features, generic, faults', build: () => deviceSystem(devicePreset()), states: 1471, transitions: 54140 },
+  { name: 'device preset: all features, generic, PRECOPY_INFOv2, faults', build: () => deviceSystem(devicePreset({ precopyInfoV2: true })), states: 2247, transitions: 83628 },
+  { name: 'device preset: STOP_COPY, generic, faults', build: () => deviceSystem(devicePreset({ features: 'STOP_COPY' })), states: 504, transitions: 13608 },
+  { name: 'device preset: all features, mtty-2', build: () => deviceSystem(devicePreset({ profile: 'mtty' })), states: 858, transitions: 14586 },
   { name: 'two independent devices', build: () => vfioDevicesSystem({ devices: 2, features: ALL }), states: 961, transitions: 8308 },
   { name: 'migration N=1 legacy ack', build: () => migrationSystem({ devices: n(1), ack: 'legacy' }), states: 822, transitions: 2427 },
   { name: 'migration N=2 legacy ack', build: () => migrationSystem({ devices: n(2), ack: 'legacy' }), states: 2598, transitions: 11015 },

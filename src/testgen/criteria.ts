@@ -5,18 +5,23 @@
  *  - `transitions`: every transition definition fired somewhere in the explored graph is fired, by the
  *    shortest tour the postman construction finds (src/testgen/postman.ts), with its lower bound;
  *  - `pairs`: every pair of a component's consecutive transitions that some run takes is taken;
+ *  - `commands`: every environment command in every local state of its component (goals.ts), refusals
+ *    included — the error-path criterion;
  *  - `target`: a shortest run to a named state (`component:stateId`, or a state id unique to one
  *    component) or to a predicate over global states;
  *  - `random`: seeded random walks of bounded length.
  *
  * A test case is a path of global steps from the initial state; each step expects every component's
- * state value after it.
+ * state value after it, and what every observed component shows (observe.ts).
  */
+import type { EventObject } from 'xstate';
 import type { GlobalView, SystemSpec } from '../explorer/system.js';
 import { BoundView } from '../explorer/step.js';
 import { tourLowerBound } from './bound.js';
 import {
   type Criterion,
+  type JsonValue,
+  type Observations,
   type PresetRef,
   type SuiteCoverage,
   type SuiteStats,
@@ -25,7 +30,7 @@ import {
   SUITE_SCHEMA,
   canonicalEvent,
 } from './fixture.js';
-import { type CoverGraph, type Goal, buildCoverGraph, pairsGoal, statesGoal, transitionsGoal } from './goals.js';
+import { type CoverGraph, type Goal, buildCoverGraph, commandsGoal, pairsGoal, statesGoal, transitionsGoal } from './goals.js';
 import { type GraphOptions, ModelGraph } from './graph.js';
 import { bestTour } from './postman.js';
 import { randomWalks, shortestPathTo } from './walks.js';
@@ -60,13 +65,16 @@ export function generateSuite(system: SystemSpec | ModelGraph, opts: GenerateOpt
     system: g.name,
     preset: opts.preset ?? null,
     criterion: opts.criterion,
+    observed: observedFields(g),
     initial: g.values(0),
+    initialObservation: observationsAt(g, 0, 0, null),
   } as const;
   switch (opts.criterion) {
     case 'states':
     case 'transitions':
-    case 'pairs': {
-      const goal = opts.criterion === 'states' ? statesGoal(g) : opts.criterion === 'transitions' ? transitionsGoal(g) : pairsGoal(g);
+    case 'pairs':
+    case 'commands': {
+      const goal = goalOf(g, opts.criterion);
       const cg = buildCoverGraph(g, goal);
       const tour = bestTour(cg, cg.reachable);
       const bound = tourLowerBound(cg, cg.reachable);
@@ -130,6 +138,39 @@ export function generateSuite(system: SystemSpec | ModelGraph, opts: GenerateOpt
   }
 }
 
+function goalOf(g: ModelGraph, c: 'states' | 'transitions' | 'pairs' | 'commands'): Goal {
+  switch (c) {
+    case 'states':
+      return statesGoal(g);
+    case 'transitions':
+      return transitionsGoal(g);
+    case 'pairs':
+      return pairsGoal(g);
+    case 'commands':
+      return commandsGoal(g);
+  }
+}
+
+/** The observed components and their fields (from one observation of the initial state). */
+function observedFields(g: ModelGraph): Record<string, readonly string[]> {
+  const out: Record<string, readonly string[]> = {};
+  g.spec.components.forEach((c, i) => {
+    if (c.observe) out[c.name] = Object.keys(c.observe(g.snapshot(0, i), g.snapshot(0, i), null));
+  });
+  return out;
+}
+
+/** What every observed component shows in state `to`, reached from `from` by a step of `stepper` (or none). */
+function observationsAt(g: ModelGraph, from: number, to: number, step: { component: number; event: EventObject } | null): Observations {
+  const out: Record<string, Readonly<Record<string, JsonValue>>> = {};
+  g.spec.components.forEach((c, i) => {
+    if (!c.observe) return;
+    const ev = step && step.component === i ? step.event : null;
+    out[c.name] = c.observe(g.snapshot(to, i), g.snapshot(from, i), ev) as Record<string, JsonValue>;
+  });
+  return out;
+}
+
 function itemsOf(cg: CoverGraph, a: number): number[] {
   return Array.from(cg.items.subarray(cg.itemStart[a]!, cg.itemStart[a + 1]!));
 }
@@ -178,6 +219,7 @@ function toCase(g: ModelGraph, name: string, path: readonly number[], covers: re
   let at = 0;
   const steps = path.map((e) => {
     if (g.from[e] !== at) throw new Error(`test case ${name}: edge ${e} does not continue the path`);
+    const from = at;
     at = g.to[e]!;
     const l = g.label(e);
     return {
@@ -186,6 +228,7 @@ function toCase(g: ModelGraph, name: string, path: readonly number[], covers: re
       ...(l.kind === 'deliver' ? { channel: l.channel ?? '' } : {}),
       event: canonicalEvent(l.event),
       expect: g.values(at),
+      observe: observationsAt(g, from, at, { component: g.components.indexOf(l.component), event: l.event }),
     };
   });
   return { name, covers, steps };

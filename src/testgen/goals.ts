@@ -8,7 +8,7 @@
  */
 import type { ModelGraph } from './graph.js';
 
-export type ItemKind = 'states' | 'transitions' | 'pairs';
+export type ItemKind = 'states' | 'transitions' | 'pairs' | 'commands';
 
 /** What a criterion covers: items, and how steps cover them. */
 export interface Goal {
@@ -56,6 +56,57 @@ export function transitionsGoal(g: ModelGraph): Goal {
     covered: (_m, e, out) => {
       const f = g.firing(e);
       for (const t of f.transitions) out.push(offset[f.component]! + t);
+    },
+  };
+}
+
+/**
+ * Every command in every state: one item per (component, local state, environment event) that the
+ * explored graph takes — accepted or refused by the model alike, since a refusal is an observation too.
+ * A local state is the component's snapshot without `context.last` (the previous call's result, which
+ * decides nothing about the next one), so each command is tried once in every distinct situation: read
+ * on a live, a drained, a disabled and a closed fd, every SET from every state with every session, and so on.
+ */
+export function commandsGoal(g: ModelGraph): Goal {
+  const names: string[] = [];
+  const itemIds = new Map<string, number>();
+  const localKeys = new Map<string, number>();
+  const localKeyOf = new Map<number, number>();
+  const keyOf = (c: number, local: number) => {
+    const memo = c * 0x100000 + local;
+    let k = localKeyOf.get(memo);
+    if (k === undefined) {
+      const snap = g.sys.tables[c]!.snapshots[local]!;
+      const ctx = snap.context as Record<string, unknown> | undefined;
+      const rest = ctx && typeof ctx === 'object' ? Object.fromEntries(Object.entries(ctx).filter(([f]) => f !== 'last')) : ctx;
+      const text = `${c}|${JSON.stringify(snap.value)}|${JSON.stringify(rest)}`;
+      k = localKeys.get(text);
+      if (k === undefined) localKeys.set(text, (k = localKeys.size));
+      localKeyOf.set(memo, k);
+    }
+    return k;
+  };
+  return {
+    kind: 'commands',
+    names,
+    defined: null,
+    initialItems: () => [],
+    next: () => 0,
+    covered: (_m, e, out) => {
+      const l = g.label(e);
+      if (l.kind !== 'env') return;
+      const c = g.components.indexOf(l.component);
+      const local = g.tuple(g.from[e]!)[c]!;
+      const key = `${keyOf(c, local)}|${JSON.stringify(l.event)}`;
+      let id = itemIds.get(key);
+      if (id === undefined) {
+        id = names.length;
+        itemIds.set(key, id);
+        const { type, ...payload } = l.event;
+        const args = Object.keys(payload).length > 0 ? ` ${JSON.stringify(payload)}` : '';
+        names.push(`${l.component}: ${g.values(g.from[e]!)[l.component]} (local state ${keyOf(c, local)}) ${type}${args}`);
+      }
+      out.push(id);
     },
   };
 }

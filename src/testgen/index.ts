@@ -6,8 +6,9 @@
  *
  * @example
  *   import { generateSuite, presetSystem, runSuite, modelAdapter, serializeSuite } from './testgen/index.js';
- *   const spec = presetSystem({ id: 'device' });
- *   const suite = generateSuite(spec, { criterion: 'transitions', preset: { id: 'device' } });
+ *   const preset = devicePreset({ features: 'STOP_COPY|P2P|PRE_COPY', precopyInfoV2: true });
+ *   const spec = presetSystem(preset);
+ *   const suite = generateSuite(spec, { criterion: 'commands', preset });
  *   serializeSuite(suite);                                   // the fixture text
  *   const report = await runSuite(suite, modelAdapter(spec)); // report.failed === 0
  */
@@ -15,8 +16,11 @@ export { type LowerBound, tourLowerBound } from './bound.js';
 export { type ShortestPathsTotal, eventsAsXstateGraphSeesThem, xstateShortestPathsTotal } from './compare.js';
 export { type GenerateOptions, type TargetPredicate, TargetError, generateSuite, stateNames } from './criteria.js';
 export {
+  type CoverageItems,
   type Criterion,
+  type DevicePreset,
   type JsonValue,
+  type Observations,
   type PresetRef,
   type StateValues,
   type SuiteCoverage,
@@ -31,7 +35,21 @@ export {
   parseSuite,
   serializeSuite,
 } from './fixture.js';
-export { type CoverGraph, type Goal, buildCoverGraph, pairsGoal, statesGoal, transitionsGoal } from './goals.js';
+export { type CoverGraph, type Goal, buildCoverGraph, commandsGoal, pairsGoal, statesGoal, transitionsGoal } from './goals.js';
+export {
+  type AnyOf,
+  type DeviceField,
+  type FieldMismatch,
+  type ObservationRecord,
+  type Observer,
+  DEVICE_FIELDS,
+  deviceRecord,
+  fieldMismatches,
+  formatFieldMismatch,
+  matches,
+  observeDevice,
+  observeQemu,
+} from './observe.js';
 export { type GraphOptions, GraphLimitError, ModelGraph, buildModelGraph } from './graph.js';
 export { toJUnitXml } from './junit.js';
 export { type AllowedStep, type StepAction, ModelCursor, describeStep, modelAdapter } from './model.js';
@@ -40,12 +58,28 @@ export { ReplayError, replaySuite } from './replay.js';
 export {
   type CaseResult,
   type Divergence,
+  type Expectation,
   type Observation,
+  type Observed,
   type RunOptions,
   type RunReport,
   type SutAdapter,
+  allMismatches,
+  failureDetail,
   formatRun,
   runSuite,
 } from './runner.js';
-export { DEVICE_EVENTS, DEVICE_FEATURES, type MachineSystemOptions, machineSystem, presetSystem } from './systems.js';
+export {
+  DEFAULT_DEVICE,
+  DEVICE_EVENTS,
+  DEVICE_FEATURES,
+  type MachineSystemOptions,
+  OUT_OF_RANGE_STATES,
+  deviceEvents,
+  devicePreset,
+  deviceSystem,
+  deviceSystemName,
+  machineSystem,
+  presetSystem,
+} from './systems.js';
 export { mulberry32, randomWalks } from './walks.js';

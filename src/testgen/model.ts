@@ -7,11 +7,12 @@
 import { CompiledSystem } from '../explorer/step.js';
 import type { SystemSpec } from '../explorer/system.js';
 import { formatValue } from '../explorer/trace.js';
-import { type StateValues, type SuiteStep, canonicalEvent, eventKey } from './fixture.js';
+import type { EventObject } from 'xstate';
+import { type JsonValue, type Observations, type StateValues, type SuiteStep, canonicalEvent, eventKey } from './fixture.js';
 import type { SutAdapter } from './runner.js';
 
 /** A step as the system under test is asked to take it: a suite step without its expectation. */
-export type StepAction = Omit<SuiteStep, 'expect'>;
+export type StepAction = Omit<SuiteStep, 'expect' | 'observe'>;
 
 /** A step the model allows, and every component's value after it. */
 export interface AllowedStep {
@@ -22,10 +23,14 @@ export interface AllowedStep {
 export class ModelCursor {
   private readonly sys: CompiledSystem;
   private cur: Uint32Array;
+  /** The state before the last step taken, and who took which event (null right after reset). */
+  private prev: Uint32Array;
+  private lastStep: { component: number; event: EventObject } | null = null;
 
   constructor(readonly spec: SystemSpec) {
     this.sys = new CompiledSystem(spec);
     this.cur = this.sys.initialTuple();
+    this.prev = this.cur;
   }
 
   get components(): readonly string[] {
@@ -35,6 +40,20 @@ export class ModelCursor {
   /** Back to the initial state. */
   reset(): void {
     this.cur = this.sys.initialTuple();
+    this.prev = this.cur;
+    this.lastStep = null;
+  }
+
+  /** What every observed component shows now (observe.ts), after the last step taken. */
+  observations(): Observations {
+    const out: Record<string, Readonly<Record<string, JsonValue>>> = {};
+    this.spec.components.forEach((c, i) => {
+      if (!c.observe) return;
+      const snap = (t: Uint32Array) => this.sys.tables[i]!.snapshots[t[i]!]!;
+      const ev = this.lastStep && this.lastStep.component === i ? this.lastStep.event : null;
+      out[c.name] = c.observe(snap(this.cur), snap(this.prev), ev) as Record<string, JsonValue>;
+    });
+    return out;
   }
 
   /** Every component's state value now. */
@@ -59,11 +78,18 @@ export class ModelCursor {
   take(step: StepAction): boolean {
     const want = actionKey(step);
     let next: Uint32Array | null = null;
+    let taken = -1;
     this.sys.expand(this.cur, (id, t) => {
-      if (next === null && actionKey(this.actionOf(id)) === want) next = Uint32Array.from(t);
+      if (next === null && actionKey(this.actionOf(id)) === want) {
+        next = Uint32Array.from(t);
+        taken = id;
+      }
     });
     if (next === null) return false;
+    const l = this.sys.label(taken, this.cur);
+    this.prev = this.cur;
     this.cur = next;
+    this.lastStep = { component: this.sys.names.indexOf(l.component), event: l.event };
     return true;
   }
 
@@ -93,7 +119,7 @@ export function modelAdapter(spec: SystemSpec, name = 'model'): SutAdapter {
     step: async (step) => {
       if (!cursor.take(step)) throw new Error(`the model does not allow ${describeStep(step)} here`);
     },
-    observe: async () => cursor.values(),
+    observe: async () => ({ values: cursor.values(), fields: cursor.observations() }),
     close: async () => {},
   };
 }

@@ -7,7 +7,8 @@
 import type { SystemSpec } from '../explorer/system.js';
 import type { StateValues, TestSuite } from './fixture.js';
 import { type AllowedStep, type StepAction, ModelCursor, describeStep } from './model.js';
-import { type CaseResult, type Divergence, type RunReport, formatValues, mismatches, summarise } from './runner.js';
+import type { FieldMismatch } from './observe.js';
+import { type CaseResult, type Divergence, type RunReport, allMismatches, mismatches, summarise } from './runner.js';
 
 /** The suite and the model do not even have the same components (a fixture for another system). */
 export class ReplayError extends Error {
@@ -20,8 +21,10 @@ export function replaySuite(suite: TestSuite, spec: SystemSpec, clock: () => num
   const want = Object.keys(suite.initial).sort().join(', ');
   if (have !== want) throw new ReplayError(`the suite's components (${want}) are not the model's (${have})`);
   const t0 = clock();
+  let compared = 0;
   const cases: CaseResult[] = suite.cases.map((c) => {
     const started = clock();
+    const trace: string[] = [];
     const done = (steps: number, failure: Divergence | null): CaseResult => ({
       name: c.name,
       status: failure ? 'failed' : 'passed',
@@ -30,18 +33,21 @@ export function replaySuite(suite: TestSuite, spec: SystemSpec, clock: () => num
       failure,
     });
     cursor.reset();
-    const initial = cursor.values();
-    if (mismatches(suite.initial, initial).length > 0) return done(0, disagreement(c.name, 0, null, suite.initial, initial, []));
+    const first = allMismatches({ expect: suite.initial, observe: suite.initialObservation }, { values: cursor.values(), fields: cursor.observations() });
+    if (first.length > 0) return done(0, disagreement(c.name, 0, null, suite.initial, cursor.values(), first, trace, []));
     for (let i = 0; i < c.steps.length; i++) {
-      const { expect, ...action } = c.steps[i]!;
+      const { expect, observe, ...action } = c.steps[i]!;
+      trace.push(describeStep(action));
       const allowed = cursor.allowed();
-      if (!cursor.take(action)) return done(i + 1, disagreement(c.name, i + 1, action, expect, null, allowed));
+      if (!cursor.take(action)) return done(i + 1, disagreement(c.name, i + 1, action, expect, null, [], trace, allowed));
       const now = cursor.values();
-      if (mismatches(expect, now).length > 0) return done(i + 1, disagreement(c.name, i + 1, action, expect, now, allowed));
+      const bad = allMismatches({ expect, observe }, { values: now, fields: cursor.observations() });
+      compared += Object.keys(expect).length + Object.values(observe).reduce((n, r) => n + Object.keys(r).length, 0);
+      if (bad.length > 0) return done(i + 1, disagreement(c.name, i + 1, action, expect, now, bad, trace, allowed));
     }
     return done(c.steps.length, null);
   });
-  return summarise(suite, 'model', cases, (clock() - t0) / 1000);
+  return summarise(suite, 'model', cases, (clock() - t0) / 1000, { compared });
 }
 
 function disagreement(
@@ -50,6 +56,8 @@ function disagreement(
   action: StepAction | null,
   expected: StateValues,
   model: StateValues | null,
+  fields: readonly FieldMismatch[],
+  trace: readonly string[],
   allowed: readonly AllowedStep[],
 ): Divergence {
   const where = action ? `step ${step} (${describeStep(action)})` : 'initial state';
@@ -58,10 +66,9 @@ function disagreement(
     message = `${where}: the model does not allow this step here`;
   } else {
     const bad = mismatches(expected, model);
-    const by = allowed.find((a) => mismatches(expected, a.values).length === 0);
-    message =
-      `${where}: the fixture expects ${formatValues(expected, bad)}, the model is in ${formatValues(model, bad)}` +
-      (by ? ` (the model gets there by ${describeStep(by.step)})` : '');
+    const by = bad.length > 0 ? allowed.find((a) => mismatches(expected, a.values).length === 0) : undefined;
+    const parts = fields.slice(0, 4).map((f) => `the fixture expects ${f.component}.${f.field} = ${JSON.stringify(f.expected)}, the model has ${JSON.stringify(f.observed)}`);
+    message = `${where}: ${parts.join('; ')}${fields.length > 4 ? `; and ${fields.length - 4} more` : ''}` + (by ? ` (the model gets there by ${describeStep(by.step)})` : '');
   }
-  return { case: name, step, action, kind: model === null ? 'refused' : 'state', expected, observed: model, allowed, message };
+  return { case: name, step, action, kind: model === null ? 'refused' : 'observation', expected, observed: model, fields, trace: [...trace], allowed, message };
 }
