@@ -1,27 +1,37 @@
 /**
- * `npm run docs`: regenerate docs/reinit.md from the model. `--check` only compares and names a stale
- * file (exit 1).
+ * `npm run docs`: regenerate the pages generated from the model: docs/reinit.md (model runs) and
+ * docs/kernel-run.md (a recorded real-kernel run, test/fixtures/kernel/run.json, against the model).
+ * `--check` only compares and names each stale file (exit 1).
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { type KernelRunRecording, kernelRunDocText } from '../src/docs/kernelRunDoc.js';
 import { reinitDocText } from '../src/docs/reinitDoc.js';
 
-const file = fileURLToPath(new URL('../../docs/reinit.md', import.meta.url));
-const text = reinitDocText();
-if (process.argv.includes('--check')) {
-  let old = '';
-  try {
-    old = readFileSync(file, 'utf8');
-  } catch {
-    /* missing */
+const at = (rel: string) => fileURLToPath(new URL(`../../${rel}`, import.meta.url));
+const pages: { readonly file: string; readonly text: () => string }[] = [
+  { file: 'docs/reinit.md', text: reinitDocText },
+  { file: 'docs/kernel-run.md', text: () => kernelRunDocText(JSON.parse(readFileSync(at('test/fixtures/kernel/run.json'), 'utf8')) as KernelRunRecording) },
+];
+const check = process.argv.includes('--check');
+for (const p of pages) {
+  const file = at(p.file);
+  const text = p.text();
+  if (check) {
+    let old = '';
+    try {
+      old = readFileSync(file, 'utf8');
+    } catch {
+      /* missing */
+    }
+    if (old !== text) {
+      process.stderr.write(`docs: ${p.file} is stale; run npm run docs\n`);
+      process.exitCode = 1;
+    }
+  } else {
+    const tmp = `${file}.tmp-${process.pid}`;
+    writeFileSync(tmp, text);
+    renameSync(tmp, file);
+    process.stdout.write(`docs: wrote ${p.file}\n`);
   }
-  if (old !== text) {
-    process.stderr.write('docs: docs/reinit.md is stale; run npm run docs\n');
-    process.exitCode = 1;
-  }
-} else {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-  process.stdout.write(`docs: wrote docs/reinit.md\n`);
 }

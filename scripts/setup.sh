@@ -50,3 +50,4 @@ if [ ${#need_apt[@]} -gt 0 ] || [ -n "${need_qemu:-}" ]; then
 fi
 
 npm ci --no-audit --no-fund
+bash scripts/vfio-vm.sh || { rc=$?; [ "$rc" = 3 ] || exit "$rc"; }   # the real-kernel VFIO VM (.cache/vfio-vm); 3: not Debian amd64, said in one line

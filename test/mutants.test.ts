@@ -1,0 +1,98 @@
+/**
+ * The mutation benchmark, reduced for CI (`npm run bench:mutants` runs the whole of it): an independent
+ * reference implementation of the VFIO migration uAPI (bench/mutants/device.ts) must pass every suite
+ * the model generates, and the transitions and commands suites of two configurations must keep killing
+ * the mutants (bench/mutants/mutants.ts) they kill today.
+ *
+ * The floors are the kill rates measured when the benchmark was written, not the issue's targets
+ * (transitions ≥ 95%, commands 100% of the non-equivalent mutants): the current generator covers state
+ * nodes and transition definitions, so mutants that show only in a data state (a counter, a leaked
+ * session after a particular arc) survive; bench/mutants.ts prints the survivors and a shortest sequence
+ * that kills each.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { TestSuite } from '../src/testgen/index.js';
+import { MUTANTS } from '../bench/mutants/mutants.js';
+import {
+  type Applicability,
+  type BenchConfig,
+  type BenchCriterion,
+  type ConfigModel,
+  BENCH_CRITERIA,
+  applicability,
+  benchConfig,
+  configModel,
+  runAgainst,
+  suiteFor,
+} from '../bench/mutants/run.js';
+import { sheetProblems } from '../bench/mutants/selfcheck.js';
+
+/** All three features without the opt-in (P2P paths, legacy REINIT) and SC|PC with it (v2 REINIT, missing states). */
+const CI_CONFIGS: readonly BenchConfig[] = [benchConfig(7, false), benchConfig(5, true)];
+
+/** Kill rates of the non-equivalent (mutant, configuration) pairs that must hold (measured: 35/67 and 55/67). */
+const FLOOR = { transitions: 0.52, commands: 0.82 } as const;
+/** The issue's targets, not met yet. */
+
+const models = new Map<string, ConfigModel>();
+const live = new Map<string, Applicability[]>();
+const suites = new Map<string, TestSuite>();
+/** Each suite generated once (the reference and the mutants run the same one). */
+const suite = (cfg: BenchConfig, criterion: BenchCriterion) => {
+  const k = `${cfg.label} ${criterion}`;
+  let s = suites.get(k);
+  if (!s) suites.set(k, (s = suiteFor(models.get(cfg.label)!, criterion)));
+  return s;
+};
+
+beforeAll(() => {
+  for (const cfg of CI_CONFIGS) {
+    const m = configModel(cfg);
+    models.set(cfg.label, m);
+    live.set(cfg.label, applicability(m, MUTANTS).filter((a) => a.distinguishable));
+  }
+});
+
+describe('reference device', () => {
+  it('matches every figure of the fact sheet (arcs, valid pairs, the 25 multi-step paths, sessions)', () => {
+    const { problems, multiStepPaths } = sheetProblems();
+    expect(problems).toEqual([]);
+    expect(multiStepPaths).toHaveLength(25);
+  });
+
+  it.each(CI_CONFIGS.map((c) => [c.label, c] as const))('passes every suite the model generates for %s', async (_label, cfg) => {
+    for (const criterion of BENCH_CRITERIA) {
+      const run = await runAgainst(cfg, suite(cfg, criterion), criterion, []);
+      expect(run.disagreements.map((d) => `${criterion} ${d.case}: ${d.message}`)).toEqual([]);
+    }
+  });
+});
+
+describe('mutants', () => {
+  it('every mutant flagged equivalent is equivalent, every other one is distinguishable somewhere', () => {
+    for (const cfg of CI_CONFIGS) {
+      const ids = new Set(live.get(cfg.label)!.map((a) => a.mutant));
+      for (const mu of MUTANTS.filter((x) => x.equivalent)) expect(ids.has(mu.id), `${mu.id} on ${cfg.label}`).toBe(false);
+    }
+    const somewhere = new Set(CI_CONFIGS.flatMap((c) => live.get(c.label)!.map((a) => a.mutant)));
+    expect(MUTANTS.filter((mu) => !mu.equivalent && !somewhere.has(mu.id)).map((mu) => mu.id)).toEqual([]);
+    expect(MUTANTS.length).toBeGreaterThanOrEqual(24);
+  });
+
+  it.each(['transitions', 'commands'] as const)('the %s suites kill at least their floor of the non-equivalent mutants', async (criterion) => {
+    let killed = 0;
+    let total = 0;
+    const survivors: string[] = [];
+    for (const cfg of CI_CONFIGS) {
+      const ids = new Set(live.get(cfg.label)!.map((a) => a.mutant));
+      const mutants = MUTANTS.filter((mu) => ids.has(mu.id));
+      const run = await runAgainst(cfg, suite(cfg, criterion), criterion, mutants);
+      expect(run.disagreements).toEqual([]);
+      total += mutants.length;
+      killed += run.killed.size;
+      survivors.push(...mutants.filter((mu) => !run.killed.has(mu.id)).map((mu) => `${mu.id}@${cfg.label}`));
+    }
+    expect(killed / total, `${criterion}: ${killed}/${total} killed; survivors: ${survivors.join(', ')}`).toBeGreaterThanOrEqual(FLOOR[criterion]);
+  });
+
+});
