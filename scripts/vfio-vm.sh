@@ -235,13 +235,13 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 exec </dev/console >/dev/console 2>&1
-fatal() { echo "@@ {\"fatal\":\"\$1\"}"; poweroff -f; }
+fatal() { echo "@@ {\"fatal\":\"\$1\"}"; sleep 1; poweroff -f; }
 for m in $(tr '\n' ' ' <"$cache/modules/order"); do insmod /lib/modules/\$m.ko || fatal "insmod \$m"; done
 types=/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2
 for u in $uuids; do echo \$u >\$types/create || fatal "create mdev \$u"; done
 set -- /steps/*.txt
 [ -e "\$1" ] || fatal "no script in /steps"
-/bin/vfio-steps$(for u in $uuids; do printf ' -d %s' "$u"; done) "\$@"
+/bin/vfio-steps$(for u in $uuids; do printf ' -d %s' "$u"; done) "\$@" || sleep 1  # vfio-steps drains the console; after a crash give it a second
 poweroff -f
 EOF
 chmod +x "$rd/init"

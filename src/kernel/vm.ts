@@ -18,6 +18,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { groupWatchdog } from '../os/watchdog.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -506,6 +507,7 @@ async function bootOnce(batch: KernelBatch, opts: KernelRunOptions): Promise<Ker
     let firstOutput = 0;
     let stderr = '';
     let pending = '';
+    let fragment: string | undefined;
     const proc = spawn(qemu, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     child = proc;
     live.add(proc);
@@ -518,16 +520,43 @@ async function bootOnce(batch: KernelBatch, opts: KernelRunOptions): Promise<Ker
         callbackError ??= e;
         killVm(proc);
       }
-      const at = line.indexOf(`${MARK}{`);
-      if (at < 0) {
-        const text = line.replace(/\x1b\[[0-9;?]*[a-zA-Z]|\x1bc/g, '').trim();
-        if (text) consoleLines.push(text);
+      const keep = (text: string) => {
+        const t = text.replace(/\x1b\[[0-9;?]*[a-zA-Z]|\x1bc/g, '').trim();
+        if (t) consoleLines.push(t);
+      };
+      const take = (json: string): boolean => {
+        try {
+          parsed.push({ p: parseVmLine(json), at: Date.now() });
+          return true;
+        } catch (e) {
+          badLine ??= `${MARK}${json} (${(e as Error).message})`;
+          return false;
+        }
+      };
+      if (fragment !== undefined) {
+        // the rest of an @@ line that a kernel message broke in two (see below)
+        const json = fragment + line;
+        fragment = undefined;
+        take(json);
         return;
       }
+      const at = line.indexOf(`${MARK}{`);
+      if (at < 0) return keep(line);
+      keep(line.slice(0, at)); // e.g. the firmware's "Booting from ROM.." before the first line
+      const json = line.slice(at + MARK.length);
       try {
-        parsed.push({ p: parseVmLine(line.slice(at + MARK.length)), at: Date.now() });
+        parsed.push({ p: parseVmLine(json), at: Date.now() });
       } catch (e) {
-        badLine ??= `${line.slice(at)} (${(e as Error).message})`;
+        // printk writes to the UART directly, so a kernel message can land inside a line the tty is
+        // still sending: "@@ {...,[   11.9] reboot: Power down" + newline + "rest...}". Keep the
+        // message, join the fragment with the next line.
+        const k = json.search(/\[\s*\d+\.\d+\] /);
+        if (k > 0) {
+          keep(json.slice(k));
+          fragment = json.slice(0, k);
+        } else {
+          badLine ??= `${line.slice(at)} (${(e as Error).message})`;
+        }
       }
     };
     proc.stdout!.setEncoding('utf8');
@@ -557,6 +586,7 @@ async function bootOnce(batch: KernelBatch, opts: KernelRunOptions): Promise<Ker
     });
     const ended = Date.now();
     if (pending) onLine(pending);
+    if (fragment !== undefined) badLine ??= `${MARK}${fragment} (cut off)`;
     killVm(proc);
 
     if (callbackError !== undefined) throw callbackError;
@@ -672,20 +702,7 @@ function assemble(
   };
 }
 
-/** A detached shell that kills the VM's group if this process dies without doing so, or at `ms`. */
+/** Kill the VM's process group if this process dies without doing so, or at `ms`. */
 function watchdog(c: ChildProcess, ms: number): void {
-  if (c.pid === undefined) return;
-  const secs = Math.ceil(ms / 1000);
-  const w = spawn(
-    '/bin/sh',
-    [
-      '-c',
-      `end=$(( $(date +%s) + ${secs} )); ` +
-        `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${c.pid} 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.5; done; ` +
-        `kill -0 ${c.pid} 2>/dev/null && kill -KILL -- -${c.pid} 2>/dev/null; exit 0`,
-    ],
-    { detached: true, stdio: 'ignore' },
-  );
-  w.on('error', () => undefined);
-  w.unref();
+  if (c.pid !== undefined) groupWatchdog(c.pid, ms);
 }

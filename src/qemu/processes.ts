@@ -4,6 +4,7 @@
  * test process exits or is interrupted. Plus free loopback TCP ports and a "stalled" listener for
  * holding a connection attempt in flight.
  */
+import { groupWatchdog } from '../os/watchdog.js';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
@@ -86,19 +87,7 @@ export function startProcess(command: string, args: readonly string[], opts: { m
   child.on('error', () => undefined); // e.g. ENOENT: reported below, or through `exited`
   if (child.pid === undefined) throw new Error(`could not start ${command}`);
   live.add(child);
-  const secs = Math.ceil((opts.maxLifetimeMs ?? 300_000) / 1000);
-  const watchdog = spawn(
-    '/bin/sh',
-    [
-      '-c',
-      `end=$(( $(date +%s) + ${secs} )); ` +
-        `while kill -0 ${process.pid} 2>/dev/null && kill -0 ${child.pid} 2>/dev/null && [ "$(date +%s)" -lt "$end" ]; do sleep 0.5; done; ` +
-        `kill -0 ${child.pid} 2>/dev/null && kill -KILL -- -${child.pid} 2>/dev/null; exit 0`,
-    ],
-    { detached: true, stdio: 'ignore' },
-  );
-  watchdog.on('error', () => undefined);
-  watchdog.unref();
+  groupWatchdog(child.pid, opts.maxLifetimeMs ?? 300_000);
   let err = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (s: string) => {

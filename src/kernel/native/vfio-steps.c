@@ -63,6 +63,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/utsname.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -259,12 +260,23 @@ static void end_op(void)
 	jend();
 }
 
+/*
+ * Wait until the console has sent everything: /init powers off right after this program, and the
+ * kernel's "reboot: Power down" would otherwise land in the middle of the last lines still queued
+ * in the tty.
+ */
+static void drain(void)
+{
+	tcdrain(1);
+}
+
 static void fatal(const char *what, int e)
 {
 	jbegin();
 	jstr("fatal", what);
 	jstr("errno", e ? errname(e) : NULL);
 	jend();
+	drain();
 	exit(1);
 }
 
@@ -710,5 +722,6 @@ int main(int argc, char **argv)
 
 	for (; i < argc; i++)
 		run_script(argv[i]);
+	drain();
 	return 0;
 }
