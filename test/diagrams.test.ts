@@ -210,6 +210,9 @@ describe('the registry', () => {
       'qemu-source',
       'qemu-destination',
       'migration-run-complete',
+      'virtio-net-source',
+      'virtio-net-destination',
+      'virtio-net-run-fast-path',
     ]);
     expect(FEATURE_SETS.every((set) => DIAGRAMS.some((d) => d.title.endsWith(set)))).toBe(true);
   });

@@ -9,6 +9,10 @@ import type { ReinitDesign } from '../../machines/qemuSource.js';
 import { type ExploreResult, type PropertyResult, explore, formatReport, formatTrace } from '../explorer/index.js';
 import { DESIGNS, type DesignCheck, checkDesign } from '../systems/reinit.js';
 import { UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
+import { VIRTIO_NET_DESIGNS, type VirtioNetDesign } from '../../machines/virtioNetMessages.js';
+import type { SectionsRegistered } from '../../machines/virtioNetDestination.js';
+import type { IterativeSwitch } from '../../machines/virtioNetSource.js';
+import { type VirtioNetOptions, checkVirtioNet, formatVirtioNetCheck, virtioNetHolds, virtioNetReport } from '../systems/virtioNet.js';
 import { parseCount, parseFeatures } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 import { RUN_OPTIONS, finish, parseBounds } from './output.js';
@@ -17,6 +21,9 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
                                  [--one-side source|destination] [--pause-before-switchover] [--symmetry]
                                  [--design legacy|reusable-ack|recheck-resume [--reinit-budget K] [--reinits N]]
                                  [--no-cancel] [--no-faults] [--max-states N] [--memory-mb N] [--json] [--out FILE]
+       migration-statecharts check --virtio-net early-mig|iterative|legacy [--enabled-on both|source|destination]
+                                 [--machine-types SRC/DST] [--no-vhost] [--guest-changes N] [--devices N [--features …]]
+                                 [--vmsd-registration when-enabled|always|early-always] [--iterative-switch capability|property] …
   Explore a migration of N VFIO devices (default 2) from a source QEMU to a destination QEMU and check
   every property. SET is a comma list of p2p, pre-copy (default p2p,pre-copy); give one per device,
   separated by '/', for a mixed set. --one-side enables switchover-ack on that host only. --symmetry
@@ -25,6 +32,10 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
   legal requests), L1 (the migration ends, with --reinits N reconfigurations, default 1) and L2 (no
   livelock under a REINIT storm); the design fixes the ack mode. --reinit-budget K fails the migration
   once QEMU has seen more than K REINIT reports.
+  --virtio-net checks a virtio-net device migrating early (the RFC designs; docs/virtio-net.md), beside N VFIO
+  devices (default 0): no stale device state or vhost binding, clean failures, the migration ends (also under a
+  storm of guest changes), the fast path reachable. --enabled-on puts early-mig (or virtio-iterative) on one host
+  only; --machine-types resolves early-mig from each host's machine type (e.g. 10.2/10.1) instead.
   Exit 0: every property holds; 1: one is violated; 2: bad arguments; 3: a bound stopped the search.`;
 
 const ACKS: readonly AckMode[] = ['legacy', 'per-device', 'off'];
@@ -44,6 +55,13 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       reinits: { type: 'string' },
       'no-cancel': { type: 'boolean', default: false },
       'no-faults': { type: 'boolean', default: false },
+      'virtio-net': { type: 'string' },
+      'enabled-on': { type: 'string' },
+      'machine-types': { type: 'string' },
+      'no-vhost': { type: 'boolean', default: false },
+      'guest-changes': { type: 'string' },
+      'vmsd-registration': { type: 'string' },
+      'iterative-switch': { type: 'string' },
       ...RUN_OPTIONS,
     },
     strict: true,
@@ -53,6 +71,8 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     out(CHECK_HELP);
     return EXIT.ok;
   }
+  if (values['virtio-net'] !== undefined) return virtioNetCheck(values, out, err);
+  for (const o of VIRTIO_NET_ONLY) if (values[o] !== undefined && values[o] !== false) throw new UsageError(`--${o} needs --virtio-net`);
   const sets = (values.features ?? 'p2p,pre-copy').split('/').map((f) => parseFeatures(f));
   const n = parseCount(values.devices, '--devices', sets.length > 1 ? sets.length : 2, 1, 6);
   if (sets.length > 1 && sets.length !== n) throw new UsageError(`--features lists ${sets.length} devices but --devices is ${n}`);
@@ -151,4 +171,62 @@ function formatCheck(r: ExploreResult): string {
     for (const s of c.states.missed) lines.push(`  ${name}: never reached ${s}${UNREACHED_BECAUSE[s] ? ` — ${UNREACHED_BECAUSE[s]}` : ''}`);
   }
   return lines.join('\n');
+}
+
+const VIRTIO_NET_ONLY = ['enabled-on', 'machine-types', 'no-vhost', 'guest-changes', 'vmsd-registration', 'iterative-switch'] as const;
+
+/** `check --virtio-net DESIGN …`: the virtio-net early-migration check (src/systems/virtioNet.ts). */
+function virtioNetCheck(values: Record<string, string | boolean | undefined>, out: (s: string) => void, err: (s: string) => void): number {
+  const str = (k: string) => values[k] as string | undefined;
+  const design = str('virtio-net') as VirtioNetDesign;
+  if (!VIRTIO_NET_DESIGNS.includes(design)) throw new UsageError(`bad --virtio-net '${design}'; valid: ${VIRTIO_NET_DESIGNS.join(', ')}`);
+  for (const o of ['design', 'reinit-budget', 'reinits', 'one-side'] as const) {
+    if (str(o) !== undefined) throw new UsageError(`--virtio-net cannot be combined with --${o}`);
+  }
+  for (const o of ['symmetry', 'pause-before-switchover'] as const) if (values[o]) throw new UsageError(`--virtio-net cannot be combined with --${o}`);
+  const enabledOn = str('enabled-on');
+  if (enabledOn !== undefined && !['both', 'source', 'destination'].includes(enabledOn)) {
+    throw new UsageError(`bad --enabled-on '${enabledOn}'; valid: both, source, destination`);
+  }
+  if (enabledOn !== undefined && design === 'legacy') throw new UsageError('--enabled-on needs --virtio-net early-mig or iterative');
+  const machines = str('machine-types');
+  if (machines !== undefined && design !== 'early-mig') throw new UsageError('--machine-types needs --virtio-net early-mig (the only design with a machine-type default)');
+  if (machines !== undefined && enabledOn !== undefined) throw new UsageError('--enabled-on and --machine-types both say where early-mig is on; give one');
+  const m = machines === undefined ? null : /^\s*([\w.-]*\d+\.\d+)\s*\/\s*([\w.-]*\d+\.\d+)\s*$/.exec(machines);
+  if (machines !== undefined && !m) throw new UsageError(`bad --machine-types '${machines}'; expected SOURCE/DESTINATION machine versions, e.g. 10.2/10.1`);
+  const registration = str('vmsd-registration') as SectionsRegistered | undefined;
+  if (registration !== undefined && design !== 'early-mig') throw new UsageError('--vmsd-registration needs --virtio-net early-mig');
+  if (registration !== undefined && !['when-enabled', 'always', 'early-always'].includes(registration)) {
+    throw new UsageError(`bad --vmsd-registration '${registration}'; valid: when-enabled, always, early-always`);
+  }
+  const iterativeSwitch = str('iterative-switch') as IterativeSwitch | undefined;
+  if (iterativeSwitch !== undefined && design !== 'iterative') throw new UsageError('--iterative-switch needs --virtio-net iterative');
+  if (iterativeSwitch !== undefined && !['capability', 'property'].includes(iterativeSwitch)) {
+    throw new UsageError(`bad --iterative-switch '${iterativeSwitch}'; valid: capability, property`);
+  }
+  if (values['no-vhost'] && design !== 'early-mig') throw new UsageError('--no-vhost needs --virtio-net early-mig (only early-mig starts vhost early)');
+  const sets = str('features') === undefined ? null : str('features')!.split('/').map((f) => parseFeatures(f));
+  const n = parseCount(str('devices'), '--devices', sets && sets.length > 1 ? sets.length : sets ? 1 : 0, 0, 2);
+  if (sets && sets.length > 1 && sets.length !== n) throw new UsageError(`--features lists ${sets.length} devices but --devices is ${n}`);
+  const vfioDevices: FeatureSet[] = sets && sets.length > 1 ? sets : Array.from({ length: n }, () => sets?.[0] ?? 'STOP_COPY|P2P|PRE_COPY');
+  const ack = str('ack') as AckMode | undefined;
+  if (ack !== undefined && !ACKS.includes(ack)) throw new UsageError(`bad --ack '${ack}'; valid: ${ACKS.join(', ')}`);
+  const o: VirtioNetOptions = {
+    design,
+    ...(enabledOn === 'source' ? { source: { enabled: true }, destination: { enabled: false } } : {}),
+    ...(enabledOn === 'destination' ? { source: { enabled: false }, destination: { enabled: true } } : {}),
+    ...(m ? { source: { machine: m[1]! }, destination: { machine: m[2]! } } : {}),
+    ...(registration ? { sectionsRegistered: registration } : {}),
+    ...(iterativeSwitch ? { iterativeSwitch } : {}),
+    ...(values['no-vhost'] ? { vhost: false } : {}),
+    guestChanges: parseCount(str('guest-changes'), '--guest-changes', 2, 0, 4),
+    vfioDevices,
+    ...(ack ? { ack } : {}),
+    cancel: !values['no-cancel'],
+    faults: !values['no-faults'],
+  };
+  const c = checkVirtioNet(o, parseBounds(values as { 'max-states'?: string; 'memory-mb'?: string }));
+  const limit = c.bounded.limit ?? c.storm.limit;
+  const partial = c.bounded.limit ? c.bounded : c.storm;
+  return finish({ report: virtioNetReport(c), text: formatVirtioNetCheck(c), limit, partial, holds: virtioNetHolds(c) }, values as { json?: boolean; out?: string }, out, err);
 }

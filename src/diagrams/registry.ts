@@ -8,6 +8,9 @@ import { FEATURE_SETS, type FeatureSet, statesOf } from '../../machines/vfioArcs
 import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
 import { vfioDeviceMachine } from '../../machines/vfioDevice.js';
+import { virtioNetDestinationMachine } from '../../machines/virtioNetDestination.js';
+import { virtioNetSourceMachine } from '../../machines/virtioNetSource.js';
+import { VIRTIO_NET_PARTICIPANTS, VIRTIO_NET_SENDERS, virtioNetFastPathRun } from '../systems/virtioNet.js';
 import type { Trace } from '../explorer/trace.js';
 import type { Chart } from './chart.js';
 import type { MachineChartOptions } from './machineChart.js';
@@ -137,5 +140,27 @@ export const DIAGRAMS: readonly DiagramEntry[] = [
     'The explorer’s shortest run of the composed migration system (one STOP_COPY|P2P|PRE_COPY device on each ' +
       'side, legacy switchover-ack, no cancel, no faults) in which both QEMUs reach completed.',
     { senders: channelSenders(exampleMigrationSystem()) },
+  ),
+  machineDiagram(
+    'virtio-net-source',
+    'virtio-net device, outgoing side (machines/virtioNetSource.ts)',
+    virtioNetSourceMachine,
+    'The virtio-net device on the source as it migrates early: the setup-phase sections, guest changes during precopy, ' +
+      'and the stop-and-copy choice between the delta resync and the full section.',
+  ),
+  machineDiagram(
+    'virtio-net-destination',
+    'virtio-net device, incoming side (machines/virtioNetDestination.ts)',
+    virtioNetDestinationMachine,
+    'The virtio-net device on the destination: the sections it knows, provisional state, the early vhost start and its ' +
+      'fallbacks, and the state the guest starts with.',
+  ),
+  traceDiagram(
+    'virtio-net-run-fast-path',
+    'virtio-net early-mig: a shortest run on the fast path',
+    virtioNetFastPathRun,
+    'The explorer’s shortest run (early-mig on both sides, vhost-net, no cancel, no faults) in which the destination ' +
+      'starts the guest after the delta resync alone.',
+    { participants: VIRTIO_NET_PARTICIPANTS, senders: VIRTIO_NET_SENDERS },
   ),
 ];
