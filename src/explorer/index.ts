@@ -56,7 +56,7 @@ export interface ExploreResult {
 
 /** Explore `spec` exhaustively and check everything it declares. */
 export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreResult {
-  const sys = new CompiledSystem(spec);
+  const sys = new CompiledSystem(spec, opts.stepWith ? { stepWith: opts.stepWith } : {});
   const useSym = (opts.symmetry ?? true) && ((spec.symmetry?.length ?? 0) > 0 || spec.dataSymmetry !== undefined);
   if (useSym) sys.canon = spec.dataSymmetry ? dataSymmetryCanon(sys, spec.dataSymmetry) : symmetryCanon(sys, spec.symmetry!);
   const wantEdges = spec.goal !== undefined || spec.progress !== undefined;

@@ -1,11 +1,42 @@
 /**
  * One component's local state space: every distinct snapshot interned to a small integer, and every
- * (local state, event) step memoised, so XState's `transition()` runs once per distinct local step.
+ * (local state, event) step memoised, so XState computes each distinct local step once.
  * Interchangeable components (same machine, equal input) share one table, which is what makes their
  * local ids comparable for symmetry reduction.
+ *
+ * A step is `machine.transition(snapshot, event, scope)` with one inert actor scope per table, made
+ * once, whose action executor collects the actions instead of running them. That is what XState's pure
+ * `transition(machine, snapshot, event)` helper does too, except that the helper builds a new actor for
+ * its scope on every call, and an actor's constructor computes the machine's initial snapshot — with
+ * `input` undefined, so a context factory that reads its input throws, and the error is caught and
+ * recorded. On the migration system that throw-away actor was most of the time of a search; the
+ * snapshots and actions are the same either way (`stepWith: 'helper'` keeps the helper, for comparisons).
  */
-import { type AnyStateMachine, type EventObject, initialTransition, transition } from 'xstate';
+import { type AnyActorScope, type AnyStateMachine, type EventObject, createActor, initialTransition, transition } from 'xstate';
 import { type AnySnapshot, SystemError } from './system.js';
+
+/** How a table asks XState for a step: one reused inert actor scope (default), or the transition() helper. */
+export type StepWith = 'scope' | 'helper';
+
+/**
+ * An inert actor scope for `machine`, as XState's transition() helper builds one, but made once: its
+ * actor is created with the component's real input (so the context factory runs once, and succeeds) and
+ * never started; executed actions go to `sink`.
+ */
+function inertScope(machine: AnyStateMachine, input: unknown, sink: { type: string }[]): AnyActorScope {
+  const self = createActor(machine, { input } as never);
+  return {
+    self,
+    defer: () => {},
+    id: '',
+    logger: () => {},
+    sessionId: '',
+    stopChild: () => {},
+    system: self.system,
+    emit: () => {},
+    actionExecutor: (a: { type: string }) => void sink.push(a),
+  } as unknown as AnyActorScope;
+}
 
 /** memo cell values */
 const UNKNOWN = -1;
@@ -60,12 +91,16 @@ export class LocalTable {
   used: Uint8Array;
   private stride = 8;
   transitionsRun = 0;
+  /** actions executed by the last step (when stepping with the reused scope) */
+  private readonly sink: { type: string }[] = [];
+  private scope: AnyActorScope | null = null;
 
   constructor(
     readonly machine: AnyStateMachine,
     readonly input: unknown,
     readonly label: string,
     private readonly messages: MessageTable,
+    private readonly stepWith: StepWith = 'scope',
   ) {
     this.memo = new Int32Array(64 * this.stride).fill(UNKNOWN);
     this.used = new Uint8Array(64 * this.stride);
@@ -145,7 +180,7 @@ export class LocalTable {
       result = DISABLED;
     } else {
       this.transitionsRun++;
-      const [nextSnap, actions] = transition(this.machine, snap, event);
+      const [nextSnap, actions] = this.transition(snap, event);
       const emits: number[] = [];
       for (const a of actions as readonly { type: string; params?: unknown }[]) {
         if (a.type === 'xstate.emit') emits.push(this.messages.intern((a.params as { event: EventObject }).event));
@@ -162,6 +197,15 @@ export class LocalTable {
     // intern() may have re-laid out the memo (widen never happens here, rows only grow).
     this.memo[cell] = result;
     return result;
+  }
+
+  /** XState's step of the machine: the next snapshot and the actions it would execute. */
+  private transition(snap: AnySnapshot, event: EventObject): [AnySnapshot, readonly { type: string }[]] {
+    if (this.stepWith === 'helper') return transition(this.machine, snap, event) as [AnySnapshot, { type: string }[]];
+    this.scope ??= inertScope(this.machine, this.input, this.sink);
+    this.sink.length = 0;
+    const next = this.machine.transition(snap, event, this.scope) as AnySnapshot;
+    return [next, this.sink.slice()];
   }
 
   /** Every memoised, enabled step: for differential tests and coverage. */

@@ -5,7 +5,7 @@
  * slot 0 … slot cap-1, channel 1 …]. A channel's messages are left-aligned, 0 marks a free slot.
  */
 import type { EventObject } from 'xstate';
-import { LocalTable, MessageTable } from './local.js';
+import { LocalTable, MessageTable, type StepWith } from './local.js';
 import { Layout, hashLane, hashLanes } from './pack.js';
 
 /** kinds of a cached environment step (see envSucc) */
@@ -32,7 +32,10 @@ export class CompiledSystem {
   /** Canonical form of a tuple, in place (symmetry reduction); null when none. */
   canon: ((t: Uint32Array, base: number) => void) | null = null;
 
-  constructor(readonly spec: SystemSpec) {
+  constructor(
+    readonly spec: SystemSpec,
+    opts: { readonly stepWith?: StepWith } = {},
+  ) {
     const comps = spec.components;
     if (comps.length === 0) throw new SystemError('the system has no components');
     this.names = comps.map((c) => c.name);
@@ -46,7 +49,7 @@ export class CompiledSystem {
       const key = JSON.stringify(c.input ?? null);
       let t = byInput.get(key);
       if (!t) {
-        t = new LocalTable(c.machine, c.input, c.name, this.messages);
+        t = new LocalTable(c.machine, c.input, c.name, this.messages, opts.stepWith);
         byInput.set(key, t);
       }
       return t;

@@ -122,6 +122,12 @@ export interface ExploreOptions {
   readonly progress?: 'auto' | boolean;
   /** Where progress goes (default process.stderr). */
   readonly progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
+  /**
+   * How XState is asked for a local step: one reused inert actor scope per machine (default), or XState's
+   * `transition()` helper, which builds a throw-away actor per call (slower, the same results; kept for
+   * comparisons and differential tests).
+   */
+  readonly stepWith?: 'scope' | 'helper';
 }
 
 /** Thrown for a system the explorer cannot take (bad wiring, unsupported machine feature). */
