@@ -18,7 +18,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { groupWatchdog } from '../os/watchdog.js';
+import { groupWatchdog, killGroup } from '../os/watchdog.js';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -389,18 +389,7 @@ export function newcArchive(entries: readonly { path: string; data?: Buffer; dir
 
 const live = new Set<ChildProcess>();
 let hooked = false;
-function killVm(c: ChildProcess): void {
-  if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return;
-  try {
-    process.kill(-c.pid, 'SIGKILL');
-  } catch {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-}
+const killVm = killGroup;
 function hook(): void {
   if (hooked) return;
   hooked = true;

@@ -4,7 +4,7 @@
  * test process exits or is interrupted. Plus free loopback TCP ports and a "stalled" listener for
  * holding a connection attempt in flight.
  */
-import { groupWatchdog } from '../os/watchdog.js';
+import { groupWatchdog, killGroup } from '../os/watchdog.js';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
@@ -40,18 +40,6 @@ function hook(): void {
   }
 }
 
-function killGroup(c: ChildProcess): void {
-  if (c.pid === undefined || c.exitCode !== null || c.signalCode !== null) return;
-  try {
-    process.kill(-c.pid, 'SIGKILL');
-  } catch {
-    try {
-      c.kill('SIGKILL');
-    } catch {
-      /* already gone */
-    }
-  }
-}
 
 /** A fresh scratch directory, removed by `removeScratch` or at exit. */
 export function makeScratch(prefix = 'qemu-conform-'): string {
