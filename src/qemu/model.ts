@@ -67,7 +67,7 @@ export class ModelGraph {
       this.sourceContext.push(s);
       this.destinationContext.push(d);
       this.runstate.push([s.runstate, d.runstate]);
-      this.obs.push([String(view.value('source')), String(s.runstate === 'running'), String(view.value('destination')), String(d.runstate === 'running')]);
+      this.obs.push([statusOf(view, 'source'), String(s.runstate === 'running'), statusOf(view, 'destination'), String(d.runstate === 'running')]);
       const edges: Edge[] = [];
       for (let e = out.edges.start[i]!; e < out.edges.start[i + 1]!; e++) {
         const label = sys.label(out.edges.step[e]!, t);
@@ -93,6 +93,11 @@ export class ModelGraph {
     for (let k = 0; k < oa.length; k++) if (oa[k] !== ob[k]) out.push(k);
     return out;
   }
+}
+
+/** A side's QAPI MigrationStatus in a global state: the one place the checker reads a machine's state value. */
+function statusOf(view: BoundView, side: Side): string {
+  return String(view.value(side));
 }
 
 function controllable(label: StepLabel): ControllableEvent | null {
