@@ -55,6 +55,13 @@ const caps = (side: Side, on: string[]) => (t: number): LogRecord => ({
 const cmd = (side: Side, execute: string, error?: string) => (t: number): LogRecord =>
   error ? { side, execute, error: { class: 'GenericError', desc: error }, timestamp: ts(t) } : { side, execute, return: {}, timestamp: ts(t) };
 const status = (side: Side, s: string) => (t: number): LogRecord => ({ side, event: 'MIGRATION', data: { status: s }, timestamp: ts(t) });
+const migrateContinue = (state: string, error?: string) => (t: number): LogRecord => ({
+  side: 'source',
+  execute: 'migrate-continue',
+  arguments: { state },
+  ...(error ? { error: { class: 'GenericError', desc: error } } : { return: {} }),
+  timestamp: ts(t),
+});
 const ev = (side: Side, event: 'STOP' | 'RESUME') => (t: number): LogRecord => ({ side, event, data: {}, timestamp: ts(t) });
 
 const ACK_PAUSE = ['return-path', 'switchover-ack', 'pause-before-switchover'];
@@ -77,6 +84,7 @@ describe('recorded real runs (QEMU 10.0.2)', () => {
     it(`${name} conforms, with no documented disagreement needed`, () => {
       const r = checkLog(records(name), undefined, { exceptions: [] });
       expect(r.divergence).toBeNull();
+      expect(r.incomplete).toBeNull();
       expect(r.steps).toBeGreaterThan(10);
       expect(r.actions).toBeGreaterThanOrEqual(2);
     });
@@ -93,7 +101,7 @@ describe('recorded real runs (QEMU 10.0.2)', () => {
     const d = checkLog(recs, lines).divergence!;
     expect(d).not.toBeNull();
     expect(d.line).toBe(11);
-    expect(d.step).toBe(8); // migrate-incoming, setup, migrate, setup, active, active, STOP, pre-switchover
+    expect(d.step).toBe(10); // both capability commands, migrate-incoming, setup, migrate, setup, active, active, STOP, pre-switchover
     expect(d.did).toBe("source reported status 'pre-switchover'");
     expect(d.allowed).toEqual(["source status → 'device'"]);
   });
@@ -127,12 +135,12 @@ describe('the check bites', () => {
   it('an action the model does not take, accepted: migrate-continue without pause-before-switchover', () => {
     const recs = precopy();
     const i = recs.findIndex((r) => isStatus(r, 'source', 'active'));
-    const d = checkLog([...recs.slice(0, i + 1), cmd('source', 'migrate-continue')(0), ...recs.slice(i + 1)]).divergence!;
-    expect(d.did).toBe('source accepted migrate-continue (MIGRATE_CONTINUE)');
+    const d = checkLog([...recs.slice(0, i + 1), migrateContinue('active')(0), ...recs.slice(i + 1)]).divergence!;
+    expect(d.did).toBe("source accepted migrate-continue {state: 'active'} (MIGRATE_CONTINUE)");
     expect(d.allowed).toEqual(['the model never takes MIGRATE_CONTINUE in this configuration (switchover-ack off, pause-before-switchover off)']);
     const paused = records('pause-continue.jsonl');
     const j = paused.findIndex((r) => isStatus(r, 'source', 'active'));
-    const e = checkLog([...paused.slice(0, j + 1), cmd('source', 'migrate-continue')(0), ...paused.slice(j + 1)]).divergence!;
+    const e = checkLog([...paused.slice(0, j + 1), migrateContinue('pre-switchover')(0), ...paused.slice(j + 1)]).divergence!;
     expect(e.allowed).toEqual(["MIGRATE_CONTINUE only once this was reported: source running → false or source status → 'pre-switchover'"]);
   });
 
@@ -163,6 +171,125 @@ describe('the check bites', () => {
     );
     const d = checkLog(recs).divergence!;
     expect(d.did).toBe("source query-status says 'running'");
+  });
+});
+
+/** A copy of a recorded log with the records at `at` replaced by `by` (the planted change). */
+const planted = (name: string, at: (r: LogRecord) => boolean, by: (r: LogRecord) => LogRecord[]) => {
+  const recs = records(name);
+  const i = recs.findIndex(at);
+  expect(i, `${name}: the record to change`).toBeGreaterThanOrEqual(0);
+  return { recs: [...recs.slice(0, i), ...by(recs[i]!), ...recs.slice(i + 1)], line: i + 1 };
+};
+const isCmd = (r: LogRecord, side: Side, execute: string) => 'execute' in r && r.side === side && r.execute === execute;
+const refusedAs = (r: LogRecord, desc: string): LogRecord => {
+  const { return: _ret, ...rest } = r as LogRecord & { return?: unknown };
+  return { ...rest, error: { class: 'GenericError', desc } } as LogRecord;
+};
+const acceptedAs = (r: LogRecord): LogRecord => {
+  const { error: _err, ...rest } = r as LogRecord & { error?: unknown };
+  return { ...rest, return: {} } as LogRecord;
+};
+const setCaps = (side: Side, list: [string, boolean][], error?: string) => (t: number): LogRecord => ({
+  side,
+  execute: 'migrate-set-capabilities',
+  arguments: { capabilities: list.map(([capability, state]) => ({ capability, state })) },
+  ...(error ? { error: { class: 'GenericError', desc: error } } : { return: {} }),
+  timestamp: ts(t),
+});
+
+describe('a log that stops mid-migration is incomplete, not conforming', () => {
+  it('a truncated copy of precopy.jsonl (it stops while the source is active): incomplete, no divergence', () => {
+    const recs = records('precopy.jsonl');
+    const cut = recs.findIndex((r) => 'event' in r && r.side === 'source' && r.data['status'] === 'active') + 1;
+    const r = checkLog(recs.slice(0, cut));
+    expect(r.divergence).toBeNull();
+    expect(r.incomplete).not.toBeNull();
+    expect(r.incomplete!.reported).toBe("source status 'active', source running true, destination status 'active', destination running false");
+    expect(r.incomplete!.next).toEqual(['source running → false', "source status → 'device'"]);
+  });
+
+  it('paused in pre-switchover at the end: incomplete, the model waits for a command', () => {
+    const recs = records('pause-continue.jsonl');
+    const cut = recs.findIndex((r) => isCmd(r, 'source', 'migrate-continue'));
+    const r = checkLog(recs.slice(0, cut));
+    expect(r.incomplete?.next).toEqual(['nothing the model reports on its own: the next step is a command']);
+  });
+
+  it('the source completed but the destination has not: incomplete', () => {
+    const recs = records('precopy.jsonl');
+    const cut = recs.findIndex((r) => 'event' in r && r.side === 'destination' && r.event === 'RESUME');
+    expect(checkLog(recs.slice(0, cut)).incomplete?.next).toEqual(["destination running → true", "destination status → 'completed'"]);
+  });
+
+  it('conform exits 4 for it, with its own line; --json says so', () => {
+    const text = fixture('precopy.jsonl').split('\n').slice(0, 9).join('\n');
+    const f = fileWith('truncated.jsonl', text);
+    const r = cli(f);
+    expect(r.code).toBe(4);
+    expect(r.out).toMatch(/INCOMPLETE: \d+ observations checked, 2 actions, no divergence, but the log stops mid-migration/);
+    expect(r.out).not.toMatch(/conforms/);
+    const j = JSON.parse(cli(f, '--json').out);
+    expect(j).toMatchObject({ conforms: false, divergence: null, incomplete: { reported: expect.stringContaining("source status 'active'") } });
+  });
+});
+
+describe('migrate-continue names the status it continues from (qmp_migrate_continue)', () => {
+  it('an accepted migrate-continue without its state argument is bad input', () => {
+    const { recs } = planted('pause-continue.jsonl', (r) => isCmd(r, 'source', 'migrate-continue'), (r) => [{ ...r, arguments: {} } as LogRecord]);
+    expect(() => checkLog(recs)).toThrow(/an accepted migrate-continue needs "arguments": \{"state": string\}/);
+  });
+});
+
+describe('a refused migrate-set-capabilities is an observation (qmp_migrate_set_capabilities)', () => {
+  const srcCaps = (r: LogRecord) => isCmd(r, 'source', 'migrate-set-capabilities');
+
+  it('QEMU applies a command whole or not at all: the refused set leaves pause-before-switchover off', () => {
+    // the command also asks for switchover-ack without return-path, which migrate_caps_check refuses
+    const { recs } = planted('pause-continue.jsonl', srcCaps, (r) => [
+      refusedAs(
+        { ...r, arguments: { capabilities: [{ capability: 'pause-before-switchover', state: true }, { capability: 'switchover-ack', state: true }] } } as LogRecord,
+        "Capability 'switchover-ack' requires capability 'return-path'",
+      ),
+    ]);
+    expect(configOf(recs)).toEqual({ ack: 'off', pauseBeforeSwitchover: false });
+    // planted: the run still pauses in pre-switchover, which needs the capability QEMU refused — no vacuous pass
+    const d = checkLog(recs).divergence!;
+    expect(d.did).toBe("source reported status 'pre-switchover'");
+    expect(d.allowed).toEqual(["source status → 'device'"]);
+  });
+
+  it('planted: QEMU refusing a valid set before any migration is a divergence at that line', () => {
+    const { recs, line } = planted('precopy.jsonl', srcCaps, (r) => [refusedAs(r, 'no')]);
+    const d = checkLog(recs).divergence!;
+    expect(d.line).toBe(line);
+    expect(d.did).toMatch(/^source refused migrate-set-capabilities \(events on, return-path off, .*\): GenericError: no$/);
+    expect(d.allowed).toEqual(["QEMU accepts a valid set of capabilities when no migration runs (the source is in 'none' here)"]);
+    // the destination answers from its outgoing status, which an incoming migration leaves at 'none'
+    const dst = planted('precopy.jsonl', (r) => isCmd(r, 'destination', 'migrate-set-capabilities'), (r) => [refusedAs(r, 'no')]);
+    expect(checkLog(dst.recs).divergence?.line).toBe(dst.line);
+  });
+
+  it('while a migration runs the source refuses (conforms) and may not accept (divergence)', () => {
+    const recs = records('precopy.jsonl');
+    const i = recs.findIndex((r) => 'event' in r && r.side === 'source' && r.data['status'] === 'active');
+    const during = (c: LogRecord) => [...recs.slice(0, i + 1), c, ...recs.slice(i + 1)];
+    const pause: [string, boolean][] = [['pause-before-switchover', true]];
+    expect(checkLog(during(setCaps('source', pause, "There's a migration process in progress")(0))).divergence).toBeNull();
+    const d = checkLog(during(setCaps('source', pause)(0))).divergence!;
+    expect(d.did).toBe('source accepted migrate-set-capabilities (pause-before-switchover on)');
+    expect(d.allowed).toEqual(["QEMU refuses migrate-set-capabilities while a migration runs (the source is in 'active' or 'device' here)"]);
+    // after the end it accepts again
+    expect(checkLog([...recs, setCaps('source', [['events', true]])(1_900_000_000_000_000)]).divergence).toBeNull();
+  });
+
+  it('QEMU never accepts switchover-ack without return-path', () => {
+    const { recs, line } = planted('precopy.jsonl', (r) => isCmd(r, 'destination', 'migrate-set-capabilities'), (r) => [
+      { ...r, arguments: { capabilities: [{ capability: 'switchover-ack', state: true }] } } as LogRecord,
+    ]);
+    const d = checkLog(recs).divergence!;
+    expect(d.line).toBe(line);
+    expect(d.allowed).toEqual(['QEMU refuses this set of capabilities: switchover-ack requires return-path (migrate_caps_check)']);
   });
 });
 
@@ -256,10 +383,10 @@ describe('migration-statecharts conform', () => {
   it('exit 1 for a divergent run: the step, what QEMU did, what the model allowed', () => {
     const r = cli(join(FIX, 'precopy-broken.jsonl'));
     expect(r.code).toBe(1);
-    expect(r.out).toContain("DIVERGES at step 8 (line 11): source reported status 'pre-switchover'");
+    expect(r.out).toContain("DIVERGES at step 10 (line 11): source reported status 'pre-switchover'");
     expect(r.out).toContain("the model allowed: source status → 'device'");
     const j = JSON.parse(cli(join(FIX, 'precopy-broken.jsonl'), '--json').out);
-    expect(j).toMatchObject({ conforms: false, divergence: { step: 8, line: 11 } });
+    expect(j).toMatchObject({ conforms: false, divergence: { step: 10, line: 11 } });
   });
 
   it('--strict checks without the documented disagreements', () => {
@@ -296,6 +423,7 @@ describe('migration-statecharts conform', () => {
   it('--help documents the line format', () => {
     expect(cli('--help')).toEqual({ code: 0, out: CONFORM_HELP, err: '' });
     expect(CONFORM_HELP).toMatch(/"side": "source" or "destination"/);
+    expect(CONFORM_HELP).toMatch(/Exit 0: the run conforms; 1: it diverges .*\n.*2: bad arguments or a malformed file; 4: incomplete/);
   });
 });
 

@@ -40,10 +40,10 @@ describe.skipIf(!qemu.ok)(`real QEMU: ${qemu.output.split('\n')[0]}`, () => {
       const r = await runScenario(s);
       runs.push(r);
       const fixture = FIXTURES[s.name];
-      if (process.env['QEMU_RECORD_FIXTURES'] && fixture && !r.error && !r.result.divergence) {
+      if (process.env['QEMU_RECORD_FIXTURES'] && fixture && !r.error && !r.result.divergence && !r.result.incomplete) {
         writeFileSync(join('test', 'fixtures', 'qemu', fixture), formatLog(r.records));
       }
-      if (r.error || r.result.divergence) expect.fail(formatRun(r));
+      if (r.error || r.result.divergence || r.result.incomplete) expect.fail(formatRun(r));
       expect(r.result.steps).toBeGreaterThan(0);
     }, 60_000);
   }

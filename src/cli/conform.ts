@@ -2,7 +2,8 @@
  * `migration-statecharts conform FILE`: check a recorded QEMU migration run (JSON lines, see
  * src/qemu/log.ts) against the model and report the first divergence. Exit 0 when the run conforms,
  * 1 when it diverges, 2 for bad arguments or a malformed file (one line naming the line and the
- * problem). Handles its own errors, so it never throws.
+ * problem), 4 when it matches but stops mid-migration (incomplete). Handles its own errors, so it
+ * never throws.
  */
 
 import { parseArgs } from 'node:util';
@@ -26,7 +27,11 @@ export const CONFORM_HELP = `usage: migration-statecharts conform FILE [--strict
   The documented disagreements between QEMU 10.0 and the model are applied and listed; --strict
   checks without them. --json prints the result as JSON.
   Exit 0: the run conforms; 1: it diverges (the step, what QEMU did, what the model allowed);
-  2: bad arguments or a malformed file.`;
+  2: bad arguments or a malformed file; 4: incomplete — no divergence, but the log stops while the
+  migration is under way (the source not completed, failed or cancelled, or the destination not ended).`;
+
+/** The exit code of an incomplete run (3 is the explorer's "a bound stopped the search"). */
+export const EXIT_INCOMPLETE = 4;
 
 /** `main()` turns a UsageError or a parseArgs error into one line and exit 2. */
 export function conformCommand(argv: readonly string[], out: (s: string) => void, _err: (s: string) => void): number {
@@ -67,7 +72,8 @@ function run(argv: readonly string[], out: (s: string) => void): number {
       JSON.stringify(
         {
           file,
-          conforms: result.divergence === null,
+          conforms: result.divergence === null && result.incomplete === null,
+          incomplete: result.incomplete,
           config: result.config,
           modelStates: result.modelStates,
           steps: result.steps,
@@ -82,5 +88,5 @@ function run(argv: readonly string[], out: (s: string) => void): number {
   } else {
     out(`${file}\n${formatResult(result)}`);
   }
-  return result.divergence === null ? EXIT.ok : EXIT.violated;
+  return result.divergence !== null ? EXIT.violated : result.incomplete !== null ? EXIT_INCOMPLETE : EXIT.ok;
 }

@@ -13,10 +13,15 @@
  *    order), so a skipped status, a status the model never has there, or reports in an order the
  *    model's causality forbids are divergences. A report equal to the last one is an unobservable
  *    repeat and ignored;
- *  - a trace fact and a query-status runstate narrow the set to the states where they hold.
+ *  - a trace fact and a query-status runstate narrow the set to the states where they hold;
+ *  - migrate-continue names the status it continues from, and QEMU refuses it unless that is the
+ *    current one; migrate-set-capabilities is accepted on the source only while no migration runs,
+ *    and only for a valid set (see the rules by Walk.action and Walk.capabilities).
  *
  * The first observation no state can match is the divergence: its step, what QEMU did, and what the
- * model allowed there.
+ * model allowed there. A log that matches to its end but stops while the migration is still under
+ * way (no consistent state has both sides at an end) is incomplete: it shows no divergence, but it does
+ * not show a run that conforms either.
  */
 import { type KnownDisagreement, KNOWN_DISAGREEMENTS } from './exceptions.js';
 import { type LogRecord, type Side } from './log.js';
@@ -44,7 +49,30 @@ export interface ConformResult {
   /** Where a documented disagreement was applied. */
   readonly exceptions: readonly { readonly name: string; readonly line: number }[];
   readonly divergence: Divergence | null;
+  /**
+   * No divergence, but the log stops mid-migration: in every state consistent with it the source is not
+   * completed/failed/cancelled or the destination has not ended. null when the run ended (or diverged).
+   */
+  readonly incomplete: Incomplete | null;
 }
+
+export interface Incomplete {
+  /** What QEMU had reported when the log stopped. */
+  readonly reported: string;
+  /** What the model would still do: the changes it could report next. */
+  readonly next: readonly string[];
+}
+
+/**
+ * The statuses in which QEMU's outgoing migration runs (migration_is_running, migration/migration.c),
+ * among those the model has: migrate-set-capabilities is refused there ("There's a migration process
+ * in progress", qmp_migrate_set_capabilities, migration/options.c). The destination's QEMU answers from
+ * its own outgoing state, which an incoming migration leaves at 'none'.
+ */
+export const MIGRATION_RUNNING: readonly string[] = ['setup', 'active', 'pre-switchover', 'device', 'cancelling'];
+
+/** A side at the end of its migration (the destination may also end up stuck, see Walk.ended). */
+const ENDED: Readonly<Record<Side, readonly string[]>> = { source: ['completed', 'failed', 'cancelled'], destination: ['completed', 'failed'] };
 
 export interface CheckOptions {
   /** The documented disagreements to apply (default: all of KNOWN_DISAGREEMENTS; [] for none). */
@@ -79,16 +107,22 @@ export function checkObservations(observations: readonly Observation[], config: 
         actions,
         exceptions,
         divergence: { step: i + 1, line: o.line, did: o.text, allowed, reported: walk.reported() },
+        incomplete: null,
       };
     }
   }
-  return { config, modelStates: g.states, steps: obs.length, actions, exceptions, divergence: null };
+  return { config, modelStates: g.states, steps: obs.length, actions, exceptions, divergence: null, incomplete: walk.incomplete() };
 }
 
 /** The walk: the set of model states consistent with everything so far, and the last reported values. */
 class Walk {
   private cur = new Set<number>([0]);
   private readonly seen: string[];
+  /** Sides whose QEMU was killed: they report nothing more, so their variables are not waited for at the end. */
+  private readonly dead = new Set<Side>();
+  private readonly stuck = new Map<number, boolean>();
+  /** The source has reported 'active': it had connected to the destination (see incomplete()). */
+  private sourceWasActive = false;
 
   constructor(private readonly g: ModelGraph) {
     this.seen = [...g.obs[0]!];
@@ -122,8 +156,13 @@ class Walk {
   /** Apply one observation; null when it matches, else what the model allowed instead. */
   take(o: Observation): string[] | null {
     switch (o.kind) {
-      case 'action':
-        return this.action(o.side, o.event, o.refused);
+      case 'action': {
+        const r = o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined ? this.migrateContinue(o.continueState, o.refused) : this.action(o.side, o.event, o.refused);
+        if (r === null && o.kills) this.dead.add(o.kills);
+        return r;
+      }
+      case 'capabilities':
+        return this.capabilities(o.side, o.refused, o.invalid, o.covered);
       case 'status':
         return this.change(statusVar(o.side), o.status);
       case 'running':
@@ -153,6 +192,7 @@ class Walk {
   }
 
   private change(k: number, value: string): string[] | null {
+    if (k === statusVar('source') && value === 'active') this.sourceWasActive = true;
     if (this.seen[k] === value) return null; // an unobservable repeat
     const cl = this.closure();
     const next = cl.filter((m) => this.g.obs[m]![k] === value);
@@ -172,8 +212,10 @@ class Walk {
     return out.size > 0 ? [...out].sort() : ['no further change (the model has nothing left to report here)'];
   }
 
-  private action(side: Side, event: ControllableEvent, refused: string | null): string[] | null {
-    const cl = this.closure();
+  /** A controllable action, taken (or refused) from the consistent states where `from` holds (default: all). */
+  private action(side: Side, event: ControllableEvent, refused: string | null, from: (m: number) => boolean = () => true, keep: readonly number[] = []): string[] | null {
+    const all = this.closure();
+    const cl = all.filter(from);
     const takes = (m: number) => this.g.succ[m]!.filter((e) => e.action === event && e.label.component === side);
     if (refused === null) {
       const next = new Set<number>();
@@ -183,15 +225,112 @@ class Walk {
       return null;
     }
     // Refused: the model does not take the step here, or takes it without any visible effect (a refusal it models).
-    const next = new Set<number>();
+    const next = new Set<number>(keep);
     for (const m of cl) {
       const es = takes(m);
       if (es.length === 0) next.add(m);
       for (const e of es) if (this.g.changed(m, e.to).length === 0) next.add(e.to);
     }
-    if (next.size === 0) return [`the model accepts ${event} in every state it can be in here (${this.where(cl)})`];
+    if (next.size === 0) return [`the model accepts ${event} in every state it can be in here (${this.where(all)})`];
     this.cur = next;
     return null;
+  }
+
+  /**
+   * migrate-continue {state}: qmp_migrate_continue (migration/migration.c) refuses it ("Migration not in
+   * expected state") unless `state` equals the source's current status, and otherwise lets the paused
+   * migration thread go on. So an accepted one needs a state with that status where the model takes
+   * MIGRATE_CONTINUE; a refused one whose argument is not the current status is QEMU's own check (no
+   * model step); a refused one naming the current status must be a refusal the model has. Without a
+   * `state` (only refused: QAPI rejects the missing argument) nothing happened.
+   */
+  private migrateContinue(state: string | null, refused: string | null): string[] | null {
+    if (state === null) return null;
+    const named = (m: number) => this.g.status(m, 'source') === state;
+    const cl = this.closure();
+    if (refused === null && !cl.some(named)) {
+      return [`QEMU accepts migrate-continue only with the current status as its state argument (qmp_migrate_continue); the source is in ${this.statuses(cl, 'source')} here, not '${state}'`];
+    }
+    return this.action('source', 'MIGRATE_CONTINUE', refused, named, refused === null ? [] : cl.filter((m) => !named(m)));
+  }
+
+  /**
+   * migrate-set-capabilities: qmp_migrate_set_capabilities (migration/options.c) refuses it while the
+   * side's outgoing migration runs (MIGRATION_RUNNING; never on the destination, whose outgoing status
+   * stays 'none') and when the resulting set breaks migrate_caps_check; otherwise it applies the whole
+   * list. So an accepted one needs a valid set and a state where no migration runs; a refused one needs
+   * a broken rule or a running migration — or a capability outside the model, whose rules the checker
+   * does not know. (Which capabilities it set is configOf's business.)
+   */
+  private capabilities(side: Side, refused: string | null, invalid: string | null, covered: boolean): string[] | null {
+    const running = (m: number) => side === 'source' && MIGRATION_RUNNING.includes(this.g.status(m, 'source'));
+    if (refused === null) {
+      if (invalid) return [`QEMU refuses this set of capabilities: ${invalid}`];
+      return this.filter(
+        (m) => !running(m),
+        (cl) => [`QEMU refuses migrate-set-capabilities while a migration runs (the source is in ${this.statuses(cl, 'source')} here)`],
+      );
+    }
+    if (invalid || !covered) return null;
+    return this.filter(
+      running,
+      (cl) => [
+        `QEMU accepts a valid set of capabilities when no migration runs (the ${side === 'source' ? `source is in ${this.statuses(cl, 'source')}` : 'destination answers from its outgoing status, \'none\''} here)`,
+      ],
+    );
+  }
+
+  private statuses(cl: readonly number[], side: Side): string {
+    return unique(cl.map((m) => `'${this.g.status(m, side)}'`)).join(' or ');
+  }
+
+  /** The destination can no longer change its status on its own (it waits for a source that is gone). */
+  private destinationStuck(m: number): boolean {
+    let r = this.stuck.get(m);
+    if (r !== undefined) return r;
+    const k = statusVar('destination');
+    const want = this.g.obs[m]![k];
+    const seen = new Set([m]);
+    const queue = [m];
+    r = true;
+    for (let q = 0; q < queue.length && r; q++) {
+      for (const e of this.g.succ[queue[q]!]!) {
+        if (e.action !== null || seen.has(e.to)) continue;
+        if (this.g.obs[e.to]![k] !== want) r = false;
+        seen.add(e.to);
+        queue.push(e.to);
+      }
+    }
+    this.stuck.set(m, r);
+    return r;
+  }
+
+  /**
+   * At the end of the log: null when some consistent state has everything reported (the variables of a
+   * killed side aside) with the source completed, failed or cancelled and the destination completed,
+   * failed, unable to move on its own (e.g. never given migrate-incoming) or killed; else what is missing.
+   *
+   * Also ended: a destination still listening in 'setup' when the source ended without ever reporting
+   * 'active'. The source moves to 'active' only after its connection is up and the setup sent
+   * (migration_thread, migration/migration.c), so before that it may never have connected — a stalled
+   * connect, a cancel in setup — and then QEMU's destination waits for a connection for as long as it
+   * lives; the model does not model the connection (MIGRATE_NEEDS_A_LISTENER in exceptions.ts) and
+   * would still deliver what the source sent. Once the source was 'active', the destination has the
+   * connection and must still report.
+   */
+  incomplete(): Incomplete | null {
+    const cl = this.closure();
+    const live = OBSERVABLES.map((_, k) => !this.dead.has(k < 2 ? 'source' : 'destination'));
+    const reported = (m: number) => this.g.obs[m]!.every((v, k) => !live[k] || v === this.seen[k]);
+    const ended = (m: number) =>
+      ENDED.source.includes(this.g.status(m, 'source')) &&
+      (this.dead.has('destination') ||
+        ENDED.destination.includes(this.g.status(m, 'destination')) ||
+        (this.g.status(m, 'destination') === 'setup' && !this.sourceWasActive) ||
+        this.destinationStuck(m));
+    if (cl.some((m) => reported(m) && ended(m))) return null;
+    const pending = this.pendingChanges(cl.filter((m) => !reported(m)));
+    return { reported: this.reported(), next: cl.some((m) => !reported(m)) ? pending : ['nothing the model reports on its own: the next step is a command'] };
   }
 
   private whereTaken(side: Side, event: ControllableEvent, cl: readonly number[]): string {
@@ -226,6 +365,15 @@ const unique = (xs: readonly string[]) => [...new Set(xs)];
 export function formatResult(r: ConformResult): string {
   const head = `model: migration without VFIO devices, ${describeConfig(r.config)} (${r.modelStates} states)`;
   const ex = r.exceptions.map((e) => `  known disagreement ${e.name} applied at line ${e.line}`);
+  if (r.incomplete) {
+    return [
+      head,
+      `INCOMPLETE: ${r.steps} observations checked, ${r.actions} actions, no divergence, but the log stops mid-migration`,
+      `  reported so far: ${r.incomplete.reported}`,
+      `  the model would go on with: ${r.incomplete.next.join('; ')}`,
+      ...ex,
+    ].join('\n');
+  }
   if (!r.divergence) return [head, `conforms: ${r.steps} observations checked, ${r.actions} actions`, ...ex].join('\n');
   const d = r.divergence;
   return [

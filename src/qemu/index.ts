@@ -13,7 +13,7 @@ export { QemuPair, startPair, QEMU_BINARY, TERMINAL, HarnessError, type PairOpti
 export { runPlan, capabilitiesFor, AdapterError, type Timing, type RunOptions } from './adapter.js';
 export { plan, PlanError, type Plan, type PlannedAction, type Waypoint, type ModelState, type PlanOptions } from './plan.js';
 export { modelGraph, ModelGraph, CONTROLLABLE, describeConfig, type ModelConfig, type ControllableEvent } from './model.js';
-export { checkLog, checkObservations, formatResult, type ConformResult, type Divergence, type CheckOptions } from './conform.js';
+export { checkLog, checkObservations, formatResult, MIGRATION_RUNNING, type ConformResult, type Divergence, type Incomplete, type CheckOptions } from './conform.js';
 export { observationsOf, configOf, COMMAND_ACTIONS, TRACE_EVENTS, type Observation, type Fact } from './observations.js';
 export { KNOWN_DISAGREEMENTS, MIGRATE_NEEDS_A_LISTENER, type KnownDisagreement } from './exceptions.js';
 export {

@@ -7,7 +7,7 @@
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
-import { type LogRecord, type Side, isCommand, isEvent, isFault, LogFormatError } from './log.js';
+import { type CommandRecord, type LogRecord, type Side, isCommand, isEvent, isFault, LogFormatError } from './log.js';
 import type { ControllableEvent, ModelConfig } from './model.js';
 
 interface Base {
@@ -24,7 +24,24 @@ export type Observation =
   | (Base & { readonly kind: 'running'; readonly running: boolean })
   | (Base & { readonly kind: 'runstate'; readonly runstate: string; readonly running: boolean })
   | (Base & { readonly kind: 'fact'; readonly fact: Fact })
-  | (Base & { readonly kind: 'action'; readonly event: ControllableEvent; readonly refused: string | null });
+  | (Base & {
+      readonly kind: 'action';
+      readonly event: ControllableEvent;
+      readonly refused: string | null;
+      /** migrate-continue: its `state` argument (null when the command had none). */
+      readonly continueState?: string | null;
+      /** The fault killed this side's QEMU: it reports nothing from here on. */
+      readonly kills?: Side;
+    })
+  /**
+   * migrate-set-capabilities with QEMU's answer. `invalid` names the rule of migrate_caps_check the
+   * resulting set breaks (QEMU must refuse it); `covered` is false when the command touches a
+   * capability outside MODELLED_CAPABILITIES (a refusal may then follow a rule the checker lacks).
+   */
+  | (Base & { readonly kind: 'capabilities'; readonly refused: string | null; readonly invalid: string | null; readonly covered: boolean });
+
+/** The capabilities the checked model's configuration is made of (plus `events`, which changes nothing modelled). */
+export const MODELLED_CAPABILITIES: readonly string[] = ['events', 'return-path', 'switchover-ack', 'pause-before-switchover'];
 
 /** A fact only a trace event shows, with the model predicate it must satisfy. */
 export interface Fact {
@@ -65,9 +82,33 @@ function traceFact(name: string, args: string): Fact | null {
   }
 }
 
+/** The capability list of a migrate-set-capabilities record, checked; `line` names it in errors. */
+function capabilityList(r: CommandRecord, line: number): [string, boolean][] {
+  const list = r.arguments?.['capabilities'];
+  if (!Array.isArray(list)) throw new LogFormatError(line, 'migrate-set-capabilities needs "arguments": {"capabilities": [...]}');
+  return list.map((c) => {
+    const cap = c as { capability?: unknown; state?: unknown } | null;
+    if (typeof cap?.capability !== 'string' || typeof cap.state !== 'boolean') {
+      throw new LogFormatError(line, 'each capability is {"capability": string, "state": boolean}');
+    }
+    return [cap.capability, cap.state];
+  });
+}
+
+/**
+ * The rule of migrate_caps_check (migration/options.c) a capability set breaks, among those the model's
+ * capabilities touch: switchover-ack needs return-path ("Capability 'switchover-ack' requires capability
+ * 'return-path'"). null when the set is valid.
+ */
+function capsRuleBroken(caps: ReadonlyMap<string, boolean>): string | null {
+  return caps.get('switchover-ack') === true && caps.get('return-path') !== true ? 'switchover-ack requires return-path (migrate_caps_check)' : null;
+}
+
 /** The observations of a log, in log order; `lines[i]` is the line number of record i. */
 export function observationsOf(records: readonly LogRecord[], lines?: readonly number[]): Observation[] {
   const out: Observation[] = [];
+  // what each side has accepted so far (QEMU applies a migrate-set-capabilities command whole or not at all)
+  const caps: Record<Side, Map<string, boolean>> = { source: new Map(), destination: new Map() };
   records.forEach((r, index) => {
     const base = { side: r.side, index, line: lines?.[index] ?? index + 1 };
     if (isEvent(r)) {
@@ -77,15 +118,45 @@ export function observationsOf(records: readonly LogRecord[], lines?: readonly n
       return;
     }
     if (isFault(r)) {
-      const how = r.fault === 'kill-destination' ? 'the destination QEMU was killed' : 'the migration URI points at a closed port';
-      out.push({ ...base, kind: 'action', event: r.action, refused: null, text: `fault: ${how} (STREAM_BREAKS)` });
+      const kill = r.fault === 'kill-destination';
+      const how = kill ? 'the destination QEMU was killed' : 'the migration URI points at a closed port';
+      out.push({ ...base, kind: 'action', event: r.action, refused: null, ...(kill ? { kills: 'destination' as const } : {}), text: `fault: ${how} (STREAM_BREAKS)` });
       return;
     }
     if (isCommand(r)) {
       const action = COMMAND_ACTIONS[r.execute];
-      if (action) {
-        const refused = r.error ? `${r.error.class}: ${r.error.desc}` : null;
-        out.push({ ...base, kind: 'action', event: action, refused, text: `${r.side} ${refused ? 'refused' : 'accepted'} ${r.execute} (${action})${refused ? `: ${refused}` : ''}` });
+      const refused = r.error ? `${r.error.class}: ${r.error.desc}` : null;
+      if (r.execute === 'migrate-set-capabilities') {
+        const list = capabilityList(r, base.line);
+        const next = new Map([...caps[r.side], ...list]);
+        if (!refused) caps[r.side] = next;
+        const names = list.map(([c, on]) => `${c} ${on ? 'on' : 'off'}`).join(', ');
+        out.push({
+          ...base,
+          kind: 'capabilities',
+          refused,
+          invalid: capsRuleBroken(next),
+          covered: list.every(([c]) => MODELLED_CAPABILITIES.includes(c)),
+          text: `${r.side} ${refused ? 'refused' : 'accepted'} migrate-set-capabilities (${names})${refused ? `: ${refused}` : ''}`,
+        });
+      } else if (action) {
+        let continueState: string | null | undefined;
+        let shown = r.execute;
+        if (action === 'MIGRATE_CONTINUE') {
+          const st = r.arguments?.['state'];
+          continueState = typeof st === 'string' ? st : null;
+          // QAPI makes `state` mandatory: QEMU cannot have accepted the command without it
+          if (continueState === null && !refused) throw new LogFormatError(base.line, 'an accepted migrate-continue needs "arguments": {"state": string}');
+          if (continueState !== null) shown = `${r.execute} {state: '${continueState}'}`;
+        }
+        out.push({
+          ...base,
+          kind: 'action',
+          event: action,
+          refused,
+          ...(continueState !== undefined ? { continueState } : {}),
+          text: `${r.side} ${refused ? 'refused' : 'accepted'} ${shown} (${action})${refused ? `: ${refused}` : ''}`,
+        });
       } else if (r.execute === 'query-migrate' && r.return !== undefined) {
         const ret = r.return as { status?: unknown };
         const status = typeof ret.status === 'string' ? ret.status : 'none';
@@ -103,33 +174,54 @@ export function observationsOf(records: readonly LogRecord[], lines?: readonly n
   return out;
 }
 
+/** The QMP command that starts each side's migration: its capabilities then are the ones that count. */
+const STARTS: Readonly<Record<Side, string>> = { source: 'migrate', destination: 'migrate-incoming' };
 /**
- * The model configuration the log's migrate-set-capabilities commands ask for (the last setting of each
- * capability on each side wins; commands QEMU refused count for nothing). The model ties return-path
- * to switchover-ack, so a log that sets one without the other cannot be checked.
+ * Capabilities whose change after a side's migration started the model cannot follow: the destination
+ * accepts changes during an incoming migration (QEMU's check looks at the outgoing status) and reads
+ * switchover-ack once the stream has begun (qemu_loadvm_state, migration/savevm.c); its return-path and
+ * pause-before-switchover do nothing there. The source refuses changes while it migrates (the check
+ * judges that) and a change after its end does not touch this migration.
+ */
+const CHANGES_AFTER_START: Readonly<Record<Side, readonly string[]>> = { source: [], destination: ['switchover-ack'] };
+
+/**
+ * The model configuration from what QEMU accepted: each side's capabilities when its migration started
+ * (its first accepted migrate / migrate-incoming). A refused migrate-set-capabilities sets nothing — QEMU
+ * applies a command whole or not at all (qmp_migrate_set_capabilities, migration/options.c) — and the
+ * check judges the refusal itself (conform.ts).
+ *
+ * Return path: only the source's capability opens it. The source connects its return path when
+ * return-path is on (migration_connect → open_return_path_on_source, migration/migration.c) and then
+ * sends MIG_CMD_OPEN_RETURN_PATH from migration_thread; the destination opens its end only on that
+ * command (loadvm_process_command, migration/savevm.c) and never reads its own return-path
+ * capability in precopy. So return-path on the destination alone changes nothing, and the destination's
+ * switchover-ack (which QEMU accepts only with return-path) is its side of the ack. The model's source
+ * opens the return path exactly when it has switchover-ack, so a source with return-path but without
+ * switchover-ack cannot be checked.
  */
 export function configOf(records: readonly LogRecord[], lines?: readonly number[]): ModelConfig {
   const caps: Record<Side, Map<string, boolean>> = { source: new Map(), destination: new Map() };
+  const started: Record<Side, boolean> = { source: false, destination: false };
   let lastLine: Record<Side, number> = { source: 0, destination: 0 };
   records.forEach((r, i) => {
-    if (!isCommand(r) || r.execute !== 'migrate-set-capabilities' || r.error) return;
-    const list = r.arguments?.['capabilities'];
+    if (!isCommand(r) || r.error) return;
     const line = lines?.[i] ?? i + 1;
-    if (!Array.isArray(list)) throw new LogFormatError(line, 'migrate-set-capabilities needs "arguments": {"capabilities": [...]}');
-    for (const c of list) {
-      const cap = c as { capability?: unknown; state?: unknown } | null;
-      if (typeof cap?.capability !== 'string' || typeof cap.state !== 'boolean') {
-        throw new LogFormatError(line, 'each capability is {"capability": string, "state": boolean}');
+    if (r.execute === STARTS[r.side]) started[r.side] = true;
+    if (r.execute !== 'migrate-set-capabilities') return;
+    for (const [cap, on] of capabilityList(r, line)) {
+      if (started[r.side] && CHANGES_AFTER_START[r.side].includes(cap) && (caps[r.side].get(cap) === true) !== on) {
+        throw new LogFormatError(line, `the ${r.side} turns ${cap} ${on ? 'on' : 'off'} after ${STARTS[r.side]}; the checked model fixes each side's capabilities when its migration starts`);
       }
-      caps[r.side].set(cap.capability, cap.state);
+      if (!started[r.side]) caps[r.side].set(cap, on);
     }
-    lastLine = { ...lastLine, [r.side]: line };
+    if (!started[r.side]) lastLine = { ...lastLine, [r.side]: line };
   });
   const on = (side: Side, cap: string) => caps[side].get(cap) === true;
+  if (on('source', 'return-path') && !on('source', 'switchover-ack')) {
+    throw new LogFormatError(lastLine.source, 'the source sets return-path on and switchover-ack off; the model\'s source opens the return path exactly when switchover-ack is on');
+  }
   for (const side of ['source', 'destination'] as const) {
-    if (on(side, 'return-path') !== on(side, 'switchover-ack')) {
-      throw new LogFormatError(lastLine[side], `the ${side} sets return-path ${on(side, 'return-path') ? 'on' : 'off'} and switchover-ack ${on(side, 'switchover-ack') ? 'on' : 'off'}; the model has return-path exactly when switchover-ack is on`);
-    }
     for (const cap of ['postcopy-ram', 'multifd', 'background-snapshot', 'x-colo']) {
       if (on(side, cap)) throw new LogFormatError(lastLine[side], `the ${side} enables ${cap}, which the checked model does not cover`);
     }

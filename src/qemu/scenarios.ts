@@ -182,8 +182,8 @@ export async function runScenario(s: Scenario, opts: PairOptions & Omit<RunOptio
 
 /** A report of one run: the verdict, and on a divergence or error the model path for reference. */
 export function formatRun(r: ScenarioRun): string {
-  const verdict = r.error ? `ERROR: ${r.error}` : r.result.divergence ? 'DIVERGES' : 'conforms';
+  const verdict = r.error ? `ERROR: ${r.error}` : r.result.divergence ? 'DIVERGES' : r.result.incomplete ? 'INCOMPLETE' : 'conforms';
   const lines = [`${r.scenario.name}: ${verdict} (${r.seconds.toFixed(2)} s, ${r.plan.actions.length} actions)`, formatResult(r.result).replace(/^/gm, '  ')];
-  if (r.error || r.result.divergence) lines.push('  model path:', ...r.plan.path.map((l) => `    ${l}`));
+  if (r.error || r.result.divergence || r.result.incomplete) lines.push('  model path:', ...r.plan.path.map((l) => `    ${l}`));
   return lines.join('\n');
 }
