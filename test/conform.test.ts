@@ -80,7 +80,7 @@ const upToPreSwitchover = (on: string[]) => [
 ];
 
 describe('recorded real runs (QEMU 10.0.2)', () => {
-  for (const name of ['precopy.jsonl', 'pause-continue.jsonl', 'switchover-ack.jsonl']) {
+  for (const name of ['precopy.jsonl', 'pause-continue.jsonl', 'switchover-ack.jsonl', 'migrate-continue-wrong-state.jsonl', 'return-path-destination-only.jsonl']) {
     it(`${name} conforms, with no documented disagreement needed`, () => {
       const r = checkLog(records(name), undefined, { exceptions: [] });
       expect(r.divergence).toBeNull();
@@ -94,6 +94,8 @@ describe('recorded real runs (QEMU 10.0.2)', () => {
     expect(configOf(records('precopy.jsonl'))).toEqual({ ack: 'off', pauseBeforeSwitchover: false });
     expect(configOf(records('pause-continue.jsonl'))).toEqual({ ack: 'off', pauseBeforeSwitchover: true });
     expect(configOf(records('switchover-ack.jsonl'))).toEqual({ ack: 'legacy', pauseBeforeSwitchover: false });
+    // return-path on the destination alone is inert: a plain precopy
+    expect(configOf(records('return-path-destination-only.jsonl'))).toEqual({ ack: 'off', pauseBeforeSwitchover: false });
   });
 
   it('the broken log (the source reports pre-switchover without pause-before-switchover) is rejected at that step', () => {
@@ -235,6 +237,29 @@ describe('a log that stops mid-migration is incomplete, not conforming', () => {
 });
 
 describe('migrate-continue names the status it continues from (qmp_migrate_continue)', () => {
+  const wrong = (r: LogRecord) => isCmd(r, 'source', 'migrate-continue') && (r as { arguments?: { state?: string } }).arguments?.state === 'active';
+
+  it('the recorded run: a wrong state refused in pre-switchover, the right one accepted', () => {
+    const obs = checkLog(records('migrate-continue-wrong-state.jsonl'));
+    expect(obs.divergence).toBeNull();
+    expect(obs.actions).toBe(4);
+  });
+
+  it('planted: QEMU accepting the wrong state is a divergence', () => {
+    const { recs, line } = planted('migrate-continue-wrong-state.jsonl', wrong, (r) => [acceptedAs(r)]);
+    const d = checkLog(recs).divergence!;
+    expect(d.line).toBe(line);
+    expect(d.did).toBe("source accepted migrate-continue {state: 'active'} (MIGRATE_CONTINUE)");
+    expect(d.allowed).toEqual(["QEMU accepts migrate-continue only with the current status as its state argument (qmp_migrate_continue); the source is in 'pre-switchover' here, not 'active'"]);
+  });
+
+  it('planted: QEMU refusing the right state where the model continues is a divergence', () => {
+    const { recs, line } = planted('migrate-continue-wrong-state.jsonl', wrong, (r) => [{ ...r, arguments: { state: 'pre-switchover' } } as LogRecord]);
+    const d = checkLog(recs).divergence!;
+    expect(d.line).toBe(line);
+    expect(d.allowed[0]).toMatch(/^the model accepts MIGRATE_CONTINUE in every state/);
+  });
+
   it('an accepted migrate-continue without its state argument is bad input', () => {
     const { recs } = planted('pause-continue.jsonl', (r) => isCmd(r, 'source', 'migrate-continue'), (r) => [{ ...r, arguments: {} } as LogRecord]);
     expect(() => checkLog(recs)).toThrow(/an accepted migrate-continue needs "arguments": \{"state": string\}/);
@@ -290,6 +315,29 @@ describe('a refused migrate-set-capabilities is an observation (qmp_migrate_set_
     const d = checkLog(recs).divergence!;
     expect(d.line).toBe(line);
     expect(d.allowed).toEqual(['QEMU refuses this set of capabilities: switchover-ack requires return-path (migrate_caps_check)']);
+  });
+});
+
+describe('return-path on the destination alone (only the source opens the return path)', () => {
+  it('planted: the destination opening its return path although the source never asked is a divergence', () => {
+    const at = (r: LogRecord) => 'event' in r && r.side === 'destination' && r.data['status'] === 'active';
+    const { recs, line } = planted('return-path-destination-only.jsonl', at, (r) => [
+      r,
+      { side: 'destination', trace: 'loadvm_process_command', args: 'com=OPEN_RETURN_PATH len=0', timestamp: r.timestamp },
+    ]);
+    const d = checkLog(recs).divergence!;
+    expect(d.line).toBe(line + 1);
+    expect(d.allowed).toEqual(['no state the model can be in here has: the destination opened its return path']);
+  });
+
+  it('a later change of the destination\'s return-path is inert, of its switchover-ack outside the model', () => {
+    const recs = records('return-path-destination-only.jsonl');
+    const i = recs.findIndex((r) => 'event' in r && r.side === 'destination' && r.data['status'] === 'active');
+    const during = (c: LogRecord) => [...recs.slice(0, i + 1), c, ...recs.slice(i + 1)];
+    expect(checkLog(during(setCaps('destination', [['return-path', false]])(0))).divergence).toBeNull();
+    expect(() => configOf(during(setCaps('destination', [['return-path', true], ['switchover-ack', true]])(0)))).toThrow(
+      /the destination turns switchover-ack on after migrate-incoming; the checked model fixes each side's capabilities when its migration starts/,
+    );
   });
 });
 
@@ -361,6 +409,9 @@ describe('scenarios are generated from the model', () => {
       'STREAM_BREAKS@pre-switchover',
       'MIGRATE_CONTINUE@pre-switchover',
     ]);
+    expect(project('migrate-continue-wrong-state')).toEqual(['MIGRATE_INCOMING@none', 'MIGRATE@none', 'MIGRATE_CONTINUE@pre-switchover', 'MIGRATE_CONTINUE@pre-switchover']);
+    const wrong = SCENARIOS.find((x) => x.name === 'migrate-continue-wrong-state')!;
+    expect(plan(wrong.config, wrong.waypoints).actions.map((a) => a.continueState ?? null)).toEqual([null, null, 'active', null]);
   });
 
   it('a migrate waits for a listening destination; a probe must be a step the model refuses', () => {
@@ -368,6 +419,9 @@ describe('scenarios are generated from the model', () => {
     expect(plan(s.config, s.waypoints).actions[1]!.waitFor).toEqual({ source: 'none', destination: 'setup' });
     expect(() => plan(s.config, [{ kind: 'probe', name: 'at start', events: ['MIGRATE'] }])).toThrow(PlanError);
     expect(() => plan(s.config, [{ kind: 'state', name: 'pre-switchover', holds: (m) => m.source === 'pre-switchover' }])).toThrow(/unreachable/);
+    const paused = SCENARIOS.find((x) => x.name === 'pause-then-continue')!;
+    const at = paused.waypoints[0]!;
+    expect(() => plan(paused.config, [at, { kind: 'probe', name: 'right state', events: ['MIGRATE_CONTINUE'], continueState: 'pre-switchover' }])).toThrow(/only a wrong state is refused/);
   });
 });
 

@@ -28,6 +28,8 @@ const FIXTURES: Readonly<Record<string, string>> = {
   'precopy-completes': 'precopy.jsonl',
   'pause-then-continue': 'pause-continue.jsonl',
   'switchover-ack-completes': 'switchover-ack.jsonl',
+  'migrate-continue-wrong-state': 'migrate-continue-wrong-state.jsonl',
+  'return-path-destination-only': 'return-path-destination-only.jsonl',
 };
 const scratchDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('qemu-conform-'));
 

@@ -5,7 +5,8 @@
  *
  *   MIGRATE_INCOMING  migrate-incoming {uri: tcp:127.0.0.1:PORT, exit-on-error: false} on the destination
  *   MIGRATE           migrate {uri} on the source
- *   MIGRATE_CONTINUE  migrate-continue {state: 'pre-switchover'} on the source
+ *   MIGRATE_CONTINUE  migrate-continue {state: 'pre-switchover'} on the source (a probe may name another
+ *                     state, which QEMU refuses: qmp_migrate_continue wants the current status)
  *   MIGRATE_CANCEL    migrate_cancel on the source
  *   STREAM_BREAKS     right after MIGRATE, in setup: the migrate URI is a loopback port nobody listens
  *                     on (an unreachable destination, the connect is refused); later: SIGKILL of the
@@ -29,8 +30,12 @@ export interface Timing {
   readonly stallConnect?: boolean;
 }
 
+/** Capabilities set on one side beyond those the model configuration implies (e.g. return-path alone on the destination). */
+export type ExtraCapabilities = Partial<Record<Side, Readonly<Record<string, boolean>>>>;
+
 export interface RunOptions {
   readonly timing?: Timing;
+  readonly capabilities?: ExtraCapabilities;
   /** How long to wait for each status the plan needs (default 15 s). */
   readonly statusTimeoutMs?: number;
   /** Called with a line for each thing done (for verbose runs). */
@@ -41,17 +46,18 @@ export class AdapterError extends Error {
   override readonly name = 'AdapterError';
 }
 
-/** Capabilities of each side for the plan's model configuration. */
-export function capabilitiesFor(plan: Plan, side: Side): QmpObject {
+/** Capabilities of each side for the plan's model configuration, with `extra` overriding them. */
+export function capabilitiesFor(plan: Plan, side: Side, extra: ExtraCapabilities = {}): QmpObject {
   const c = plan.config;
   const ack = c.ack !== 'off' && (c.oneSide === undefined || c.oneSide === side);
-  const caps: [string, boolean][] = [
+  const caps = new Map<string, boolean>([
     ['events', true],
     ['return-path', ack],
     ['switchover-ack', ack],
     ['pause-before-switchover', side === 'source' && c.pauseBeforeSwitchover],
-  ];
-  return { capabilities: caps.map(([capability, state]) => ({ capability, state })) };
+  ]);
+  for (const [capability, state] of Object.entries(extra[side] ?? {})) caps.set(capability, state);
+  return { capabilities: [...caps].map(([capability, state]) => ({ capability, state })) };
 }
 
 /** Run a plan on a started pair: capabilities, timing, each action at its point, then wait for the final statuses. */
@@ -60,7 +66,7 @@ export async function runPlan(pair: QemuPair, plan: Plan, opts: RunOptions = {})
   const say = opts.log ?? (() => undefined);
   let stalled: StalledListener | null = null;
   try {
-    for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', capabilitiesFor(plan, side));
+    for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', capabilitiesFor(plan, side, opts.capabilities));
     if (opts.timing?.throttle !== undefined) await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': opts.timing.throttle });
     if (opts.timing?.stallConnect) stalled = await stalledListener();
     const acts = plan.actions;
@@ -113,7 +119,7 @@ async function act(pair: QemuPair, a: PlannedAction, stalled: StalledListener | 
         await pair.execute('source', 'migrate', { uri: stalled && !a.probe ? `tcp:127.0.0.1:${stalled.port}` : pair.incomingUri });
         return;
       case 'MIGRATE_CONTINUE':
-        await pair.execute('source', 'migrate-continue', { state: 'pre-switchover' });
+        await pair.execute('source', 'migrate-continue', { state: a.continueState ?? 'pre-switchover' });
         return;
       case 'MIGRATE_CANCEL':
         await pair.execute('source', 'migrate_cancel');

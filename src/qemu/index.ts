@@ -10,7 +10,7 @@
  */
 export { QmpClient, QmpError, QmpTimeoutError, QmpClosedError, eventMicros, type QmpEvent, type QmpGreeting, type QmpObject, type QmpValue } from './qmp.js';
 export { QemuPair, startPair, QEMU_BINARY, TERMINAL, HarnessError, type PairOptions } from './harness.js';
-export { runPlan, capabilitiesFor, AdapterError, type Timing, type RunOptions } from './adapter.js';
+export { runPlan, capabilitiesFor, AdapterError, type Timing, type RunOptions, type ExtraCapabilities } from './adapter.js';
 export { plan, PlanError, type Plan, type PlannedAction, type Waypoint, type ModelState, type PlanOptions } from './plan.js';
 export { modelGraph, ModelGraph, CONTROLLABLE, describeConfig, type ModelConfig, type ControllableEvent } from './model.js';
 export { checkLog, checkObservations, formatResult, MIGRATION_RUNNING, type ConformResult, type Divergence, type Incomplete, type CheckOptions } from './conform.js';

@@ -24,8 +24,12 @@ export type Waypoint =
   | { readonly kind: 'state'; readonly name: string; readonly holds: (s: ModelState) => boolean; readonly pins?: Partial<Record<Side, string>> }
   /** Take the controllable step `event` from a state where `from` holds. */
   | { readonly kind: 'step'; readonly name: string; readonly event: ControllableEvent; readonly from: (s: ModelState) => boolean }
-  /** Here, issue commands the model does not take in this state: QEMU must refuse them. */
-  | { readonly kind: 'probe'; readonly name: string; readonly events: readonly ControllableEvent[] };
+  /**
+   * Here, issue commands the model does not take in this state: QEMU must refuse them. `continueState`:
+   * send MIGRATE_CONTINUE with that state argument, which must differ from the model's source status
+   * here (QEMU refuses it then, whether or not the model would continue).
+   */
+  | { readonly kind: 'probe'; readonly name: string; readonly events: readonly ControllableEvent[]; readonly continueState?: string };
 
 export interface PlannedAction {
   readonly event: ControllableEvent;
@@ -41,6 +45,8 @@ export interface PlannedAction {
   readonly waitFor: Partial<Record<Side, string>>;
   /** A probe: the model does not take this step here, so QEMU must refuse the command. */
   readonly probe: boolean;
+  /** MIGRATE_CONTINUE's state argument when it is not the adapter's default ('pre-switchover'). */
+  readonly continueState?: string;
 }
 
 export interface Plan {
@@ -101,11 +107,15 @@ export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: 
     if (wp.kind === 'probe') {
       for (const event of wp.events) {
         const side = SIDE_OF[event];
+        const wrongState = event === 'MIGRATE_CONTINUE' ? wp.continueState : undefined;
+        if (wrongState !== undefined && wrongState === g.status(at, 'source')) {
+          throw new PlanError(`probe '${wp.name}': MIGRATE_CONTINUE with state '${wrongState}' names the model's source status there; only a wrong state is refused`);
+        }
         const takes = g.succ[at]!.filter((e) => e.action === event && e.label.component === side);
-        if (takes.some((e) => g.changed(at, e.to).length > 0)) {
+        if (wrongState === undefined && takes.some((e) => g.changed(at, e.to).length > 0)) {
           throw new PlanError(`probe '${wp.name}': the model takes ${event} in ${describe(g, at)}; only a step it refuses can be probed`);
         }
-        actions.push({ event, side, before: before(at), waitFor: waitFor(at, event, true), probe: true });
+        actions.push({ event, side, before: before(at), waitFor: waitFor(at, event, true), probe: true, ...(wrongState !== undefined ? { continueState: wrongState } : {}) });
       }
       continue;
     }

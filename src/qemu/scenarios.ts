@@ -5,7 +5,7 @@
  * model (conform.ts). Timing choices that make a short-lived status observable are noted per scenario.
  */
 import { type ConformResult, checkLog, formatResult } from './conform.js';
-import { type RunOptions, type Timing, runPlan } from './adapter.js';
+import { type ExtraCapabilities, type RunOptions, type Timing, runPlan } from './adapter.js';
 import { type PairOptions, startPair } from './harness.js';
 import type { LogRecord } from './log.js';
 import type { ControllableEvent, ModelConfig } from './model.js';
@@ -19,6 +19,8 @@ export interface Scenario {
   readonly waypoints: readonly Waypoint[];
   readonly timing?: Timing;
   readonly plan?: PlanOptions;
+  /** Capabilities beyond those `config` implies; the check derives its configuration from the log alone. */
+  readonly capabilities?: ExtraCapabilities;
 }
 
 const PLAIN: ModelConfig = { ack: 'off', pauseBeforeSwitchover: false };
@@ -135,6 +137,25 @@ export const SCENARIOS: readonly Scenario[] = [
     plan: { migrateNeedsListener: false },
   },
   {
+    name: 'migrate-continue-wrong-state',
+    description:
+      "pause-before-switchover: in pre-switchover, migrate-continue {state: 'active'} is refused (not the current status), " +
+      "then migrate-continue {state: 'pre-switchover'} and both complete",
+    config: PAUSE,
+    waypoints: [
+      source('pre-switchover'),
+      { kind: 'probe', name: 'a wrong state', events: ['MIGRATE_CONTINUE'], continueState: 'active' },
+      both('completed', 'completed'),
+    ],
+  },
+  {
+    name: 'return-path-destination-only',
+    description: 'return-path on the destination alone: the source never opens the return path, so it is a plain precopy and both complete',
+    config: PLAIN,
+    waypoints: [both('completed', 'completed')],
+    capabilities: { destination: { 'return-path': true } },
+  },
+  {
     name: 'refused-commands',
     description:
       'commands the model does not take are refused by QEMU: a second migrate, a second migrate-incoming and migrate-continue while active; ' +
@@ -171,7 +192,7 @@ export async function runScenario(s: Scenario, opts: PairOptions & Omit<RunOptio
   let error: string | null = null;
   let records: LogRecord[];
   try {
-    await runPlan(pair, p, { ...opts, ...(s.timing ? { timing: s.timing } : {}) });
+    await runPlan(pair, p, { ...opts, ...(s.timing ? { timing: s.timing } : {}), ...(s.capabilities ? { capabilities: s.capabilities } : {}) });
   } catch (e) {
     error = (e as Error).message;
   } finally {
