@@ -71,7 +71,7 @@ export interface Incomplete {
  */
 export const MIGRATION_RUNNING: readonly string[] = ['setup', 'active', 'pre-switchover', 'device', 'cancelling'];
 
-/** A side at the end of its migration (the destination may also end up stuck, see Walk.ended). */
+/** A side at the end of its migration (a destination may also have ended otherwise, see Walk.incomplete). */
 const ENDED: Readonly<Record<Side, readonly string[]>> = { source: ['completed', 'failed', 'cancelled'], destination: ['completed', 'failed'] };
 
 export interface CheckOptions {
