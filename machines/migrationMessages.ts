@@ -9,8 +9,13 @@
 
 /** Source → destination, main stream. */
 export type MainStreamMessage =
-  /** The stream header and the start of `qemu_loadvm_state` (destination: setup → active, load setup). */
-  | { type: 'MIG_STREAM_HEADER' }
+  /**
+   * The stream header and the start of `qemu_loadvm_state` (destination: setup → active, load setup).
+   * `attempt` numbers the source's migrations (0 first; a retry after failed or cancelled opens a new
+   * connection): not on the wire, it stands for the connection, so a new destination process can tell
+   * the leftovers of a dead connection from its own stream.
+   */
+  | { type: 'MIG_STREAM_HEADER'; attempt: number }
   /** MIG_CMD_OPEN_RETURN_PATH: the destination opens its return path. */
   | { type: 'MIG_CMD_OPEN_RETURN_PATH' }
   /**
@@ -20,23 +25,31 @@ export type MainStreamMessage =
   | { type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT'; device: number; gen: number }
   /** MIG_CMD_SWITCHOVER_START (send-switchover-start, default on). */
   | { type: 'MIG_CMD_SWITCHOVER_START' }
-  /** A device's final state (its STOP_COPY stream, `units` long) in an END section. */
+  /**
+   * VFIO_MIG_FLAG_DEV_DATA_STATE: `units` of device `device`'s data — a precopy chunk (vfio_save_block
+   * in vfio_save_iterate) or its whole final STOP_COPY stream (vfio_save_complete_precopy). The
+   * destination writes either into its RESUMING data_fd (vfio_load_state → vfio_load_buffer).
+   */
   | { type: 'VFIO_DEVICE_STATE'; device: number; units: number }
-  /** QEMU_VM_EOF: the end of the migration stream. */
-  | { type: 'QEMU_VM_EOF' }
-  /** The source shut the stream down (cancel or error); the destination's load fails. */
-  | { type: 'STREAM_SHUTDOWN' };
+  /**
+   * QEMU_VM_EOF: the end of the migration stream. `guest` is what the global_state section sent just
+   * before it says: the run state the source had before the switchover stop (global_state_store), which
+   * decides whether the destination may start the guest (process_incoming_migration_bh).
+   */
+  | { type: 'QEMU_VM_EOF'; guest: 'running' | 'paused' }
+  /** The source shut the stream of migration `attempt` down (cancel or error); the destination's load fails. */
+  | { type: 'STREAM_SHUTDOWN'; attempt: number };
 
 /** Destination → source, return path. */
 export type ReturnPathMessage =
-  /** MIG_RP_MSG_SWITCHOVER_ACK (type 7, no payload). */
-  | { type: 'MIG_RP_MSG_SWITCHOVER_ACK' }
+  /** MIG_RP_MSG_SWITCHOVER_ACK (type 7, no payload), on the return path of migration `attempt`. */
+  | { type: 'MIG_RP_MSG_SWITCHOVER_ACK'; attempt: number }
   /**
    * The destination closed its end of the return path: when its load is over, or with `error` when it
    * failed. The source's completion waits for it (close_return_path_on_source; an error fails the
    * migration).
    */
-  | { type: 'RP_SHUTDOWN'; error: boolean };
+  | { type: 'RP_SHUTDOWN'; error: boolean; attempt: number };
 
 export const MAIN_STREAM_MESSAGES: readonly MainStreamMessage['type'][] = [
   'MIG_STREAM_HEADER',

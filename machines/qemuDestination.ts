@@ -11,11 +11,20 @@
  *    one ack per approved device. INIT_DATA_SENT for a device without precopy, or with the capability
  *    off, fails the load ("Received INIT_DATA_SENT but switchover ack is not used"); so does approving
  *    with the count already at 0 (-EINVAL);
- *  - each device's final state is written into its resuming data_fd; at EOF the load ends, the guest
- *    starts (autostart on; prepare → RUNNING_P2P for P2P devices, main → RUNNING: the VM state handlers
- *    take the device out of RESUMING) and the state is completed (the doc's tuples end in "none"; the code
- *    ends in completed — the model follows the code); the return path then closes;
- *  - a load error: failed (QEMU exits with exit-on-error; the return path closes).
+ *  - each device's data — precopy chunks as they come, then its final state — is written into its
+ *    resuming data_fd (vfio_load_state → vfio_load_buffer), so a device has taken its initial bytes in
+ *    before the INIT_DATA_SENT behind them is approved;
+ *  - at EOF the load ends (vfio_load_cleanup closes the data_fd) and the status is completed (the doc's
+ *    tuples end in "none"; the code ends in completed — the model follows the code); the return path
+ *    then closes. process_incoming_migration_bh starts the guest only when the source's guest ran
+ *    (global state) and autostart is on — libvirt starts QEMU with -S, autostart off: the guest is then
+ *    left paused and the devices stay in RESUMING until `cont` (the VM state handlers: prepare →
+ *    RUNNING_P2P for P2P devices, main → RUNNING); `cont` while still incoming only sets autostart;
+ *  - a device the driver refuses to leave RESUMING (its load check at RESUMING → STOP) is reset by
+ *    vfio_migration_set_state; the destination has no outgoing stream to fail, so it stays completed;
+ *  - a load error: failed (QEMU exits with exit-on-error; the return path closes). A new destination
+ *    process (NEW_PROCESS, bounded by `restarts`) listens again; what is left of the dead connection's
+ *    stream is never read by it (messages of an earlier attempt are dropped).
  *
  * @example
  *   const dst = createActor(qemuDestinationMachine, { input: { devices: ['STOP_COPY|PRE_COPY'], ack: 'legacy' } }).start();
@@ -24,61 +33,85 @@
  */
 import { assign, enqueueActions, setup } from 'xstate';
 import type { AckMode, MainStreamMessage, ReturnPathMessage } from './migrationMessages.js';
-import { type DeviceRecord, deviceCall, hasP2P, hasPreCopy, initialDevice, setState } from './qemuVfio.js';
+import { closeFd, deviceCall, eachDevice, hasPreCopy, initialDevice, vmStateChange } from './qemuVfio.js';
+import type { DeviceRecord } from './qemuVfio.js';
+import { UNIT_COUNT_MODULUS } from './qemuSource.js';
 import type { FeatureSet } from './vfioArcs.js';
 
 export interface QemuDestinationInput {
   readonly devices: readonly FeatureSet[];
   readonly ack: AckMode;
   readonly maxBytes?: number;
+  /** autostart (QEMU without -S). Default true; libvirt always starts the destination with -S (false). */
+  readonly autostart?: boolean;
+  /** How many new destination processes management may start after one failed. Default 0. */
+  readonly restarts?: number;
 }
 
 export interface QemuDestinationContext {
   readonly devices: readonly FeatureSet[];
   readonly ack: AckMode;
-  readonly runstate: 'inmigrate' | 'running';
+  readonly maxBytes: number;
+  readonly runstate: 'inmigrate' | 'paused' | 'running';
+  readonly autostart: boolean;
   readonly devs: readonly DeviceRecord[];
   /** legacy: mis->switchover_ack_pending_num */
   readonly ackPendingNum: number;
   readonly returnPathOpen: boolean;
-  /** Units of final state received per device. */
+  /** Units of device data received per device (precopy chunks and the final state), modulo UNIT_COUNT_MODULUS. */
   readonly received: readonly number[];
   readonly switchoverStarted: boolean;
   readonly loadError: string | null;
+  /** The first device request that failed on this host. */
   readonly vfioRefused: string | null;
   /** Ghost: the generation of initial data approved last, per device (-1: none), for property S1. */
   readonly approvedGen: readonly number[];
+  /** Which process this is (0 the first; each new one after a failure one more) = the attempt it serves. */
+  readonly incarnation: number;
+  readonly restartsLeft: number;
 }
 
-export type QemuDestinationEvent = { type: 'MIGRATE_INCOMING' } | MainStreamMessage;
+export type QemuDestinationEvent = { type: 'MIGRATE_INCOMING' } | { type: 'CONT' } | { type: 'NEW_PROCESS' } | MainStreamMessage;
 
 type Ctx = QemuDestinationContext;
 
 function loadSetup(ctx: Ctx): Partial<Ctx> {
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
-  devs.forEach((d, i) => {
-    const r = setState(d, 'RESUMING');
-    devs[i] = r.dev;
-    refused ??= r.refused;
-  });
+  const r = eachDevice(ctx.devs, ctx.vfioRefused, (d) => ['RESUMING', d.state]);
   const needAck = ctx.ack === 'legacy' ? ctx.devices.filter(hasPreCopy).length : 0;
-  return { devs, vfioRefused: refused, ackPendingNum: needAck };
+  return { devs: r.devs, vfioRefused: r.refused, ackPendingNum: needAck };
 }
 
-function loadEnd(ctx: Ctx): Partial<Ctx> {
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
-  const set = (i: number, target: 'STOP' | 'RUNNING_P2P' | 'RUNNING') => {
-    const r = setState(devs[i]!, target);
-    devs[i] = r.dev;
-    refused ??= r.refused;
+/** vm_start on this host: the VM state handlers take every device out of RESUMING. */
+function startGuest(ctx: Ctx): Partial<Ctx> {
+  const r = vmStateChange(ctx.devs, ctx.vfioRefused, 'running');
+  return { devs: r.devs, vfioRefused: r.refused, runstate: 'running' };
+}
+
+/** The end of the load: vfio_load_cleanup, then process_incoming_migration_bh. */
+function loadEnd(ctx: Ctx, guest: 'running' | 'paused'): Partial<Ctx> {
+  const closed = { ...ctx, devs: ctx.devs.map(closeFd) };
+  if (guest === 'running' && ctx.autostart) return startGuest(closed);
+  return { devs: closed.devs, runstate: 'paused' };
+}
+
+function fresh(input: { devices: readonly FeatureSet[]; ack: AckMode; maxBytes: number; autostart: boolean }, incarnation: number, restartsLeft: number): Ctx {
+  return {
+    devices: [...input.devices],
+    ack: input.ack,
+    maxBytes: input.maxBytes,
+    runstate: 'inmigrate',
+    autostart: input.autostart,
+    devs: input.devices.map((features) => initialDevice({ features, maxBytes: input.maxBytes })),
+    ackPendingNum: 0,
+    returnPathOpen: false,
+    received: input.devices.map(() => 0),
+    switchoverStarted: false,
+    loadError: null,
+    vfioRefused: null,
+    approvedGen: input.devices.map(() => -1),
+    incarnation,
+    restartsLeft,
   };
-  // The guest starts (autostart on): "prepare" handlers first — RESUMING -> RUNNING_P2P, which the kernel
-  // walks through STOP, where the driver validates what was written — then "main" -> RUNNING.
-  devs.forEach((d, i) => hasP2P(d.context.features) && set(i, 'RUNNING_P2P'));
-  devs.forEach((_, i) => set(i, 'RUNNING'));
-  return { devs, vfioRefused: refused, runstate: 'running' };
 }
 
 const destinationSetup = setup({
@@ -100,13 +133,27 @@ const destinationSetup = setup({
       return context.ack === 'legacy' && context.ackPendingNum === 0;
     },
     vfioRefused: ({ context }) => context.vfioRefused !== null,
+    /** A device write the kernel refused: vfio_load_buffer fails the load. */
+    writeFailed: ({ context, event }) => {
+      if (event.type !== 'VFIO_DEVICE_STATE') return false;
+      const last = context.devs[event.device]?.context.last;
+      return context.devs[event.device] === undefined || (last?.op === 'DATA_FD_WRITE' && !last.ok);
+    },
+    /** The stream of this process's connection (a header or shutdown names its attempt). */
+    ownStream: ({ context, event }) => !('attempt' in event) || event.attempt === context.incarnation,
+    /** What is left of an earlier connection's stream: a process after the first reads none of it. */
+    staleMessage: ({ context, event }) => context.incarnation > 0 && event.type !== 'MIGRATE_INCOMING' && !('attempt' in event && event.attempt === context.incarnation),
+    guestPaused: ({ context }) => context.runstate === 'paused',
+    /** A new connection (a later attempt) reaches a process that no longer listens. */
+    newerConnection: ({ context, event }) => event.type === 'MIG_STREAM_HEADER' && event.attempt > context.incarnation,
+    mayRestart: ({ context }) => context.restartsLeft > 0,
   },
   actions: {
     loadSetup: assign(({ context }) => loadSetup(context)),
     /** MIG_CMD_OPEN_RETURN_PATH; legacy: with nothing to approve, the ack goes at once. */
     openReturnPath: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({ returnPathOpen: true });
-      if (context.ack === 'legacy' && context.ackPendingNum === 0) enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK' });
+      if (context.ack === 'legacy' && context.ackPendingNum === 0) enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: context.incarnation });
     }),
     /** qemu_loadvm_approve_switchover. */
     approveSwitchover: enqueueActions(({ context, enqueue, event }) => {
@@ -116,36 +163,53 @@ const destinationSetup = setup({
         enqueue.assign({ approvedGen });
       }
       if (context.ack === 'per-device') {
-        enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK' });
+        enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: context.incarnation });
         return;
       }
       const left = context.ackPendingNum - 1;
       enqueue.assign({ ackPendingNum: left });
-      if (left === 0) enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK' });
+      if (left === 0) enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: context.incarnation });
     }),
     switchoverStart: assign({ switchoverStarted: true }),
-    /** Write a device's final state into its resuming data_fd. */
+    /** Write device data (a precopy chunk or the final state) into its resuming data_fd. */
     loadDeviceState: assign(({ context, event }) => {
       if (event.type !== 'VFIO_DEVICE_STATE') return {};
       const devs = [...context.devs];
       let d = devs[event.device];
-      if (!d) return { loadError: `state for unknown device ${event.device}` };
+      if (!d) return {};
       for (let u = 0; u < event.units; u++) d = deviceCall(d, { type: 'DATA_FD_WRITE' });
       devs[event.device] = d;
       const received = [...context.received];
-      received[event.device] = (received[event.device] ?? 0) + event.units;
+      received[event.device] = ((received[event.device] ?? 0) + event.units) % UNIT_COUNT_MODULUS;
       return { devs, received };
     }),
-    /** The load is over: the guest starts here and the return path closes cleanly. */
-    finishLoadAndStartGuest: enqueueActions(({ context, enqueue }) => {
-      enqueue.assign(loadEnd(context));
-      if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: false });
+    /** The load is over: the guest starts here (or stays paused) and the return path closes cleanly. */
+    finishLoad: enqueueActions(({ context, enqueue, event }) => {
+      enqueue.assign(loadEnd(context, event.type === 'QEMU_VM_EOF' ? event.guest : 'running'));
+      if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: false, attempt: context.incarnation });
     }),
+    /** QMP cont on a destination whose load is over: vm_start. */
+    startGuest: assign(({ context }) => startGuest(context)),
+    /** QMP cont while incoming: the guest will start when the load ends (qmp_cont sets autostart). */
+    setAutostart: assign({ autostart: true }),
     /** The load fails; QEMU exits and the return path, if open, closes with an error. */
     failLoad: enqueueActions(({ context, enqueue, event }) => {
       enqueue.assign({ loadError: context.loadError ?? `load failed on ${event.type}` });
-      if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: true });
+      if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: true, attempt: context.incarnation });
     }),
+    /**
+     * A process that no longer listens refuses the connection: the source's connect fails
+     * (migration_connect). Shown as an error on that attempt's return path, the one way back the model has.
+     */
+    refuseConnection: enqueueActions(({ enqueue, event }) => {
+      if (event.type === 'MIG_STREAM_HEADER') enqueue.emit({ type: 'RP_SHUTDOWN', error: true, attempt: event.attempt });
+    }),
+    /** QEMU does not read this (a finished process, or a dead connection's leftovers). */
+    discard: () => {},
+    /** Management starts a new destination process, listening with the same configuration. */
+    newProcess: assign(({ context }) =>
+      fresh({ devices: context.devices, ack: context.ack, maxBytes: context.maxBytes, autostart: context.autostart }, context.incarnation + 1, context.restartsLeft - 1),
+    ),
   },
 });
 
@@ -154,33 +218,23 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
   id: 'qemuDestination',
   description: "QEMU's incoming migration (MigrationIncomingState.state) and its VFIO devices",
   initial: 'none',
-  context: ({ input }) => ({
-    devices: [...input.devices],
-    ack: input.ack,
-    runstate: 'inmigrate',
-    devs: input.devices.map((features) => initialDevice({ features, maxBytes: input.maxBytes ?? 1 })),
-    ackPendingNum: 0,
-    returnPathOpen: false,
-    received: input.devices.map(() => 0),
-    switchoverStarted: false,
-    loadError: null,
-    vfioRefused: null,
-    approvedGen: input.devices.map(() => -1),
-  }),
+  context: ({ input }) => fresh({ devices: input.devices, ack: input.ack, maxBytes: input.maxBytes ?? 1, autostart: input.autostart ?? true }, 0, input.restarts ?? 0),
   states: {
     none: {
       description: 'QEMU started with -incoming defer; nothing yet.',
-      on: { MIGRATE_INCOMING: { target: 'setup' } },
+      on: { MIGRATE_INCOMING: { target: 'setup' }, CONT: { actions: 'setAutostart' }, '*': { guard: 'staleMessage', actions: 'discard' } },
     },
     setup: {
       description: 'Listening (migrate-incoming); waiting for the stream.',
       on: {
-        MIG_STREAM_HEADER: { target: 'active', actions: 'loadSetup' },
-        STREAM_SHUTDOWN: { target: 'failed', actions: 'failLoad' },
+        MIG_STREAM_HEADER: { guard: 'ownStream', target: 'active', actions: 'loadSetup' },
+        STREAM_SHUTDOWN: { guard: 'ownStream', target: 'failed', actions: 'failLoad' },
+        CONT: { actions: 'setAutostart' },
+        '*': { guard: 'staleMessage', actions: 'discard' },
       },
     },
     active: {
-      description: 'Loading: devices in RESUMING take in their state; switchover-ack approvals go back.',
+      description: 'Loading: devices in RESUMING take in their data; switchover-ack approvals go back.',
       always: { guard: 'vfioRefused', target: 'failed', actions: 'failLoad' },
       on: {
         MIG_CMD_OPEN_RETURN_PATH: { actions: 'openReturnPath' },
@@ -189,18 +243,23 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
           { actions: 'approveSwitchover' },
         ],
         MIG_CMD_SWITCHOVER_START: { actions: 'switchoverStart' },
-        VFIO_DEVICE_STATE: { actions: 'loadDeviceState' },
-        QEMU_VM_EOF: { target: 'completed', actions: 'finishLoadAndStartGuest' },
+        VFIO_DEVICE_STATE: [{ guard: 'writeFailed', target: 'failed', actions: 'failLoad' }, { actions: 'loadDeviceState' }],
+        QEMU_VM_EOF: { target: 'completed', actions: 'finishLoad' },
         STREAM_SHUTDOWN: { target: 'failed', actions: 'failLoad' },
+        CONT: { actions: 'setAutostart' },
       },
     },
     completed: {
-      description: 'Loaded; the guest runs here.',
-      on: { '*': {} }, // QEMU no longer reads the stream
+      description: 'Loaded; the guest runs here, or waits paused for cont.',
+      on: { CONT: { guard: 'guestPaused', actions: 'startGuest' }, MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' }, '*': { actions: 'discard' } }, // QEMU no longer reads the stream
     },
     failed: {
       description: 'The load failed (QEMU exits with exit-on-error).',
-      on: { '*': {} },
+      on: {
+        NEW_PROCESS: { guard: 'mayRestart', target: 'none', actions: 'newProcess' },
+        MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' },
+        '*': { actions: 'discard' },
+      },
     },
   },
 });

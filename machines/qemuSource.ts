@@ -1,27 +1,43 @@
 /**
- * QEMU's outgoing migration (`MigrationState.state`) with its VFIO devices.
+ * QEMU's outgoing migration (`MigrationState.state`) with its VFIO devices, as a statechart.
  *
- * Models (QEMU master ece408818d; shared/reference/qemu-migration.md §0, §a, §b, §c):
- *  - the MigrationStatus values as chart states, keyed by their QAPI spelling;
- *  - the VM run state beside it (running → finish-migrate at the switchover stop → postmigrate);
- *  - the migration thread as the event THREAD_STEP: each one is one pass of its loop (save setup, one
- *    precopy round of migration_iteration_run, the completion, the cleanup);
- *  - the switchover decision: nothing pending on the devices (PRECOPY_INFO initial + dirty = 0), RAM
- *    converged (the environment decides, RAM_CONVERGES), and `migration_can_switchover` (the ack gate);
- *  - pause-before-switchover (pre-switchover, left by MIGRATE_CONTINUE), migrate_cancel, stream errors
- *    (acted on by the thread at its next pass, as migration_detect_error does), the return path;
+ * Models (QEMU 10.0 / master ece408818d; shared/reference/qemu-migration.md §0, §a, §b, §c, §h):
+ *  - the MigrationStatus values, each a state or a region of states tagged with its QAPI spelling
+ *    (`sourceStatus` reads it); the statuses a migration passes through live in one compound state,
+ *    `migrating`, which takes migrate_cancel and stream errors once for all of them;
+ *  - the VM run state beside it (running, paused by QMP `stop`, finish-migrate at the switchover stop,
+ *    postmigrate after completion);
+ *  - the migration thread as events: THREAD_STEP is one pass of its loop in which RAM and device pending
+ *    data do not fit the threshold (or the ack gate is closed): a precopy round, or save setup, the
+ *    completion, the cleanup; PENDING_FITS_THRESHOLD is a pass in which they fit (bandwidth ×
+ *    downtime-limit is the environment's: QEMU's migration_iteration_run switches over when
+ *    `pending_size < threshold_size` and migration_can_switchover — the device part is the cached
+ *    initial + dirty bytes, and the exact query adds the stop-copy size, so a device with bytes left,
+ *    even initial ones, can be switched over, and dirty bytes that never reach 0 hold nothing up);
+ *  - the ack gate, migration_can_switchover: switchover-ack off, or the guest not running, or acked.
+ *    Only the gate forces a device's initial bytes out before the switchover;
+ *  - precopy chunks go on the stream as they are read (vfio_save_block), before INIT_DATA_SENT;
+ *  - the switchover stop and the final save run under one BQL hold (migration_completion_precopy): no
+ *    QMP command lands in between, so migrate_cancel lands before the stop, in pre-switchover, or after
+ *    EOF; with pause-before-switchover the BQL is dropped in pre-switchover (migration_maybe_pause);
+ *  - QMP `stop`/`cont` (management): the VM state handlers run (PRE_COPY devices go to STOP_COPY on
+ *    `paused`), a stopped guest opens the ack gate, and the switchover of a stopped guest runs no handler
+ *    (vm_stop_force_state only sets finish-migrate); `cont` takes the devices to RUNNING, which ends a
+ *    saving session whose data_fd QEMU keeps — the final save's new data_fd is then "out of sync";
+ *  - a new `migrate` after failed or cancelled (migrate_init; bounded by `retries`), refused in
+ *    postmigrate ("Can't migrate the vm that was paused due to previous migration", migrate_prepare);
+ *  - pause-before-switchover (pre-switchover, left by MIGRATE_CONTINUE), stream errors (acted on by the
+ *    thread at its next pass, as migration_detect_error does), the return path;
  *  - postcopy: QEMU refuses `migrate` with postcopy-ram when a VFIO device is present
  *    (vfio_save_prepare), so the postcopy states exist but are unreachable in every system with a device.
  *
- * Left out: colo (out of scope), background snapshots, multifd (its own model), rate limiting and
- * bandwidth (RAM convergence is a nondeterministic choice), the QMP `stop` that also opens the ack gate.
- * Simplified, on purpose: a device counts as converged only when PRECOPY_INFO says 0 (QEMU compares
- * must-precopy bytes with a bandwidth threshold and adds the stop-copy size); QEMU's exact query (a
- * PRECOPY_INFO ioctl) runs every round, and INIT_DATA_SENT follows the kernel's counter rather than
- * QEMU's cached precopy_init_size; errors during setup fail it at once (QEMU reports them after the
- * wait-unplug step, with the same end state).
- * Cancel appends STREAM_SHUTDOWN after what is already in the stream; a real socket shutdown may also
- * drop data still in flight, which changes nothing the destination could do with it.
+ * Left out: colo, background snapshots, multifd (its own model), `failing` (not in QEMU 10.0: its
+ * MigrationStatus has no such value), the QMP `migrate` refused while one runs (no state change).
+ * Simplified: QEMU's exact query (a PRECOPY_INFO ioctl) runs every round, and INIT_DATA_SENT follows the
+ * kernel's counter rather than QEMU's cached precopy_init_size; errors during setup fail it at once
+ * (QEMU reports them after the wait-unplug step, with the same end state). Cancel appends
+ * STREAM_SHUTDOWN after what is already in the stream; a real socket shutdown may also drop data still
+ * in flight, which changes nothing the destination could do with it.
  *
  * @example
  *   const src = createActor(qemuSourceMachine, { input: { devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' } }).start();
@@ -30,7 +46,7 @@
  */
 import { and, assign, enqueueActions, not, setup } from 'xstate';
 import type { AckMode, MainStreamMessage } from './migrationMessages.js';
-import { type DeviceRecord, deviceCall, hasP2P, hasPreCopy, inPreCopy, initialDevice, precopyPending, readChunk, readToEof, setState } from './qemuVfio.js';
+import { type DeviceRecord, closeFd, deviceCall, eachDevice, hasP2P, hasPreCopy, inPreCopy, initialDevice, precopyPending, readChunk, readToEof, vmStateChange } from './qemuVfio.js';
 import type { FeatureSet, VfioState } from './vfioArcs.js';
 
 export interface QemuSourceInput {
@@ -56,6 +72,15 @@ export interface QemuSourceInput {
   readonly reinitBudget?: number;
   /** How often the guest may reconfigure a device (the environment's bound); 'unbounded' for a storm. */
   readonly guestReinits?: number | 'unbounded';
+  /**
+   * How often the guest may dirty device state during the migration (the environment's bound; default 1),
+   * or 'unbounded'. Every dirtied unit is read and sent as a precopy chunk, so an unbounded guest sends for
+   * ever (the counts wrap, see UNIT_COUNT_MODULUS) — and the migration still ends: the switchover does
+   * not wait for dirty bytes to reach 0.
+   */
+  readonly guestDirties?: number | 'unbounded';
+  /** How many new `migrate` commands management may issue after a failed or cancelled one. Default 0. */
+  readonly retries?: number;
 }
 
 /**
@@ -75,7 +100,8 @@ export interface QemuSourceInput {
  */
 export type ReinitDesign = 'legacy' | 'reusable-ack' | 'recheck-resume';
 
-export type RunState = 'running' | 'finish-migrate' | 'postmigrate';
+/** The VM run state (system/runstate.c) as the model distinguishes it. */
+export type RunState = 'running' | 'paused' | 'finish-migrate' | 'postmigrate';
 
 export interface QemuSourceContext {
   readonly devices: readonly FeatureSet[];
@@ -85,23 +111,24 @@ export interface QemuSourceContext {
   readonly postcopyRam: boolean;
   readonly failoverPrimary: boolean;
   readonly runstate: RunState;
+  /** MigrationState.vm_old_state: the run state before the switchover stop (global_state_store). */
+  readonly vmOldState: 'running' | 'paused';
   readonly devs: readonly DeviceRecord[];
   /** vfio: initial_data_sent per device. */
   readonly initialDataSent: readonly boolean[];
-  /** Units of final state sent per device (VFIO_DEVICE_STATE). */
+  /**
+   * Units of device data sent per device (precopy chunks and the final state, VFIO_DEVICE_STATE),
+   * counted modulo UNIT_COUNT_MODULUS: a guest that dirties its device for ever sends for ever.
+   */
   readonly sent: readonly number[];
-  readonly setupDone: boolean;
-  readonly ramConverged: boolean;
   /** legacy: MigrationState.switchover_acked */
   readonly switchoverAcked: boolean;
   /** per-device: acks requested and not yet received */
   readonly pendingAcks: number;
   /** An error on the stream or the return path, acted on by the thread's next pass. */
   readonly streamError: string | null;
-  /** The first device request the kernel refused. */
+  /** The first device request that failed (refused by the kernel, or QEMU's data_fd check). */
   readonly vfioRefused: string | null;
-  /** The thread finished and cleaned up (VM restarted or postmigrate, devices settled). */
-  readonly cleanedUp: boolean;
   /** The last QMP command refused, with QEMU's reason. */
   readonly qmpError: string | null;
   readonly design: ReinitDesign | null;
@@ -110,61 +137,62 @@ export interface QemuSourceContext {
   readonly reinitSeen: number;
   /** Guest reconfigurations the environment still allows (null: unbounded). */
   readonly reinitsLeft: number | null;
+  /** Device dirtying the environment still allows (null: unbounded). */
+  readonly dirtiesLeft: number | null;
   /** Ghost: generation of each device's initial data (mod 4), bumped by every reconfiguration. */
   readonly gen: readonly number[];
-  /** The switchover decision was taken and the stop has not happened yet (designs only). */
-  readonly switchoverDecided: boolean;
   /** Why QEMU fails the migration on its own (a late ack request, a REINIT budget, an ack underflow). */
   readonly failReason: string | null;
-  /** The final device state and EOF are on the stream (qemu_savevm_state_complete_precopy ran). */
-  readonly eofSent: boolean;
   /** The destination closed its end of the return path. */
   readonly returnPathClosed: boolean;
   /** Ghost: an ack was outstanding when the VM stopped for switchover (for NoSwitchoverWhileAckPending). */
   readonly stoppedWithAckPending: boolean;
   /** Ghost: management cancelled, or the stream broke, after the final state was sent. */
   readonly intervenedAfterEof: boolean;
-  /** After a cancel: migration_iteration_finish has restarted the guest; migration_cleanup comes next. */
-  readonly guestRestarted: boolean;
+  /** Which migration this is (0 the first; each retry one more). */
+  readonly attempt: number;
+  /** New migrations management may still start after a failed or cancelled one. */
+  readonly retriesLeft: number;
 }
 
 export type QemuSourceEvent =
   | { type: 'MIGRATE' }
   | { type: 'THREAD_STEP' }
-  | { type: 'RAM_CONVERGES' }
+  | { type: 'PENDING_FITS_THRESHOLD' }
   | { type: 'GUEST_DIRTIES_DEVICE'; device: number }
   | { type: 'GUEST_REINITS_DEVICE'; device: number }
   | { type: 'MIGRATE_CANCEL' }
   | { type: 'MIGRATE_CONTINUE' }
   | { type: 'MIGRATE_START_POSTCOPY' }
+  | { type: 'STOP' }
+  | { type: 'CONT' }
   | { type: 'STREAM_BREAKS' }
-  | { type: 'MIG_RP_MSG_SWITCHOVER_ACK' }
-  | { type: 'RP_SHUTDOWN'; error: boolean };
+  | { type: 'MIG_RP_MSG_SWITCHOVER_ACK'; attempt: number }
+  | { type: 'RP_SHUTDOWN'; error: boolean; attempt: number };
+
+/**
+ * Device data is counted modulo this on both hosts (the state space stays finite); what a property can
+ * then miss is a loss of a whole multiple of it, which the stream (FIFO, never dropping) cannot cause.
+ */
+export const UNIT_COUNT_MODULUS = 8;
 
 type Ctx = QemuSourceContext;
 type Patch = Partial<Ctx>;
+type Out = { patch: Patch; out: MainStreamMessage[] };
 
-/** Apply `target` to device i (vfio_migration_set_state), noting a kernel refusal. */
-function setDev(ctx: Ctx, devs: DeviceRecord[], i: number, target: VfioState): string | null {
-  const r = setState(devs[i]!, target);
-  devs[i] = r.dev;
-  return r.refused ?? null;
-}
-
-/** vfio_save_setup for every device, then the first PRECOPY_INFO query. */
-function saveSetup(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
-  const out: MainStreamMessage[] = [{ type: 'MIG_STREAM_HEADER' }];
+/** vfio_save_setup for every device (RUNNING → PRE_COPY, recover RUNNING), then the first PRECOPY_INFO query. */
+function saveSetup(ctx: Ctx): Out {
+  const out: MainStreamMessage[] = [{ type: 'MIG_STREAM_HEADER', attempt: ctx.attempt }];
   if (ctx.returnPath) out.push({ type: 'MIG_CMD_OPEN_RETURN_PATH' });
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
+  const precopy = (d: DeviceRecord) => hasPreCopy(d.context.features) && d.state === 'RUNNING';
+  const r = eachDevice(ctx.devs, ctx.vfioRefused, (d) => (precopy(d) ? ['PRE_COPY', 'RUNNING'] : null));
   let requests = 0;
-  devs.forEach((d, i) => {
-    if (!hasPreCopy(d.context.features) || d.state !== 'RUNNING') return;
-    refused ??= setDev(ctx, devs, i, 'PRE_COPY');
-    devs[i] = deviceCall(devs[i]!, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
+  const devs = r.devs.map((d, i) => {
+    if (!precopy(ctx.devs[i]!) || d.state !== 'PRE_COPY') return d;
     if (ctx.ack === 'per-device') requests++; // request_switchover_ack at setup (11.1)
+    return deviceCall(d, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
   });
-  return { patch: { devs, setupDone: true, vfioRefused: refused, pendingAcks: ctx.pendingAcks + requests }, out };
+  return { patch: { devs, vfioRefused: r.refused, pendingAcks: ctx.pendingAcks + requests }, out };
 }
 
 /** What QEMU's exact pending queries change: the device, the re-requested acks, the REINITs seen. */
@@ -221,20 +249,49 @@ const queryPatch = (ctx: Ctx, q: QueryState): Patch => ({
   failReason: ctx.failReason ?? budgetExceeded(ctx, q),
 });
 
-/** One precopy round: each device with pending data gives one chunk; INIT_DATA_SENT once initial is drained. */
-function iterate(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
+/**
+ * One precopy round (qemu_savevm_state_iterate → vfio_save_iterate): each device in a PRE_COPY state is
+ * queried and gives one chunk, sent on the stream; INIT_DATA_SENT follows once its initial bytes are out.
+ */
+function iterate(ctx: Ctx): Out {
   const out: MainStreamMessage[] = [];
   const q = queryState(ctx);
+  const sent = [...ctx.sent];
   q.devs.forEach((d, i) => {
     if (!inPreCopy(d.state)) return;
     query(ctx, q, i);
-    if (precopyPending(q.devs[i]!) > 0) q.devs[i] = readChunk(q.devs[i]!);
+    if (precopyPending(q.devs[i]!) > 0) {
+      const r = readChunk(q.devs[i]!);
+      q.devs[i] = r.dev;
+      if (r.units > 0) {
+        sent[i] = (sent[i]! + r.units) % UNIT_COUNT_MODULUS;
+        out.push({ type: 'VFIO_DEVICE_STATE', device: i, units: r.units });
+      }
+    }
     if (ctx.ack !== 'off' && !q.initialDataSent[i] && q.devs[i]!.context.initialBytes === 0) {
       q.initialDataSent[i] = true;
       out.push({ type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT', device: i, gen: ctx.gen[i] ?? 0 });
     }
   });
-  return { patch: queryPatch(ctx, q), out };
+  return { patch: { ...queryPatch(ctx, q), sent }, out };
+}
+
+/** Ghost for NoSwitchoverWhileAckPending: is an ack outstanding right now (whatever the gate said)? */
+function ackOutstanding(ctx: Ctx): boolean {
+  return ctx.ack !== 'off' && (ctx.ack === 'legacy' ? !ctx.switchoverAcked : ctx.pendingAcks > 0);
+}
+
+/**
+ * migration_stop_vm(RUN_STATE_FINISH_MIGRATE): vm_old_state and the global state are recorded; a running
+ * guest stops and the VFIO state handlers run; a guest already paused only changes run state
+ * (vm_stop_force_state), so its devices stay where `stop` left them.
+ */
+function stopVm(ctx: Ctx): Patch {
+  const old = ctx.runstate === 'paused' ? 'paused' : 'running';
+  const base: Patch = { runstate: 'finish-migrate', vmOldState: old, stoppedWithAckPending: ackOutstanding(ctx) };
+  if (ctx.runstate !== 'running') return base;
+  const r = vmStateChange(ctx.devs, ctx.vfioRefused, 'finish-migrate');
+  return { ...base, devs: r.devs, vfioRefused: r.refused };
 }
 
 export type CommitOutcome = 'proceed' | 'fail' | 'resume';
@@ -246,131 +303,115 @@ export type CommitOutcome = 'proceed' | 'fail' | 'resume';
 export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Patch } {
   const q = queryState(ctx);
   let refused = ctx.vfioRefused;
-  const set = (i: number, target: VfioState) => {
-    const r = setState(q.devs[i]!, target);
-    q.devs[i] = r.dev;
-    refused ??= r.refused;
+  const set = (target: (d: DeviceRecord) => VfioState | null) => {
+    const r = eachDevice(q.devs, refused, target);
+    q.devs = r.devs;
+    refused = r.refused;
   };
-  const p2p = (i: number) => hasP2P(q.devs[i]!.context.features);
-  const pre = (i: number) => inPreCopy(q.devs[i]!.state);
-  const idx = q.devs.map((_, i) => i);
+  const p2p = (d: DeviceRecord) => hasP2P(d.context.features);
+  const pre = (d: DeviceRecord) => inPreCopy(d.state);
+  const stopped = { ...stopVm(ctx), devs: ctx.devs, vfioRefused: ctx.vfioRefused }; // the handlers run below
   if (ctx.design === 'recheck-resume') {
     // vCPUs stopped; P2P devices quiesced; one more query of every precopy device
-    idx.forEach((i) => p2p(i) && set(i, pre(i) ? 'PRE_COPY_P2P' : 'RUNNING_P2P'));
-    idx.forEach((i) => pre(i) && query(ctx, q, i));
+    set((d) => (p2p(d) ? (pre(d) ? 'PRE_COPY_P2P' : 'RUNNING_P2P') : null));
+    q.devs.forEach((d, i) => pre(d) && query(ctx, q, i));
     const fail = budgetExceeded(ctx, q);
     if (q.reinitFound || q.devs.some((d) => inPreCopy(d.state) && d.context.initialBytes > 0)) {
       // revoke: the vCPUs run again, PRE_COPY_P2P -> PRE_COPY, precopy goes on until a new ack
-      idx.forEach((i) => p2p(i) && set(i, pre(i) ? 'PRE_COPY' : 'RUNNING'));
-      return {
-        outcome: fail ? 'fail' : 'resume',
-        patch: { ...queryPatch(ctx, q), vfioRefused: refused, switchoverDecided: false, runstate: 'running' },
-      };
+      set((d) => (p2p(d) ? (pre(d) ? 'PRE_COPY' : 'RUNNING') : null));
+      return { outcome: fail ? 'fail' : 'resume', patch: { ...queryPatch(ctx, q), vfioRefused: refused, runstate: 'running' } };
     }
-    idx.forEach((i) => set(i, pre(i) ? 'STOP_COPY' : 'STOP'));
-    return {
-      outcome: 'proceed',
-      patch: { ...queryPatch(ctx, q), vfioRefused: refused, switchoverDecided: false, runstate: 'finish-migrate', stoppedWithAckPending: ackOutstanding(ctx) },
-    };
+    set((d) => (pre(d) ? 'STOP_COPY' : 'STOP'));
+    return { outcome: 'proceed', patch: { ...stopped, ...queryPatch(ctx, q), vfioRefused: refused } };
   }
   // legacy and reusable-ack: the VM stops; the P2P "prepare" handlers run first
-  idx.forEach((i) => {
-    if (!p2p(i)) return;
+  q.devs.forEach((d, i) => {
     // vfio_final_precopy_reinit_check: v2 in use, switchover-ack on and not legacy
-    if (ctx.design === 'reusable-ack' && ctx.ack === 'per-device' && pre(i)) query(ctx, q, i);
-    set(i, pre(i) ? 'PRE_COPY_P2P' : 'RUNNING_P2P');
+    if (p2p(d) && ctx.design === 'reusable-ack' && ctx.ack === 'per-device' && pre(d)) query(ctx, q, i);
   });
-  idx.forEach((i) => set(i, pre(i) ? 'STOP_COPY' : 'STOP'));
+  set((d) => (p2p(d) ? (pre(d) ? 'PRE_COPY_P2P' : 'RUNNING_P2P') : null));
+  set((d) => (pre(d) ? 'STOP_COPY' : 'STOP'));
   // The final save_query_pending reports new requests; the check placed after
   // migration_switchover_prepare() fails the migration on one — after the status moved to device (or
-  // pre-switchover) and the devices to STOP_COPY: there is no way back to precopy. The thread's next pass
-  // fails it, before any device state is saved.
+  // pre-switchover) and the devices to STOP_COPY: there is no way back to precopy, and no device state
+  // is saved.
   const late = q.newRequest ? 'switchover-ack requested after the switchover decision' : null;
   const failReason = ctx.failReason ?? late ?? budgetExceeded(ctx, q);
-  return {
-    outcome: 'proceed',
-    patch: {
-      ...queryPatch(ctx, q),
-      failReason,
-      vfioRefused: refused,
-      switchoverDecided: false,
-      runstate: 'finish-migrate',
-      stoppedWithAckPending: ackOutstanding(ctx),
-    },
-  };
+  return { outcome: 'proceed', patch: { ...stopped, ...queryPatch(ctx, q), failReason, vfioRefused: refused } };
 }
 
-/** migration_completion_precopy's stop: the VM stops and the VFIO state-change handlers run. */
-/** Ghost for NoSwitchoverWhileAckPending: is an ack outstanding right now (whatever the gate said)? */
-function ackOutstanding(ctx: Ctx): boolean {
-  return ctx.ack !== 'off' && (ctx.ack === 'legacy' ? !ctx.switchoverAcked : ctx.pendingAcks > 0);
-}
-
-function stopVm(ctx: Ctx): Patch {
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
-  devs.forEach((d, i) => {
-    // "prepare" handler, registered only for P2P devices, runs before every "main" handler
-    if (hasP2P(d.context.features)) refused ??= setDev(ctx, devs, i, inPreCopy(d.state) ? 'PRE_COPY_P2P' : 'RUNNING_P2P');
-  });
-  devs.forEach((d, i) => {
-    refused ??= setDev(ctx, devs, i, inPreCopy(d.state) ? 'STOP_COPY' : 'STOP');
-  });
-  return { devs, runstate: 'finish-migrate', vfioRefused: refused, stoppedWithAckPending: ackOutstanding(ctx) };
-}
-
-/** migration_switchover_start + qemu_savevm_state_complete_precopy + EOF. */
-function completePrecopy(ctx: Ctx): { patch: Patch; out: MainStreamMessage[] } {
+/** migration_switchover_start + qemu_savevm_state_complete_precopy + the global state + EOF. */
+function completePrecopy(ctx: Ctx): Out {
   const out: MainStreamMessage[] = [{ type: 'MIG_CMD_SWITCHOVER_START' }];
-  const devs = [...ctx.devs];
   const sent = [...ctx.sent];
+  const devs = [...ctx.devs];
   let refused = ctx.vfioRefused;
-  devs.forEach((d, i) => {
-    refused ??= setDev(ctx, devs, i, 'STOP_COPY');
-    const r = readToEof(devs[i]!);
-    devs[i] = r.dev;
-    sent[i] = r.units;
-    out.push({ type: 'VFIO_DEVICE_STATE', device: i, units: r.units });
-  });
-  out.push({ type: 'QEMU_VM_EOF' });
-  return { patch: { devs, sent, vfioRefused: refused, eofSent: true }, out };
+  // device by device (vfio_save_complete_precopy); the first failure ends the save: no EOF follows
+  for (let i = 0; i < devs.length; i++) {
+    const r = eachDevice([devs[i]!], null, () => ['STOP_COPY', 'STOP']);
+    devs[i] = r.devs[0]!;
+    if (r.refused) {
+      refused ??= `device ${i}: ${r.refused.replace(/^device 0: /, '')}`;
+      return { patch: { devs, sent, vfioRefused: refused }, out };
+    }
+    const read = readToEof(devs[i]!);
+    devs[i] = read.dev;
+    sent[i] = (sent[i]! + read.units) % UNIT_COUNT_MODULUS;
+    out.push({ type: 'VFIO_DEVICE_STATE', device: i, units: read.units });
+  }
+  out.push({ type: 'QEMU_VM_EOF', guest: ctx.vmOldState });
+  return { patch: { devs, sent, vfioRefused: refused }, out };
 }
 
-/** vfio_save_cleanup after a completed migration: STOP_COPY → STOP. */
+/** vfio_save_cleanup after a completed migration: close the data_fd, STOP_COPY → STOP. */
 function saveCleanup(ctx: Ctx): Patch {
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
-  devs.forEach((_, i) => (refused ??= setDev(ctx, devs, i, 'STOP')));
-  return { devs, cleanedUp: true, vfioRefused: refused };
+  const r = eachDevice(ctx.devs.map(closeFd), ctx.vfioRefused, (d) => (d.state === 'STOP_COPY' ? 'STOP' : null));
+  return { devs: r.devs, vfioRefused: r.refused };
 }
 
 /**
- * migration_iteration_finish on failure or cancel: if the guest was stopped it starts again (the VM state
- * handlers run: "prepare" → RUNNING_P2P for P2P devices, "main" → RUNNING); then the
- * MIG_EVENT_PRECOPY_FAILED notifier moves every device to RUNNING — the only request when the guest never
- * stopped (PRE_COPY → RUNNING is one arc).
+ * migration_iteration_finish on failure or cancel: a guest stopped for the switchover goes back to
+ * vm_old_state (started again if it ran: the VM state handlers run; left paused if it was paused).
  */
-function recover(ctx: Ctx): Patch {
-  return precopyFailedNotifier({ ...ctx, ...restartGuest(ctx) });
-}
-
-/** migration_iteration_finish: the guest starts again if it was stopped (the VM state handlers run). */
 function restartGuest(ctx: Ctx): Patch {
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
-  if (ctx.runstate !== 'running') {
-    devs.forEach((d, i) => hasP2P(d.context.features) && (refused ??= setDev(ctx, devs, i, 'RUNNING_P2P')));
-    devs.forEach((_, i) => (refused ??= setDev(ctx, devs, i, 'RUNNING')));
-  }
-  return { devs, runstate: 'running', vfioRefused: refused };
+  if (ctx.runstate !== 'finish-migrate') return {};
+  if (ctx.vmOldState === 'paused') return { runstate: 'paused' };
+  const r = vmStateChange(ctx.devs, ctx.vfioRefused, 'running');
+  return { devs: r.devs, runstate: 'running', vfioRefused: r.refused };
 }
 
-/** migration_cleanup's MIG_EVENT_PRECOPY_FAILED notifier: every device back to RUNNING. */
+/**
+ * migration_cleanup: vfio_save_cleanup closes QEMU's data_fd, then the MIG_EVENT_PRECOPY_FAILED notifier
+ * moves every device to RUNNING (or resets it) — also when the guest stays paused.
+ */
 function precopyFailedNotifier(ctx: Ctx): Patch {
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
-  devs.forEach((_, i) => (refused ??= setDev(ctx, devs, i, 'RUNNING')));
-  return { devs, runstate: ctx.runstate, cleanedUp: true, vfioRefused: refused };
+  const r = eachDevice(ctx.devs.map(closeFd), ctx.vfioRefused, () => 'RUNNING');
+  return { devs: r.devs, vfioRefused: r.refused };
+}
+
+/** migration_iteration_finish then migration_cleanup, in one pass of the thread (failure). */
+function recover(ctx: Ctx): Patch {
+  const restarted = { ...ctx, ...restartGuest(ctx) };
+  return { ...restartGuest(ctx), ...precopyFailedNotifier(restarted) };
+}
+
+/** The fields a new migration starts afresh (migrate_init). */
+function freshAttempt(ctx: Ctx): Patch {
+  return {
+    initialDataSent: ctx.devices.map(() => false),
+    sent: ctx.devices.map(() => 0),
+    switchoverAcked: false,
+    pendingAcks: 0,
+    streamError: null,
+    vfioRefused: null,
+    qmpError: null,
+    reinitSeen: 0,
+    failReason: null,
+    returnPathClosed: false,
+    stoppedWithAckPending: false,
+    vmOldState: 'running',
+    // intervenedAfterEof stays: a ghost of the whole run (the hazard it marks may still be live)
+  };
 }
 
 const sourceSetup = setup({
@@ -387,17 +428,19 @@ const sourceSetup = setup({
     multipleDevicesWithoutP2P: ({ context }) => context.devs.length > 1 && context.devs.some((d) => !hasP2P(d.context.features)),
     /** migrate_caps_check: switchover-ack needs return-path. */
     ackWithoutReturnPath: ({ context }) => context.ack !== 'off' && !context.returnPath,
-    setupDone: ({ context }) => context.setupDone,
+    /** migrate_prepare: a guest left in postmigrate by a completed migration cannot migrate again. */
+    inPostmigrate: ({ context }) => context.runstate === 'postmigrate',
+    retryAllowed: ({ context }) => context.retriesLeft > 0,
     failoverPrimary: ({ context }) => context.failoverPrimary,
     /** An error on the stream, the return path or a device request: migration_detect_error fails the migration. */
     streamFailed: ({ context }) => context.streamError !== null || context.vfioRefused !== null || context.failReason !== null,
-    eofSent: ({ context }) => context.eofSent,
     /** close_return_path_on_source can return: the destination closed it, or there is none. */
     returnPathDone: ({ context }) => !context.returnPath || context.returnPathClosed,
     /** A REINIT design is in use (the switchover decision and the stop are two steps). */
     designed: ({ context }) => context.design !== null,
-    switchoverDecided: ({ context }) => context.switchoverDecided,
     commitOutcome: ({ context }, params: { is: CommitOutcome }) => commitSwitchover(context).outcome === params.is,
+    /** The design's check at the stop failed the switchover: nothing is saved, the next pass fails it. */
+    commitFailsLater: ({ context }) => commitSwitchover(context).patch.failReason != null,
     /** The guest reconfigures a precopying device while its vCPUs run, as often as the environment allows. */
     guestMayReconfigure: ({ context, event }) =>
       event.type === 'GUEST_REINITS_DEVICE' &&
@@ -405,29 +448,40 @@ const sourceSetup = setup({
       context.runstate === 'running' &&
       context.reinitsLeft !== 0 &&
       inPreCopy(context.devs[event.device]?.state ?? 'STOP'),
-    /** Nothing pending: every device's PRECOPY_INFO says 0 and RAM is below the threshold. */
-    nothingPending: ({ context }) => context.ramConverged && context.devs.every((d) => precopyPending(d) === 0),
     /** migration_can_switchover: ack off, or the guest not running, or acked. */
     canSwitchover: ({ context }) =>
       context.ack === 'off' ||
       context.runstate !== 'running' ||
       (context.ack === 'legacy' ? context.switchoverAcked : context.pendingAcks === 0),
+    /** migration_iteration_run would complete: nothing has failed and the ack gate is open. */
+    switchoverPossible: and([not('streamFailed'), 'canSwitchover']),
     pauseBeforeSwitchover: ({ context }) => context.pauseBeforeSwitchover,
     postcopyAllowed: ({ context }) => context.postcopyRam && context.devs.length === 0,
-    cleanedUp: ({ context }) => context.cleanedUp,
-    guestRestarted: ({ context }) => context.guestRestarted,
-    ramNotConverged: ({ context }) => !context.ramConverged,
     /** The guest runs and the device tracks what it dirties (it is precopying). */
     deviceTracksDirt: ({ context, event }) =>
-      context.runstate === 'running' && event.type === 'GUEST_DIRTIES_DEVICE' && inPreCopy(context.devs[event.device]?.state ?? 'STOP'),
+      context.runstate === 'running' &&
+      context.dirtiesLeft !== 0 &&
+      event.type === 'GUEST_DIRTIES_DEVICE' &&
+      inPreCopy(context.devs[event.device]?.state ?? 'STOP'),
+    guestRuns: ({ context }) => context.runstate === 'running',
+    guestPaused: ({ context }) => context.runstate === 'paused',
+    /** A return-path message of this migration (one of an earlier connection is never read). */
+    thisAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
   },
   actions: {
     refusePostcopy: assign({ qmpError: 'postcopy-ram is not supported with VFIO devices (vfio_save_prepare)' }),
     refuseCaps: assign({ qmpError: 'switchover-ack requires the return-path capability' }),
     refuseMultipleWithoutP2P: assign({ qmpError: 'migration blocked: several VFIO devices need P2P support (hw/vfio/migration.c)' }),
+    refusePostmigrate: assign({ qmpError: "Can't migrate the vm that was paused due to previous migration" }),
     enterPostmigrate: assign({ runstate: 'postmigrate' as const }),
     /** migrate_init: none → setup, switchover_acked = false. */
     migrateInit: assign({ switchoverAcked: false, pendingAcks: 0, qmpError: null }),
+    /** migrate_init for a new migration after a failed or cancelled one. */
+    migrateAgain: assign(({ context }) => ({
+      ...freshAttempt(context),
+      attempt: context.attempt + 1,
+      retriesLeft: context.retriesLeft - 1,
+    })),
     saveSetup: enqueueActions(({ context, enqueue }) => {
       const r = saveSetup(context);
       enqueue.assign(r.patch);
@@ -438,20 +492,37 @@ const sourceSetup = setup({
       enqueue.assign(r.patch);
       for (const m of r.out) enqueue.emit(m);
     }),
+    /** The switchover stop alone (pause-before-switchover: the final save waits for migrate-continue). */
     stopVmForSwitchover: assign(({ context }) => stopVm(context)),
+    /** The stop and the final save under one BQL hold. */
+    stopAndCompletePrecopy: enqueueActions(({ context, enqueue }) => {
+      const stopped = { ...context, ...stopVm(context) };
+      const r = completePrecopy(stopped);
+      enqueue.assign({ ...stopVm(context), ...r.patch });
+      for (const m of r.out) enqueue.emit(m);
+    }),
     completePrecopy: enqueueActions(({ context, enqueue }) => {
       const r = completePrecopy(context);
       enqueue.assign(r.patch);
       for (const m of r.out) enqueue.emit(m);
     }),
+    commitSwitchover: assign(({ context }) => commitSwitchover(context).patch),
+    /** A design's stop that goes on: the final save in the same BQL hold. */
+    commitAndCompletePrecopy: enqueueActions(({ context, enqueue }) => {
+      const c = commitSwitchover(context).patch;
+      const r = completePrecopy({ ...context, ...c });
+      enqueue.assign({ ...c, ...r.patch });
+      for (const m of r.out) enqueue.emit(m);
+    }),
     saveCleanup: assign(({ context }) => saveCleanup(context)),
     recoverAfterFailure: assign(({ context }) => recover(context)),
-    restartGuest: assign(({ context }) => ({ ...restartGuest(context), guestRestarted: true })),
+    restartGuest: assign(({ context }) => restartGuest(context)),
     notifyPrecopyFailed: assign(({ context }) => precopyFailedNotifier(context)),
     /** migration_cancel / a failure: shut the stream down. */
-    shutdownStream: enqueueActions(({ enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN' })),
-    noteStreamError: assign(({ context }) => ({ streamError: 'stream broken', intervenedAfterEof: context.intervenedAfterEof || context.eofSent })),
-    noteCancelAfterEof: assign(({ context }) => ({ intervenedAfterEof: context.intervenedAfterEof || context.eofSent })),
+    shutdownStream: enqueueActions(({ context, enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt })),
+    noteStreamError: assign({ streamError: 'stream broken' }),
+    /** Ghost: a cancel or a stream break after the final state was sent. */
+    noteInterventionAfterEof: assign({ intervenedAfterEof: true }),
     /** The destination closed the return path; with an error (its load failed) the migration fails. */
     noteReturnPathClosed: assign(({ context, event }) => ({
       returnPathClosed: true,
@@ -463,9 +534,18 @@ const sourceSetup = setup({
       if (context.pendingAcks === 0) return { failReason: context.failReason ?? 'switchover ack pending num underflowed' };
       return { pendingAcks: context.pendingAcks - 1 };
     }),
-    ramConverges: assign({ ramConverged: true }),
-    decideSwitchover: assign({ switchoverDecided: true }),
-    commitSwitchover: assign(({ context }) => commitSwitchover(context).patch),
+    /** A message of an earlier connection: never read. */
+    discard: () => {},
+    /** QMP stop: the guest pauses and the VM state handlers run (vm_stop(RUN_STATE_PAUSED)). */
+    pauseGuest: assign(({ context }) => {
+      const r = vmStateChange(context.devs, context.vfioRefused, 'paused');
+      return { runstate: 'paused' as const, devs: r.devs, vfioRefused: r.refused };
+    }),
+    /** QMP cont: the guest runs again (vm_start). */
+    resumeGuest: assign(({ context }) => {
+      const r = vmStateChange(context.devs, context.vfioRefused, 'running');
+      return { runstate: 'running' as const, devs: r.devs, vfioRefused: r.refused };
+    }),
     guestReconfiguresDevice: assign(({ context, event }) => {
       if (event.type !== 'GUEST_REINITS_DEVICE') return {};
       const devs = [...context.devs];
@@ -484,12 +564,27 @@ const sourceSetup = setup({
       const d = devs[event.device];
       if (!d) return {};
       devs[event.device] = deviceCall(d, { type: 'GUEST_DIRTIES_DEVICE' });
-      return { devs };
+      return { devs, dirtiesLeft: context.dirtiesLeft === null ? null : context.dirtiesLeft - 1 };
     }),
   },
 });
 
-/** The machine. State keys are QEMU's MigrationStatus strings. */
+const fail = { target: '#qemuSource.failed', actions: 'shutdownStream' } as const;
+/**
+ * QMP stop and cont, modelled before and during a migration (after it, they are the guest's business:
+ * the model leaves them out there). In finish-migrate neither applies: stop is a no-op and the BQL is
+ * held or the status is pre-switchover, where QEMU's cont would restart a guest mid-switchover — left out.
+ */
+const MANAGEMENT = {
+  STOP: { guard: 'guestRuns', actions: 'pauseGuest' },
+  CONT: { guard: 'guestPaused', actions: 'resumeGuest' },
+} as const;
+const failOnError = { guard: 'streamFailed', ...fail } as const;
+
+/**
+ * The machine. Statuses are tagged with their QAPI spelling (`sourceStatus`); the end statuses and none
+ * are top-level states of that name.
+ */
 export const qemuSourceMachine = sourceSetup.createMachine({
   id: 'qemuSource',
   description: "QEMU's outgoing migration (MigrationState.state) and the VFIO devices it drives",
@@ -502,158 +597,201 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     postcopyRam: input.postcopyRam ?? false,
     failoverPrimary: input.failoverPrimary ?? false,
     runstate: 'running',
+    vmOldState: 'running',
     devs: input.devices.map((features) =>
       initialDevice({ features, maxBytes: input.maxBytes ?? 1, precopyInfoV2: input.design === 'reusable-ack' || input.design === 'recheck-resume' }),
     ),
     initialDataSent: input.devices.map(() => false),
     sent: input.devices.map(() => 0),
-    setupDone: false,
-    ramConverged: false,
     switchoverAcked: false,
     pendingAcks: 0,
     streamError: null,
     vfioRefused: null,
-    cleanedUp: false,
     qmpError: null,
     design: input.design ?? null,
     reinitBudget: input.reinitBudget ?? null,
     reinitSeen: 0,
     reinitsLeft: input.design === undefined ? 0 : input.guestReinits === 'unbounded' ? null : (input.guestReinits ?? 1),
+    dirtiesLeft: input.guestDirties === 'unbounded' ? null : (input.guestDirties ?? 1),
     gen: input.devices.map(() => 0),
-    switchoverDecided: false,
     failReason: null,
-    eofSent: false,
     returnPathClosed: false,
     stoppedWithAckPending: false,
     intervenedAfterEof: false,
-    guestRestarted: false,
+    attempt: 0,
+    retriesLeft: input.retries ?? 0,
   }),
   on: {
-    // The return path thread runs in any state; after the migration ends its messages change nothing.
-    MIG_RP_MSG_SWITCHOVER_ACK: { actions: 'receiveSwitchoverAck' },
-    RP_SHUTDOWN: { actions: 'noteReturnPathClosed' },
+    // The return path thread runs in any state; a message of an earlier connection is never read, and
+    // after the migration ends its messages change nothing.
+    MIG_RP_MSG_SWITCHOVER_ACK: [{ guard: 'thisAttempt', actions: 'receiveSwitchoverAck' }, { actions: 'discard' }],
+    RP_SHUTDOWN: [{ guard: 'thisAttempt', actions: 'noteReturnPathClosed' }, { actions: 'discard' }],
     GUEST_DIRTIES_DEVICE: { guard: 'deviceTracksDirt', actions: 'guestDirtiesDevice' },
     GUEST_REINITS_DEVICE: { guard: 'guestMayReconfigure', actions: 'guestReconfiguresDevice' },
   },
   states: {
     none: {
+      tags: ['none'],
       description: 'No migration has been started.',
       on: {
         MIGRATE_CANCEL: {}, // QEMU accepts migrate_cancel with no migration running and does nothing
+        ...MANAGEMENT,
         MIGRATE: [
           { guard: 'postcopyWithVfio', actions: 'refusePostcopy' },
           { guard: 'ackWithoutReturnPath', actions: 'refuseCaps' },
           { guard: 'multipleDevicesWithoutP2P', actions: 'refuseMultipleWithoutP2P' },
-          { target: 'setup', actions: 'migrateInit' },
+          { target: 'migrating', actions: 'migrateInit' },
         ],
       },
     },
-    setup: {
-      description: 'Connected; the migration thread runs save setup (VFIO: RUNNING -> PRE_COPY).',
+    migrating: {
+      description: 'A migration runs: migrate_cancel and stream errors are taken here for every status inside.',
+      initial: 'setup',
       on: {
-        THREAD_STEP: [
-          { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
-          { guard: and(['setupDone', 'failoverPrimary']), target: 'wait-unplug' },
-          { guard: 'setupDone', target: 'active' },
-          { actions: 'saveSetup' },
-        ],
         MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
         STREAM_BREAKS: { actions: 'noteStreamError' },
+        ...MANAGEMENT,
       },
-    },
-    'wait-unplug': {
-      description: 'Waiting for the guest to unplug a failover primary (virtio-net dev_unplug_pending).',
-      on: {
-        THREAD_STEP: [{ guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' }, { target: 'active' }],
-        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
-        STREAM_BREAKS: { actions: 'noteStreamError' },
-      },
-    },
-    active: {
-      description: 'Precopy: each pass of the thread sends a round, or decides to switch over.',
-      on: {
-        THREAD_STEP: [
-          { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
-          // a REINIT design: the stop after the decision, with what the design does at that moment
-          { guard: and(['switchoverDecided', { type: 'commitOutcome', params: { is: 'fail' as const } }]), target: 'failed', actions: ['commitSwitchover', 'shutdownStream'] },
-          { guard: and(['switchoverDecided', { type: 'commitOutcome', params: { is: 'resume' as const } }]), actions: 'commitSwitchover' },
-          { guard: and(['switchoverDecided', 'pauseBeforeSwitchover']), target: 'pre-switchover', actions: 'commitSwitchover' },
-          { guard: 'switchoverDecided', target: 'device', actions: 'commitSwitchover' },
-          // a REINIT design: the decision, taken while the vCPUs still run
-          { guard: and(['designed', 'nothingPending', 'canSwitchover']), actions: 'decideSwitchover' },
-          // issue #4's system: decision and stop in one step. QEMU takes them apart (they are not atomic);
-          // without REINIT nothing that matters can happen in between, so the model keeps them together.
-          { guard: and(['nothingPending', 'canSwitchover', 'pauseBeforeSwitchover']), target: 'pre-switchover', actions: 'stopVmForSwitchover' },
-          { guard: and(['nothingPending', 'canSwitchover']), target: 'device', actions: 'stopVmForSwitchover' },
-          { guard: not('nothingPending'), actions: 'iterate' },
-        ],
-        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
-        MIGRATE_START_POSTCOPY: { guard: 'postcopyAllowed', target: 'postcopy-device' },
-        RAM_CONVERGES: { guard: 'ramNotConverged', actions: 'ramConverges' },
-        STREAM_BREAKS: { actions: 'noteStreamError' },
-      },
-    },
-    'pre-switchover': {
-      description: 'pause-before-switchover: the VM is stopped, devices in STOP_COPY; waiting for migrate-continue.',
-      on: {
-        MIGRATE_CONTINUE: { target: 'device' },
-        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
-        STREAM_BREAKS: { actions: 'noteStreamError' },
-      },
-    },
-    device: {
-      description: 'Switchover: the final device state, MIG_CMD_SWITCHOVER_START and EOF are sent; then the return path closes.',
-      on: {
-        THREAD_STEP: [
-          { guard: 'streamFailed', target: 'failed', actions: 'shutdownStream' },
-          { guard: not('eofSent'), actions: 'completePrecopy' },
-          // the return path is closed (an error there fails the migration), then completed
-          { guard: 'returnPathDone', target: 'completed', actions: 'enterPostmigrate' },
-        ],
-        MIGRATE_CANCEL: { target: 'cancelling', actions: ['noteCancelAfterEof', 'shutdownStream'] },
-        STREAM_BREAKS: { actions: 'noteStreamError' },
+      states: {
+        setup: {
+          tags: ['setup'],
+          description: 'Connected; the migration thread runs save setup (VFIO: RUNNING -> PRE_COPY).',
+          initial: 'connecting',
+          states: {
+            connecting: { on: { THREAD_STEP: [failOnError, { target: 'saved', actions: 'saveSetup' }] } },
+            saved: {
+              on: {
+                THREAD_STEP: [failOnError, { guard: 'failoverPrimary', target: '#qemuSource.migrating.wait-unplug' }, { target: '#qemuSource.migrating.active' }],
+              },
+            },
+          },
+        },
+        'wait-unplug': {
+          tags: ['wait-unplug'],
+          description: 'Waiting for the guest to unplug a failover primary (virtio-net dev_unplug_pending).',
+          on: { THREAD_STEP: [failOnError, { target: 'active' }] },
+        },
+        active: {
+          tags: ['active'],
+          description: 'Precopy: each pass of the thread sends a round, or switches over when pending fits the threshold.',
+          initial: 'iterating',
+          on: { MIGRATE_START_POSTCOPY: { guard: 'postcopyAllowed', target: '#qemuSource.postcopy-device' } },
+          states: {
+            iterating: {
+              on: {
+                THREAD_STEP: [failOnError, { actions: 'iterate' }],
+                // A pass in which pending fits: enabled only where it differs from a plain round (the
+                // gate is open and nothing has failed).
+                PENDING_FITS_THRESHOLD: [
+                  // a REINIT design: the decision, taken while the vCPUs still run
+                  { guard: and(['switchoverPossible', 'designed']), target: 'decided' },
+                  { guard: and(['switchoverPossible', 'pauseBeforeSwitchover']), target: '#qemuSource.migrating.pre-switchover', actions: 'stopVmForSwitchover' },
+                  { guard: 'switchoverPossible', target: '#qemuSource.migrating.device.closing', actions: 'stopAndCompletePrecopy' },
+                ],
+              },
+            },
+            decided: {
+              description: 'A REINIT design took the switchover decision; the stop comes at the next pass.',
+              on: {
+                THREAD_STEP: [
+                  failOnError,
+                  { guard: { type: 'commitOutcome', params: { is: 'fail' as const } }, ...fail, actions: ['commitSwitchover', 'shutdownStream'] },
+                  { guard: { type: 'commitOutcome', params: { is: 'resume' as const } }, target: 'iterating', actions: 'commitSwitchover' },
+                  { guard: 'pauseBeforeSwitchover', target: '#qemuSource.migrating.pre-switchover', actions: 'commitSwitchover' },
+                  { guard: 'commitFailsLater', target: '#qemuSource.migrating.device.saving', actions: 'commitSwitchover' },
+                  { target: '#qemuSource.migrating.device.closing', actions: 'commitAndCompletePrecopy' },
+                ],
+              },
+            },
+          },
+        },
+        'pre-switchover': {
+          tags: ['pre-switchover'],
+          description: 'pause-before-switchover: the VM is stopped, devices in STOP_COPY; waiting for migrate-continue.',
+          on: { MIGRATE_CONTINUE: { target: 'device.saving' } },
+        },
+        device: {
+          tags: ['device'],
+          description: 'Switchover: the final device state, MIG_CMD_SWITCHOVER_START and EOF are sent; then the return path closes.',
+          initial: 'closing',
+          states: {
+            saving: {
+              description: 'After migrate-continue (or a failed design check): the final save comes at the next pass.',
+              on: { THREAD_STEP: [failOnError, { target: 'closing', actions: 'completePrecopy' }] },
+            },
+            closing: {
+              description: 'The final state and EOF are on the stream; waiting for the return path to close.',
+              on: {
+                THREAD_STEP: [failOnError, { guard: 'returnPathDone', target: '#qemuSource.completed', actions: 'enterPostmigrate' }],
+                MIGRATE_CANCEL: { target: '#qemuSource.cancelling', actions: ['noteInterventionAfterEof', 'shutdownStream'] },
+                STREAM_BREAKS: { actions: ['noteStreamError', 'noteInterventionAfterEof'] },
+              },
+            },
+          },
+        },
       },
     },
     completed: {
+      tags: ['completed'],
       description: 'Done; the VM is in postmigrate. vfio_save_cleanup moves the devices STOP_COPY -> STOP.',
-      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'saveCleanup' }, MIGRATE_CANCEL: {} },
+      initial: 'cleaning',
+      on: { MIGRATE_CANCEL: {}, MIGRATE: { guard: and(['retryAllowed', 'inPostmigrate']), actions: 'refusePostmigrate' } },
+      states: {
+        cleaning: { on: { THREAD_STEP: { target: 'done', actions: 'saveCleanup' } } },
+        done: {},
+      },
     },
     failed: {
-      description: 'Failed; the thread restarts the guest and the devices go back to RUNNING.',
-      on: { THREAD_STEP: { guard: not('cleanedUp'), actions: 'recoverAfterFailure' }, MIGRATE_CANCEL: {} },
+      tags: ['failed'],
+      description: 'Failed; the thread restores the guest and the devices go back to RUNNING.',
+      initial: 'recovering',
+      on: { MIGRATE_CANCEL: {} },
+      states: {
+        recovering: { on: { THREAD_STEP: { target: 'done', actions: 'recoverAfterFailure' } } },
+        done: { on: { MIGRATE: { guard: 'retryAllowed', target: '#qemuSource.migrating', actions: 'migrateAgain' } } },
+      },
     },
     cancelling: {
+      tags: ['cancelling'],
       description: 'migrate_cancel was issued; the thread winds down: the guest restarts, then cleanup.',
-      on: {
-        THREAD_STEP: [
-          // migration_iteration_finish restarts the guest; migration_cleanup then moves to cancelled and
-          // runs the MIG_EVENT_PRECOPY_FAILED notifier (QEMU 10.0 shows RESUME before 'cancelled')
-          { guard: not('guestRestarted'), actions: 'restartGuest' },
-          { target: 'cancelled', actions: 'notifyPrecopyFailed' },
-        ],
+      initial: 'winding-down',
+      states: {
+        // migration_iteration_finish restarts the guest; migration_cleanup then moves to cancelled and
+        // runs the MIG_EVENT_PRECOPY_FAILED notifier (QEMU 10.0 shows RESUME before 'cancelled')
+        'winding-down': { on: { THREAD_STEP: { target: 'guest-restored', actions: 'restartGuest' } } },
+        'guest-restored': { on: { THREAD_STEP: { target: '#qemuSource.cancelled', actions: 'notifyPrecopyFailed' } } },
       },
     },
     cancelled: {
-      description: 'Cancelled; the guest runs on the source again.',
-      on: { MIGRATE_CANCEL: {} }, // accepted, and nothing to do
+      tags: ['cancelled'],
+      description: 'Cancelled; the guest is back as it was on the source.',
+      on: {
+        MIGRATE_CANCEL: {}, // accepted, and nothing to do
+        MIGRATE: { guard: 'retryAllowed', target: 'migrating', actions: 'migrateAgain' },
+      },
     },
     'postcopy-device': {
+      tags: ['postcopy-device'],
       description: 'Unreachable with VFIO devices: QEMU refuses postcopy-ram for them.',
       on: { THREAD_STEP: { target: 'postcopy-active' } },
     },
     'postcopy-active': {
+      tags: ['postcopy-active'],
       description: 'Unreachable with VFIO devices (postcopy).',
       on: { THREAD_STEP: { target: 'completed' }, STREAM_BREAKS: { target: 'postcopy-paused' } },
     },
     'postcopy-paused': {
+      tags: ['postcopy-paused'],
       description: 'Unreachable with VFIO devices (postcopy).',
       on: { MIGRATE: { target: 'postcopy-recover-setup' } },
     },
     'postcopy-recover-setup': {
+      tags: ['postcopy-recover-setup'],
       description: 'Unreachable with VFIO devices (postcopy).',
       on: { THREAD_STEP: { target: 'postcopy-recover' } },
     },
     'postcopy-recover': {
+      tags: ['postcopy-recover'],
       description: 'Unreachable with VFIO devices (postcopy).',
       on: { THREAD_STEP: { target: 'postcopy-active' } },
     },
@@ -661,3 +799,49 @@ export const qemuSourceMachine = sourceSetup.createMachine({
 });
 
 export type QemuSourceMachine = typeof qemuSourceMachine;
+
+/** QEMU's MigrationStatus values the source machine has, in QAPI spelling. */
+export const SOURCE_STATUSES = [
+  'none',
+  'setup',
+  'wait-unplug',
+  'active',
+  'pre-switchover',
+  'device',
+  'completed',
+  'failed',
+  'cancelling',
+  'cancelled',
+  'postcopy-device',
+  'postcopy-active',
+  'postcopy-paused',
+  'postcopy-recover-setup',
+  'postcopy-recover',
+] as const;
+export type SourceStatus = (typeof SOURCE_STATUSES)[number];
+
+/**
+ * The MigrationStatus (QAPI spelling) of a source state value: the status of its outermost tagged
+ * region. Works on `snapshot.value` of this machine (and of any `provide()` of it).
+ */
+export function sourceStatus(value: unknown): SourceStatus {
+  if (typeof value === 'string') return value as SourceStatus;
+  const v = value as Record<string, unknown>;
+  const top = Object.keys(v)[0]!;
+  if (top !== 'migrating') return top as SourceStatus;
+  const inner = v[top];
+  return (typeof inner === 'string' ? inner : Object.keys(inner as Record<string, unknown>)[0]!) as SourceStatus;
+}
+
+/** The state below a status (e.g. 'closing' of device), or null when the status has none. */
+export function sourcePhase(value: unknown): string | null {
+  if (typeof value === 'string') return null;
+  const v = value as Record<string, unknown>;
+  const top = Object.keys(v)[0]!;
+  const inner = v[top];
+  if (top !== 'migrating') return typeof inner === 'string' ? inner : null;
+  if (typeof inner === 'string') return null;
+  const status = Object.keys(inner as Record<string, unknown>)[0]!;
+  const leaf = (inner as Record<string, unknown>)[status];
+  return typeof leaf === 'string' ? leaf : null;
+}

@@ -37,7 +37,7 @@
  *   const dev = createActor(virtioNetDestinationMachine, { input: { design: 'early-mig', enabled: true, vhost: true } }).start();
  *   dev.send({ type: 'VIRTIO_NET_EARLY', state: { control: 0, datapath: 0 } }); // provisional; vhost started early
  *   dev.send({ type: 'VIRTIO_DELTA_RESYNC' }); // confirmed; the early vhost is bound
- *   dev.send({ type: 'QEMU_VM_EOF' }); // passed on: the guest starts with { control: 0, datapath: 0 }
+ *   dev.send({ type: 'QEMU_VM_EOF', guest: 'running' }); // passed on: the guest starts with { control: 0, datapath: 0 }
  */
 import { and, assign, emit, not, setup } from 'xstate';
 import type { MainStreamMessage } from './migrationMessages.js';
@@ -144,8 +144,8 @@ const destinationSetup = setup({
     passOn: emit(({ event }) => event as MainStreamMessage),
     /** Why and when the load failed. */
     noteLoadError: assign((_, params: FailParams) => ({ failReason: params.reason, failedAt: params.at })),
-    /** The error is returned to qemu_loadvm_state: QEMU's incoming side fails (and closes the return path with an error). */
-    failIncomingMigration: emit({ type: 'STREAM_SHUTDOWN' }),
+    /** The error is returned to qemu_loadvm_state: QEMU's incoming side fails (and closes the return path with an error). Attempt 0: these systems have one connection. */
+    failIncomingMigration: emit({ type: 'STREAM_SHUTDOWN', attempt: 0 }),
     /** What a failed load does with what still arrives: nothing (QEMU stopped reading). */
     afterLoadError: () => {},
     /** Take a message and do nothing with it (a finished device; a capability list that matches ours). */

@@ -36,10 +36,10 @@
  *
  * @example
  *   const dev = createActor(virtioNetSourceMachine, { input: { design: 'early-mig', enabled: true, guestChanges: 1 } }).start();
- *   dev.send({ type: 'MIG_STREAM_HEADER' });
+ *   dev.send({ type: 'MIG_STREAM_HEADER', attempt: 0 });
  *   dev.send({ type: 'MIG_CMD_OPEN_RETURN_PATH' }); // emits the early section with { control: 0, datapath: 0 }
  *   dev.send({ type: 'GUEST_SETS_FIELD', group: 'datapath' });
- *   dev.send({ type: 'QEMU_VM_EOF' }); // a delta: emits the full VIRTIO_NET_STATE, then QEMU_VM_EOF
+ *   dev.send({ type: 'QEMU_VM_EOF', guest: 'running' }); // a delta: emits the full VIRTIO_NET_STATE, then QEMU_VM_EOF
  */
 import { and, assign, emit, enqueueActions, setup } from 'xstate';
 import type { MainStreamMessage } from './migrationMessages.js';

@@ -5,7 +5,7 @@
 import { createActor } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import type { QemuDestinationContext } from '../machines/qemuDestination.js';
-import { type QemuSourceContext, type ReinitDesign, qemuSourceMachine } from '../machines/qemuSource.js';
+import { type QemuSourceContext, type ReinitDesign, qemuSourceMachine, sourcePhase } from '../machines/qemuSource.js';
 import { FEATURE_SETS, type FeatureSet } from '../machines/vfioArcs.js';
 import { type ExploreResult, type Invariant, explore } from '../src/explorer/index.js';
 import { migrationSystem } from '../src/systems/migration.js';
@@ -59,29 +59,38 @@ describe('S1 no stale switchover, S2 kernel-legal, L1 ends — on N = 1..3 devic
   it('reusable-ack with P2P: a late REINIT stops the devices with stale data, then fails the migration before any state is sent', () => {
     const r = finite('reusable-ack', [P2P]);
     const t = r.properties.find((p) => p.name === 'NoStaleStop')!.counterexample!;
-    expect(t.steps.at(-2)!.event.type).toBe('GUEST_REINITS_DEVICE');
-    expect(t.steps.at(-1)!.changes[0]).toMatchObject({ component: 'source', from: 'active', to: 'device' });
+    const events = t.steps.map((s) => s.event.type);
+    expect(events.indexOf('GUEST_REINITS_DEVICE')).toBeGreaterThan(initDataSentAt(t));
+    expect(t.steps.at(-2)!.event.type).toBe('PENDING_FITS_THRESHOLD'); // the decision
+    expect(t.steps.at(-1)!.changes[0]).toMatchObject({ component: 'source', from: 'migrating.active.decided', to: 'migrating.device.saving' });
     expect(t.steps.at(-1)!.changes[0]!.context).toContain('failReason: null→"switchover-ack requested after the switchover decision"');
   });
 });
 
+/** The step at which the source sent INIT_DATA_SENT for device 0. */
+const initDataSentAt = (t: { steps: readonly { changes: readonly { context?: string }[] }[] }) =>
+  t.steps.findIndex((s) => s.changes.some((c) => (c.context ?? '').includes('initialDataSent[0]: false→true')));
+
 describe('the counterexamples are short and tell the story', () => {
-  it('legacy: the device is reconfigured after the ack and the stale ack lets the switchover through', () => {
+  it('legacy: the device is reconfigured after INIT_DATA_SENT and the ack for the old data lets the switchover through', () => {
     const t = finite('legacy', [P2P]).properties.find((p) => p.name === 'NoStaleSwitchover')!.counterexample!;
     const events = t.steps.map((s) => s.event.type);
-    expect(events.indexOf('GUEST_REINITS_DEVICE')).toBeGreaterThan(events.indexOf('MIG_RP_MSG_SWITCHOVER_ACK'));
-    expect(t.steps.at(-1)!.states['source']).toBe('device');
+    expect(events.indexOf('GUEST_REINITS_DEVICE')).toBeGreaterThan(initDataSentAt(t));
+    expect(events).toContain('MIG_RP_MSG_SWITCHOVER_ACK');
+    expect(t.steps.at(-1)!.states['source']).toMatch(/^migrating\.device\./);
     expect(t.steps.length).toBeLessThanOrEqual(14);
   });
 
-  it('reusable-ack without P2P: the reconfiguration falls between the decision and the stop', () => {
+  it('reusable-ack without P2P: a reconfiguration after INIT_DATA_SENT is never queried before the stop', () => {
     const t = finite('reusable-ack', [NO_P2P]).properties.find((p) => p.name === 'NoStaleSwitchover')!.counterexample!;
     const n = t.steps.length;
-    // decide (vCPUs run) → the guest reconfigures → stop, no check without P2P → the stale state is saved
-    expect(t.steps[n - 4]!.changes[0]!.context).toContain('switchoverDecided: false→true');
-    expect(t.steps[n - 3]!.event.type).toBe('GUEST_REINITS_DEVICE');
-    expect(t.steps[n - 2]!.changes[0]).toMatchObject({ component: 'source', from: 'active', to: 'device' });
-    expect(t.steps[n - 1]!.changes[0]!.context).toContain('eofSent: false→true');
+    // the guest reconfigures after INIT_DATA_SENT left; the pass that fits the threshold decides (its
+    // gate is read before any query), the stop has no check without P2P, and the stale state is saved
+    // (the stop and the final save run under one BQL hold: one step). Issue 13 shortened this story:
+    // before, the switchover waited for PRECOPY_INFO to read 0, so a REINIT had to fall after the decision.
+    expect(t.steps.map((s) => s.event.type).indexOf('GUEST_REINITS_DEVICE')).toBeGreaterThan(initDataSentAt(t));
+    expect(t.steps[n - 2]!.changes[0]).toMatchObject({ component: 'source', from: 'migrating.active.iterating', to: 'migrating.active.decided' });
+    expect(t.steps[n - 1]!.changes[0]).toMatchObject({ component: 'source', from: 'migrating.active.decided', to: 'migrating.device.closing' });
   });
 });
 
@@ -90,11 +99,12 @@ describe('REINIT is explored at every point of precopy', () => {
   const dst = (s: Parameters<Invariant['holds']>[0]) => s.context<QemuDestinationContext>('destination');
   // Each witness claims a situation never happens; the model must refute every one.
   const reinitDone = (s: Parameters<Invariant['holds']>[0]) => src(s).reinitsLeft === 0 && src(s).gen[0] === 1;
+  const decided = (s: Parameters<Invariant['holds']>[0]) => sourcePhase(s.value('source')) === 'decided';
   const witnesses: Invariant[] = [
     { name: 'before INIT_DATA_SENT', holds: (s) => !(reinitDone(s) && !src(s).initialDataSent[0] && dst(s).approvedGen[0] === -1) },
-    { name: 'after INIT_DATA_SENT, before the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 1 && !src(s).switchoverDecided) },
-    { name: 'after the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 0 && !src(s).switchoverDecided) },
-    { name: 'between the decision and the stop', holds: (s) => !(reinitDone(s) && src(s).switchoverDecided) },
+    { name: 'after INIT_DATA_SENT, before the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 1 && !decided(s)) },
+    { name: 'after the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 0 && !decided(s)) },
+    { name: 'between the decision and the stop', holds: (s) => !(reinitDone(s) && decided(s)) },
   ];
   for (const design of ['reusable-ack', 'recheck-resume'] as const) {
     it(design, () => {
@@ -106,16 +116,21 @@ describe('REINIT is explored at every point of precopy', () => {
 
   it('never after the stop: the source ignores a reconfiguration once the vCPUs are stopped (the kvm thread’s premise)', () => {
     const a = createActor(qemuSourceMachine, { input: { devices: [P2P], ack: 'per-device', design: 'recheck-resume', guestReinits: 2 } }).start();
-    for (const e of ['MIGRATE', 'THREAD_STEP', 'THREAD_STEP', 'RAM_CONVERGES', 'THREAD_STEP', 'MIG_RP_MSG_SWITCHOVER_ACK', 'THREAD_STEP'] as const) a.send({ type: e });
-    expect(a.getSnapshot().context.switchoverDecided).toBe(true);
+    for (const e of ['MIGRATE', 'THREAD_STEP', 'THREAD_STEP', 'THREAD_STEP'] as const) a.send({ type: e });
+    a.send({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: 0 });
+    a.send({ type: 'PENDING_FITS_THRESHOLD' }); // the decision
+    expect(sourcePhase(a.getSnapshot().value)).toBe('decided');
     a.send({ type: 'GUEST_REINITS_DEVICE', device: 0 }); // vCPUs still run: a new generation
     expect(a.getSnapshot().context.gen).toEqual([1]);
     a.send({ type: 'THREAD_STEP' }); // recheck: REINIT found, the decision is revoked, precopy resumes
-    expect(a.getSnapshot().value).toBe('active');
-    expect(a.getSnapshot().context).toMatchObject({ switchoverDecided: false, runstate: 'running', pendingAcks: 1 });
+    expect(a.getSnapshot().value).toEqual({ migrating: { active: 'iterating' } });
+    expect(a.getSnapshot().context).toMatchObject({ runstate: 'running', pendingAcks: 1 });
     expect(a.getSnapshot().context.devs[0]!.state).toBe('PRE_COPY');
-    for (const e of ['THREAD_STEP', 'MIG_RP_MSG_SWITCHOVER_ACK', 'THREAD_STEP', 'THREAD_STEP'] as const) a.send({ type: e });
-    expect(a.getSnapshot().value).toBe('device');
+    a.send({ type: 'THREAD_STEP' });
+    a.send({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: 0 });
+    a.send({ type: 'PENDING_FITS_THRESHOLD' });
+    a.send({ type: 'THREAD_STEP' });
+    expect(a.getSnapshot().value).toEqual({ migrating: { device: 'closing' } });
     expect(a.getSnapshot().context.runstate).toBe('finish-migrate');
     const before = a.getSnapshot().context;
     a.send({ type: 'GUEST_REINITS_DEVICE', device: 0 });

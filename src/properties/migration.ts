@@ -4,7 +4,7 @@
  * checked in every reachable state, the liveness claim is the system's goal.
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
-import type { QemuSourceContext } from '../../machines/qemuSource.js';
+import { type QemuSourceContext, sourcePhase, sourceStatus } from '../../machines/qemuSource.js';
 import type { DeviceRecord } from '../../machines/qemuVfio.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
 import type { GlobalView, Invariant, StepLabel } from '../explorer/system.js';
@@ -14,16 +14,36 @@ export const DESTINATION = 'destination';
 
 const src = (s: GlobalView) => s.context<QemuSourceContext>(SOURCE);
 const dst = (s: GlobalView) => s.context<QemuDestinationContext>(DESTINATION);
-const srcStatus = (s: GlobalView) => s.value(SOURCE) as string;
+/** The source's MigrationStatus (QAPI spelling) and the phase below it. */
+export const srcStatus = (s: GlobalView): string => sourceStatus(s.value(SOURCE));
+const srcPhase = (s: GlobalView) => sourcePhase(s.value(SOURCE));
 const dstStatus = (s: GlobalView) => s.value(DESTINATION) as string;
+
+/** The source's thread has finished: cleanup done after completed, failed or cancelled. */
+export function sourceCleanedUp(s: GlobalView): boolean {
+  const st = srcStatus(s);
+  return st === 'cancelled' || ((st === 'completed' || st === 'failed') && srcPhase(s) === 'done');
+}
+
+/** The final device state and EOF are on the stream (and the migration has not ended otherwise). */
+export function finalStateSent(s: GlobalView): boolean {
+  const st = srcStatus(s);
+  return st === 'completed' || (st === 'device' && srcPhase(s) === 'closing');
+}
+
+/** QEMU's own data_fd check (vfio_migration_set_state), not a kernel refusal. */
+const FD_OUT_OF_SYNC = 'data_fd out of sync';
+const kernelRefused = (r: string | null) => r !== null && !r.includes(FD_OUT_OF_SYNC);
 
 /** 1. With switchover-ack on, the source never stops the VM for switchover while an ack is outstanding. */
 export const NoSwitchoverWhileAckPending: Invariant = {
   name: 'NoSwitchoverWhileAckPending',
-  description: 'with switchover-ack on, the VM is never stopped for switchover while an ack is outstanding',
+  description: 'with switchover-ack on, a running VM is never stopped for switchover while an ack is outstanding',
   // Read at the stop itself (a ghost the source records then): QEMU 11.1 may take a new request after
   // the stop, which is the failure path of reusable-ack, not a switchover under an outstanding ack.
-  holds: (s) => !src(s).stoppedWithAckPending,
+  // A guest management paused is not held by the gate (migration_can_switchover: "no reason to wait
+  // for switchover ACK if VM is stopped"): the claim is about running guests.
+  holds: (s) => !src(s).stoppedWithAckPending || src(s).vmOldState === 'paused',
 };
 
 const allDevs = (s: GlobalView): DeviceRecord[] => [...src(s).devs, ...dst(s).devs];
@@ -32,7 +52,19 @@ const allDevs = (s: GlobalView): DeviceRecord[] => [...src(s).devs, ...dst(s).de
 export const KernelAcceptsEveryRequest: Invariant = {
   name: 'KernelAcceptsEveryRequest',
   description: 'no device request of either QEMU is refused by the kernel (-EINVAL)',
-  holds: (s) => src(s).vfioRefused === null && dst(s).vfioRefused === null,
+  holds: (s) => !kernelRefused(src(s).vfioRefused) && !kernelRefused(dst(s).vfioRefused),
+};
+
+/**
+ * 2c. QEMU never gets a new data_fd while it still holds one ("data_fd out of sync", -EBADF): it does when
+ * management `cont`s a guest it stopped during precopy — the saving session ends with QEMU's fd still
+ * open, and the final save's STOP → STOP_COPY hands out a new one. Holds in every system without
+ * management stop/cont.
+ */
+export const DataFdInSync: Invariant = {
+  name: 'DataFdInSync',
+  description: 'no SET hands QEMU a new data_fd while it still holds one (vfio_migration_set_state: -EBADF)',
+  holds: (s) => !(src(s).vfioRefused ?? '').includes(FD_OUT_OF_SYNC) && !(dst(s).vfioRefused ?? '').includes(FD_OUT_OF_SYNC),
 };
 
 /** 2b. No device ever enters ERROR (the system injects no device faults). */
@@ -42,26 +74,47 @@ export const NoDeviceInError: Invariant = {
   holds: (s) => allDevs(s).every((d) => d.state !== 'ERROR'),
 };
 
-/** 3a. When the destination completes, it has every device's full state and runs the guest. */
+/**
+ * 3a. When the destination completes it has taken in every unit of device data the source sent —
+ * precopy chunks and final state — and its devices are where its run state puts them: RUNNING under a
+ * running guest, still RESUMING under a paused one (-S, or a paused source).
+ */
 export const DestinationCompleteMeansLoaded: Invariant = {
   name: 'DestinationCompleteMeansLoaded',
-  description: 'a completed destination loaded every device state the source sent and runs the guest on RUNNING devices',
+  description: 'a completed destination loaded every unit of device data the source sent (precopy and final), its devices RUNNING under a running guest or RESUMING under a paused one',
   holds: (s) => {
     if (dstStatus(s) !== 'completed') return true;
     const d = dst(s);
+    // the source has moved on to a later attempt: its counts are of another migration
+    if (src(s).attempt !== d.incarnation) return true;
     const sent = src(s).sent;
-    return d.runstate === 'running' && d.devs.every((dev, i) => dev.state === 'RUNNING' && d.received[i] === sent[i] && sent[i]! > 0);
+    const where = d.runstate === 'running' ? 'RUNNING' : 'RESUMING';
+    return d.runstate !== 'inmigrate' && d.devs.every((dev, i) => dev.state === where && d.received[i] === sent[i] && dev.context.loadedBytes > 0);
+  },
+};
+
+/**
+ * 3c. An ack means the destination device has taken its initial bytes in: every device the destination
+ * approved has had device data written into its RESUMING data_fd before (the chunks travel ahead of
+ * INIT_DATA_SENT on the same stream).
+ */
+export const AckMeansInitialDataLoaded: Invariant = {
+  name: 'AckMeansInitialDataLoaded',
+  description: 'the destination approves a device only after it wrote that device’s precopy data into its RESUMING data_fd',
+  holds: (s) => {
+    const d = dst(s);
+    return dstStatus(s) !== 'active' || d.approvedGen.every((g, i) => g < 0 || (d.devs[i]?.context.loadedBytes ?? 0) > 0);
   },
 };
 
 /** 3b. When the migration failed or was cancelled, the source runs again with its devices RUNNING, no session open. */
 export const FailureRestoresSource: Invariant = {
   name: 'FailureRestoresSource',
-  description: 'after a failed or cancelled migration the source VM runs, its devices RUNNING, no saving session open',
+  description: 'after a failed or cancelled migration the source guest is back (running, or paused if management paused it), its devices RUNNING, no saving session, no data_fd held',
   holds: (s) => {
     const c = src(s);
-    if (!(['failed', 'cancelled'].includes(srcStatus(s)) && c.cleanedUp)) return true;
-    return c.runstate === 'running' && c.devs.every((d) => d.state === 'RUNNING' && d.context.session === null);
+    if (!(['failed', 'cancelled'].includes(srcStatus(s)) && sourceCleanedUp(s))) return true;
+    return (c.runstate === 'running' || c.runstate === 'paused') && c.devs.every((d) => d.state === 'RUNNING' && d.context.session === null && !d.fd);
   },
 };
 
@@ -101,7 +154,7 @@ export const VfioStateTuplesFollowCode: Invariant = {
   holds: (s) => {
     const c = src(s);
     const st = srcStatus(s);
-    const srcOk = c.devs.every((d) => sourceTupleOk(c.runstate, st, d, c));
+    const srcOk = c.devs.every((d) => sourceTupleOk(c.runstate, st, srcPhase(s), d, sourceCleanedUp(s)));
     const d = dst(s);
     const dt = dstStatus(s);
     const dstOk = d.devs.every((dev) => destinationTupleOk(d.runstate, dt, dev.state));
@@ -109,29 +162,34 @@ export const VfioStateTuplesFollowCode: Invariant = {
   },
 };
 
-function sourceTupleOk(run: string, status: string, d: DeviceRecord, c: QemuSourceContext): boolean {
+function sourceTupleOk(run: string, status: string, phase: string | null, d: DeviceRecord, cleanedUp: boolean): boolean {
   const pre = hasPreCopy(d.context.features);
   const v = d.state;
+  // After a management stop the VM state handlers have run: STOP_COPY from precopy, else STOP.
+  const stoppedState = pre && v === 'STOP_COPY' ? 'STOP_COPY' : 'STOP';
   switch (status) {
     case 'none':
-      return run === 'running' && v === 'RUNNING';
+      return run === 'running' ? v === 'RUNNING' : run === 'paused' && v === 'STOP';
     case 'setup':
-      return run === 'running' && (v === 'RUNNING' || (pre && v === 'PRE_COPY' && c.setupDone));
+      if (run === 'paused') return v === stoppedState;
+      return run === 'running' && (v === 'RUNNING' || (pre && v === 'PRE_COPY' && phase === 'saved'));
     case 'wait-unplug':
     case 'active':
-      return run === 'running' && v === (pre ? 'PRE_COPY' : 'RUNNING');
+      if (run === 'paused') return v === stoppedState;
+      // a management stop then cont leaves a precopy device RUNNING (its saving session ended)
+      return run === 'running' && (v === (pre ? 'PRE_COPY' : 'RUNNING') || v === 'RUNNING');
     case 'pre-switchover':
-      return run === 'finish-migrate' && v === (pre ? 'STOP_COPY' : 'STOP');
+      return run === 'finish-migrate' && v === stoppedState;
     case 'device':
       // after save_complete every device is in STOP_COPY, its stream read to EOF
-      return run === 'finish-migrate' && v === (pre || c.eofSent ? 'STOP_COPY' : 'STOP');
+      return run === 'finish-migrate' && v === (phase === 'closing' ? 'STOP_COPY' : stoppedState);
     case 'completed':
-      return run === 'postmigrate' && v === (c.cleanedUp ? 'STOP' : 'STOP_COPY');
+      return run === 'postmigrate' && v === (cleanedUp ? 'STOP' : 'STOP_COPY');
     case 'failed':
     case 'cancelling':
-      return c.cleanedUp ? run === 'running' && v === 'RUNNING' : true; // wherever the failure struck
+      return cleanedUp ? (run === 'running' || run === 'paused') && v === 'RUNNING' : true; // wherever the failure struck
     case 'cancelled':
-      return run === 'running' && v === 'RUNNING';
+      return (run === 'running' || run === 'paused') && v === 'RUNNING';
     default:
       return false; // postcopy states: unreachable with VFIO devices
   }
@@ -145,7 +203,8 @@ function destinationTupleOk(run: string, status: string, v: string): boolean {
     case 'active':
       return run === 'inmigrate' && v === 'RESUMING';
     case 'completed':
-      return run === 'running' && v === 'RUNNING';
+      // a guest left paused (-S, or a paused source) keeps its devices in RESUMING until cont
+      return (run === 'running' && v === 'RUNNING') || (run === 'paused' && v === 'RESUMING');
     case 'failed':
       return run === 'inmigrate' && (v === 'RESUMING' || v === 'RUNNING');
     default:
@@ -153,21 +212,30 @@ function destinationTupleOk(run: string, status: string, v: string): boolean {
   }
 }
 
-/** Both sides are done (and the source has cleaned up). */
+/**
+ * Both sides are done (and the source has cleaned up). A later destination process that never got a
+ * connection (the retry went nowhere, or never came) is done too: management stops it.
+ */
 export function migrationEnded(s: GlobalView): boolean {
-  return ['completed', 'failed', 'cancelled'].includes(srcStatus(s)) && src(s).cleanedUp && ['completed', 'failed'].includes(dstStatus(s));
+  if (!sourceCleanedUp(s)) return false;
+  const st = dstStatus(s);
+  return st === 'completed' || st === 'failed' || (dst(s).incarnation > 0 && (st === 'none' || st === 'setup'));
 }
+
+const INTERVENTIONS = ['MIGRATE_CANCEL', 'STREAM_BREAKS', 'STOP', 'CONT', 'NEW_PROCESS'];
 
 /** Steps that are interventions or faults, not the migration making its own way. */
 export function isInterventionOrFault(step: StepLabel): boolean {
-  return step.kind === 'env' && (step.event.type === 'MIGRATE_CANCEL' || step.event.type === 'STREAM_BREAKS');
+  return step.kind === 'env' && INTERVENTIONS.includes(step.event.type);
 }
 
 export const MIGRATION_INVARIANTS: readonly Invariant[] = [
   NoSwitchoverWhileAckPending,
   KernelAcceptsEveryRequest,
+  DataFdInSync,
   NoDeviceInError,
   DestinationCompleteMeansLoaded,
+  AckMeansInitialDataLoaded,
   FailureRestoresSource,
   SourceCompleteMeansDestinationComplete,
   GuestRunsOnOneSide,

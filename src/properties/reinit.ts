@@ -19,7 +19,7 @@ import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
 import type { GlobalView, Invariant, StepLabel } from '../explorer/system.js';
-import { DESTINATION, SOURCE } from './migration.js';
+import { DESTINATION, SOURCE, finalStateSent, srcStatus } from './migration.js';
 
 const currentDataApproved = (s: GlobalView) => {
   const c = s.context<QemuSourceContext>(SOURCE);
@@ -30,14 +30,14 @@ const currentDataApproved = (s: GlobalView) => {
 export const NoStaleSwitchover: Invariant = {
   name: 'NoStaleSwitchover',
   description: 'S1: when the final device state is sent, every device’s current initial data has been sent and approved by the destination',
-  holds: (s) => !s.context<QemuSourceContext>(SOURCE).eofSent || currentDataApproved(s),
+  holds: (s) => !finalStateSent(s) || currentDataApproved(s),
 };
 
 export const NoStaleStop: Invariant = {
   name: 'NoStaleStop',
   description: 'stricter than S1: the devices leave precopy for STOP_COPY only with their current initial data approved',
   holds: (s) => {
-    const status = s.value(SOURCE) as string;
+    const status = srcStatus(s);
     const c = s.context<QemuSourceContext>(SOURCE);
     if (!['pre-switchover', 'device', 'completed'].includes(status) || c.runstate === 'running') return true;
     return currentDataApproved(s);
@@ -45,12 +45,13 @@ export const NoStaleStop: Invariant = {
 };
 
 /**
- * L2 is asked only where nothing but REINIT could hold the migration back: RAM has converged and the
- * destination is loading (a cycle elsewhere would be RAM never converging or the destination never
- * started, not a REINIT livelock).
+ * L2 is asked only where nothing but REINIT could hold the migration back: the source precopies and the
+ * destination is loading. A pass in which pending fits the threshold is a progress step, so a cycle
+ * that merely never takes one (bandwidth never enough) is not reported; what is reported is a cycle in
+ * which the ack gate stays shut, REINIT after REINIT.
  */
 export function reinitLivelockScope(s: GlobalView): boolean {
-  return s.context<QemuSourceContext>(SOURCE).ramConverged && s.value(DESTINATION) === 'active';
+  return srcStatus(s) === 'active' && s.value(DESTINATION) === 'active';
 }
 
 /** L2: the steps a REINIT storm cycles through; every other step is progress. */

@@ -1,7 +1,7 @@
 /**
  * The adapter between model actions and real QEMU: each planned controllable action becomes a QMP
  * command or an injected fault, issued once both QEMUs report the statuses the model path has at that
- * point; RAM_CONVERGES and THREAD_STEP are QEMU-internal and never issued.
+ * point; THREAD_STEP and PENDING_FITS_THRESHOLD are QEMU-internal and never issued.
  *
  *   MIGRATE_INCOMING  migrate-incoming {uri: tcp:127.0.0.1:PORT, exit-on-error: false} on the destination
  *   MIGRATE           migrate {uri} on the source

@@ -5,7 +5,7 @@
  *  - a controllable action (migrate, migrate-incoming, migrate-continue, migrate_cancel, an injected
  *    fault) is the matching environment step; QEMU accepting it needs that step, QEMU refusing it
  *    needs a state where the model does not take it (or takes it without any visible effect);
- *  - every other step (THREAD_STEP, RAM_CONVERGES, deliveries on the stream and the return path) is
+ *  - every other step (THREAD_STEP, PENDING_FITS_THRESHOLD, deliveries on the stream and the return path) is
  *    internal and may happen any number of times in between (closure);
  *  - the observable variables are each side's status and whether its guest runs. An internal or
  *    controllable step that changes one is a change QEMU must report: a state may be at most one

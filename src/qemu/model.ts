@@ -6,7 +6,7 @@
  */
 import type { EventObject } from 'xstate';
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
-import type { QemuSourceContext } from '../../machines/qemuSource.js';
+import { type QemuSourceContext, sourcePhase, sourceStatus } from '../../machines/qemuSource.js';
 import { CompiledSystem, search, type StepLabel } from '../explorer/index.js';
 import { BoundView } from '../explorer/step.js';
 import { migrationSystem } from '../systems/migration.js';
@@ -42,6 +42,8 @@ export class ModelGraph {
   readonly obs: (readonly string[])[] = [];
   readonly runstate: (readonly [string, string])[] = [];
   readonly sourceContext: QemuSourceContext[] = [];
+  /** The source's state below its status (e.g. 'saved' in setup once save setup ran), or null. */
+  readonly sourcePhase: (string | null)[] = [];
   readonly destinationContext: QemuDestinationContext[] = [];
   readonly succ: Edge[][] = [];
 
@@ -65,6 +67,7 @@ export class ModelGraph {
       const s = view.context<QemuSourceContext>('source');
       const d = view.context<QemuDestinationContext>('destination');
       this.sourceContext.push(s);
+      this.sourcePhase.push(sourcePhase(view.value('source')));
       this.destinationContext.push(d);
       this.runstate.push([s.runstate, d.runstate]);
       this.obs.push([statusOf(view, 'source'), String(s.runstate === 'running'), statusOf(view, 'destination'), String(d.runstate === 'running')]);
@@ -97,7 +100,7 @@ export class ModelGraph {
 
 /** A side's QAPI MigrationStatus in a global state: the one place the checker reads a machine's state value. */
 function statusOf(view: BoundView, side: Side): string {
-  return String(view.value(side));
+  return side === 'source' ? sourceStatus(view.value(side)) : String(view.value(side));
 }
 
 function controllable(label: StepLabel): ControllableEvent | null {

@@ -13,6 +13,8 @@ export interface ModelState {
   readonly source: string;
   readonly destination: string;
   readonly sourceContext: QemuSourceContext;
+  /** The source's state below its status (sourcePhase), or null. */
+  readonly sourcePhase: string | null;
   readonly destinationContext: QemuDestinationContext;
 }
 
@@ -76,7 +78,7 @@ export class PlanError extends Error {
 }
 
 export function stateOf(g: ModelGraph, i: number): ModelState {
-  return { source: g.status(i, 'source'), destination: g.status(i, 'destination'), sourceContext: g.sourceContext[i]!, destinationContext: g.destinationContext[i]! };
+  return { source: g.status(i, 'source'), destination: g.status(i, 'destination'), sourceContext: g.sourceContext[i]!, sourcePhase: g.sourcePhase[i] ?? null, destinationContext: g.destinationContext[i]! };
 }
 
 export interface PlanOptions {

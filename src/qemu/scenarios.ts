@@ -133,7 +133,7 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'unreachable-destination',
     description: 'migrate to a loopback port nobody listens on: setup, then failed',
     config: PLAIN,
-    waypoints: [step('STREAM_BREAKS', 'setup', (s) => s.destination === 'none' && !s.sourceContext.setupDone), both('failed', 'none')],
+    waypoints: [step('STREAM_BREAKS', 'setup', (s) => s.destination === 'none' && s.sourcePhase !== 'saved'), both('failed', 'none')],
     plan: { migrateNeedsListener: false },
   },
   {

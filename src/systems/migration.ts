@@ -1,8 +1,10 @@
 /**
  * The composed migration system: the source QEMU and the destination QEMU (each driving its VFIO
  * devices through the device machine), the main stream and the return path between them, and the
- * environment: the migration thread's scheduling, the guest (RAM convergence, device dirtying),
- * management (migrate, migrate-incoming, migrate-continue, migrate_cancel) and faults (the stream breaks).
+ * environment: the migration thread's scheduling (a pass whose pending data fits the threshold or not),
+ * the guest (device dirtying or reconfiguration), management (migrate, migrate-incoming,
+ * migrate-continue, migrate_cancel, and optionally stop/cont, a paused destination, retries to a new
+ * destination process) and faults (the stream breaks).
  *
  * @example
  *   const r = explore(migrationSystem({ devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' }));
@@ -38,6 +40,14 @@ export interface MigrationOptions {
   readonly guestReinits?: number | 'unbounded';
   /** Reduce by the symmetry of interchangeable devices (same feature set on both hosts). */
   readonly symmetry?: boolean;
+  /** How often the guest may dirty device state (default 1; 'unbounded': dirty bytes that never reach 0). */
+  readonly guestDirties?: number | 'unbounded';
+  /** Management `stop` and `cont` on the source, and `cont` on the destination (default false). */
+  readonly management?: boolean;
+  /** Start the destination with autostart on (default true; libvirt uses -S: false). */
+  readonly autostart?: boolean;
+  /** New migrations after a failed or cancelled one, each to a new destination process (default 0). */
+  readonly retries?: number;
   /** Replace the source machine (e.g. one with your own actions via `provide()`); default qemuSourceMachine. */
   readonly sourceMachine?: AnyStateMachine;
   readonly destinationMachine?: AnyStateMachine;
@@ -61,16 +71,25 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
   const srcEnv: EventObject[] = [
     { type: 'MIGRATE' },
     { type: 'THREAD_STEP' },
-    { type: 'RAM_CONVERGES' },
+    { type: 'PENDING_FITS_THRESHOLD' },
     ...o.devices.flatMap((f, i) => (hasPreCopy(f) ? [{ type: guestEvent, device: i } as EventObject] : [])),
     ...(o.pauseBeforeSwitchover ? [{ type: 'MIGRATE_CONTINUE' }] : []),
     ...(o.cancel ?? true ? [{ type: 'MIGRATE_CANCEL' }] : []),
     ...(o.faults ?? true ? [{ type: 'STREAM_BREAKS' }] : []),
+    ...(o.management ? [{ type: 'STOP' }, { type: 'CONT' }] : []),
   ];
+  const dstEnv: EventObject[] = [
+    { type: 'MIGRATE_INCOMING' },
+    ...(o.management ? [{ type: 'CONT' }] : []),
+    ...((o.retries ?? 0) > 0 ? [{ type: 'NEW_PROCESS' }] : []),
+  ];
+  const extras = [o.management ? 'management stop/cont' : '', o.autostart === false ? 'destination -S' : '', o.retries ? `${o.retries} retr${o.retries === 1 ? 'y' : 'ies'}` : '']
+    .filter(Boolean)
+    .join(', ');
   const design = o.design
     ? `, design ${o.design}${o.reinitBudget !== undefined ? ` (REINIT budget ${o.reinitBudget})` : ''}, guest reinits ${o.guestReinits ?? 1}`
     : '';
-  const label = `${n} device${n === 1 ? '' : 's'} [${o.devices.join(', ')}], ack ${ack}${o.oneSide ? ` on the ${o.oneSide} only` : ''}${design}`;
+  const label = `${n} device${n === 1 ? '' : 's'} [${o.devices.join(', ')}], ack ${ack}${o.oneSide ? ` on the ${o.oneSide} only` : ''}${design}${extras ? `, ${extras}` : ''}`;
   return {
     name: `migration: ${label}`,
     components: [
@@ -85,20 +104,32 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
           maxBytes: o.maxBytes ?? 1,
           ...(o.design ? { design: o.design, guestReinits: o.guestReinits ?? 1 } : {}),
           ...(o.reinitBudget !== undefined ? { reinitBudget: o.reinitBudget } : {}),
+          ...(o.retries ? { retries: o.retries } : {}),
+          ...(o.guestDirties !== undefined ? { guestDirties: o.guestDirties } : {}),
         },
       },
-      { name: DESTINATION, machine: o.destinationMachine ?? qemuDestinationMachine, input: { devices: dstDevices, ack: dstAck, maxBytes: o.maxBytes ?? 1 } },
+      {
+        name: DESTINATION,
+        machine: o.destinationMachine ?? qemuDestinationMachine,
+        input: {
+          devices: dstDevices,
+          ack: dstAck,
+          maxBytes: o.maxBytes ?? 1,
+          ...(o.autostart === false ? { autostart: false } : {}),
+          ...(o.retries ? { restarts: o.retries } : {}),
+        },
+      },
     ],
     channels: [
       { name: 'main', from: SOURCE, to: DESTINATION, capacity: 2 * n + 4 },
       { name: 'return', from: DESTINATION, to: SOURCE, capacity: n + 2 },
     ],
-    environment: { [SOURCE]: srcEnv, [DESTINATION]: [{ type: 'MIGRATE_INCOMING' }] },
+    environment: { [SOURCE]: srcEnv, [DESTINATION]: dstEnv },
     invariants: o.design ? [...MIGRATION_INVARIANTS, NoStaleSwitchover, NoStaleStop] : MIGRATION_INVARIANTS,
     ...(o.design
       ? {
           progress: (step: StepLabel) => !isReinitLoopStep(step),
-          fair: (step: StepLabel) => step.kind === 'env' && step.event.type === 'THREAD_STEP',
+          fair: (step: StepLabel) => step.kind === 'env' && (step.event.type === 'THREAD_STEP' || step.event.type === 'PENDING_FITS_THRESHOLD'),
           progressScope: reinitLivelockScope,
         }
       : {}),
@@ -113,13 +144,15 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
 
 /** Why a source or destination state is never reached in these systems (printed beside coverage). */
 export const UNREACHED_BECAUSE: Readonly<Record<string, string>> = {
-  'wait-unplug': 'no virtio-net failover primary in these systems',
+  'migrating.wait-unplug': 'no virtio-net failover primary in these systems',
+  'migrating.active.decided': 'reached only with a REINIT --design',
+  'migrating.device.saving': 'reached only with --pause-before-switchover, or a REINIT design whose stop-time check fails',
   'postcopy-device': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
   'postcopy-active': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
   'postcopy-paused': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
   'postcopy-recover-setup': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
   'postcopy-recover': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
-  'pre-switchover': 'reached only with --pause-before-switchover',
+  'migrating.pre-switchover': 'reached only with --pause-before-switchover',
 };
 
 /** Every permutation of 0..n-1 that keeps each index inside its class (devices that are alike). */
