@@ -29,7 +29,7 @@
  * @example
  *   const dst = createActor(qemuDestinationMachine, { input: { devices: ['STOP_COPY|PRE_COPY'], ack: 'legacy' } }).start();
  *   dst.send({ type: 'MIGRATE_INCOMING' });
- *   dst.send({ type: 'MIG_STREAM_HEADER' }); // the device goes to RESUMING
+ *   dst.send({ type: 'MIG_STREAM_HEADER', attempt: 0 }); // the device goes to RESUMING
  */
 import { assign, enqueueActions, setup } from 'xstate';
 import type { AckMode, MainStreamMessage, ReturnPathMessage } from './migrationMessages.js';

@@ -12,8 +12,9 @@
  *
  * @example
  *   import { nextStep, arcsOf } from 'migration-statecharts/machines/vfio-arcs';
- *   nextStep('RUNNING', 'STOP_COPY');        // 'RUNNING_P2P' (the kernel walks through P2P first)
- *   arcsOf('STOP_COPY|PRE_COPY').length;     // 9 arcs a driver with that feature set implements
+ *   // the kernel walks through P2P first, and a driver with PRE_COPY but not P2P implements 9 arcs
+ *   nextStep('RUNNING', 'STOP_COPY'); // => 'RUNNING_P2P'
+ *   arcsOf('STOP_COPY|PRE_COPY').length; // => 9
  */
 
 /** The uAPI states, indexed by their `enum vfio_device_mig_state` value. */

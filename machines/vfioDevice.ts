@@ -26,7 +26,7 @@
  *   import { vfioDeviceMachine } from 'migration-statecharts/machines/vfio-device';
  *   const dev = createActor(vfioDeviceMachine, { input: { features: 'STOP_COPY|P2P|PRE_COPY' } }).start();
  *   dev.send({ type: 'SET_STATE', target: 'PRE_COPY' });
- *   dev.getSnapshot().context.last; // { op: 'SET_STATE', ok: true, path: ['RUNNING', 'PRE_COPY'], dataFd: 'saving', ... }
+ *   dev.getSnapshot().context.last; // => { op: 'SET_STATE', ok: true, path: ['RUNNING', 'PRE_COPY'], dataFd: 'saving' }
  */
 import { assign, setup } from 'xstate';
 import {

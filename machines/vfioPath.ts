@@ -14,8 +14,8 @@
  * follows the loop for the one case where the two differ, ERROR → ERROR.)
  *
  * @example
- *   resolveVfioPath('RUNNING', 'STOP_COPY', 'STOP_COPY|P2P|PRE_COPY');
- *   // { ok: true, path: ['RUNNING', 'RUNNING_P2P', 'STOP', 'STOP_COPY'], dataFd: 'saving' }
+ *   import { resolveVfioPath } from 'migration-statecharts';
+ *   resolveVfioPath('RUNNING', 'STOP_COPY', 'STOP_COPY|P2P|PRE_COPY'); // => { ok: true, path: ['RUNNING', 'RUNNING_P2P', 'STOP', 'STOP_COPY'], dataFd: 'saving' }
  */
 import {
   type DataFdKind,

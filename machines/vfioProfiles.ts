@@ -13,7 +13,8 @@
  *
  * @example
  *   import { GENERIC_PROFILE, mttyProfile } from 'migration-statecharts/machines/vfio-profiles';
- *   mttyProfile(2).imageBytes;   // 96: the 24-byte header and 36 bytes for each of the two ports
+ *   // the 24-byte header and 36 bytes for each of the two ports
+ *   mttyProfile(2).resuming?.imageBytes; // => 96
  */
 
 /** What a read of a live saving fd returns once the precopy data currently available is drained. */

@@ -34,10 +34,15 @@
  * the guest started.
  *
  * @example
+ *   import { createActor } from 'xstate';
+ *   import { virtioNetDestinationMachine } from './virtioNetDestination.js';
  *   const dev = createActor(virtioNetDestinationMachine, { input: { design: 'early-mig', enabled: true, vhost: true } }).start();
  *   dev.send({ type: 'VIRTIO_NET_EARLY', state: { control: 0, datapath: 0 } }); // provisional; vhost started early
+ *   dev.getSnapshot().context.provisional; // => { control: 0, datapath: 0 }
  *   dev.send({ type: 'VIRTIO_DELTA_RESYNC' }); // confirmed; the early vhost is bound
- *   dev.send({ type: 'QEMU_VM_EOF', guest: 'running' }); // passed on: the guest starts with { control: 0, datapath: 0 }
+ *   dev.getSnapshot().context.confirmedBy; // => 'resync'
+ *   dev.send({ type: 'QEMU_VM_EOF', guest: 'running' }); // passed on: the guest starts with the confirmed state
+ *   dev.getSnapshot().context.guestState; // => { control: 0, datapath: 0 }
  */
 import { and, assign, emit, not, setup } from 'xstate';
 import type { MainStreamMessage } from './migrationMessages.js';

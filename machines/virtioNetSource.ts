@@ -35,11 +35,18 @@
  * the VM stop; nothing on the source depends on it).
  *
  * @example
+ *   import { createActor } from 'xstate';
+ *   import { virtioNetSourceMachine } from './virtioNetSource.js';
  *   const dev = createActor(virtioNetSourceMachine, { input: { design: 'early-mig', enabled: true, guestChanges: 1 } }).start();
+ *   const sent: string[] = [];
+ *   dev.on('*', (e) => sent.push(e.type));
  *   dev.send({ type: 'MIG_STREAM_HEADER', attempt: 0 });
- *   dev.send({ type: 'MIG_CMD_OPEN_RETURN_PATH' }); // emits the early section with { control: 0, datapath: 0 }
+ *   dev.send({ type: 'MIG_CMD_OPEN_RETURN_PATH' }); // the early section carries { control: 0, datapath: 0 }
+ *   dev.getSnapshot().context.sent; // => { control: 0, datapath: 0 }
  *   dev.send({ type: 'GUEST_SETS_FIELD', group: 'datapath' });
- *   dev.send({ type: 'QEMU_VM_EOF', guest: 'running' }); // a delta: emits the full VIRTIO_NET_STATE, then QEMU_VM_EOF
+ *   dev.send({ type: 'QEMU_VM_EOF', guest: 'running' }); // a delta: the full state goes, then QEMU_VM_EOF
+ *   dev.getSnapshot().context.finalSection; // => 'VIRTIO_NET_STATE'
+ *   sent.slice(-2); // => ['VIRTIO_NET_STATE', 'QEMU_VM_EOF']
  */
 import { and, assign, emit, enqueueActions, setup } from 'xstate';
 import type { MainStreamMessage } from './migrationMessages.js';

@@ -7,7 +7,7 @@
  * @example
  *   import { VIRTIO_NET_VARIANTS } from './virtioNetVariants.js';
  *   const v = VIRTIO_NET_VARIANTS.find((x) => x.name === 'keeps-early-vhost')!;
- *   v.breaks; // 'NoStaleVhostBind'
+ *   v.breaks; // => 'NoStaleVhostBind'
  */
 import { type AnyStateMachine, assign, enqueueActions } from 'xstate';
 import { MAIN_STREAM_MESSAGES, type MainStreamMessage } from './migrationMessages.js';

@@ -10,6 +10,8 @@ import { SystemError } from './explorer/system.js';
 import { checkCommand } from './cli/check.js';
 import { conformCommand } from './cli/conform.js';
 import { exploreCommand } from './cli/explore.js';
+import { phasesCommand } from './cli/phases.js';
+import { packageVersion } from './cli/version.js';
 import { testsCommand } from './cli/tests.js';
 import { vfioCommand } from './cli/vfio.js';
 
@@ -22,7 +24,12 @@ commands:
   explore [--devices N] [--symmetry] [--max-states N] [--json] …        exhaustively check N devices (explore --help)
   tests generate|replay …                                              model-based test suites (tests --help)
   conform FILE [--strict] [--json]                                     check a recorded QEMU run against the model (conform --help)
-  help                                                                  this text`;
+  phases --orchestrator libvirt|kubevirt|nova [--json]                  what an orchestrator sees of QEMU's statuses (phases --help)
+  help, --help                                                          this text; every command also takes --help
+  --version                                                             the package version
+
+exit codes: 0 ok, 1 a property is violated (or the kernel refuses a SET), 2 bad arguments (one line),
+3 a bound stopped the search`;
 
 type Out = (s: string) => void;
 
@@ -41,6 +48,13 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         return testsCommand(rest, out, err);
       case 'conform':
         return conformCommand(rest, out, err);
+      case 'phases':
+        return phasesCommand(rest, out);
+      case '--version':
+      case '-V':
+      case 'version':
+        out(packageVersion());
+        return EXIT.ok;
       case 'help':
       case '--help':
       case '-h':
@@ -50,7 +64,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         err(HELP);
         return EXIT.usage;
       default:
-        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, help`);
+        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, phases, help, --version`);
     }
   } catch (e) {
     if (e instanceof UsageError || e instanceof SystemError) {

@@ -6,21 +6,21 @@ import { parseArgs } from 'node:util';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
 import type { ReinitDesign } from '../../machines/qemuSource.js';
-import { type ExploreResult, type PropertyResult, explore, formatReport, formatTrace } from '../explorer/index.js';
+import { type ExploreResult, type PropertyResult, explore, formatReport, formatTrace, verdictMark } from '../explorer/index.js';
 import { DESIGNS, type DesignCheck, checkDesign } from '../systems/reinit.js';
 import { UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
 import { VIRTIO_NET_DESIGNS, type VirtioNetDesign } from '../../machines/virtioNetMessages.js';
 import type { SectionsRegistered } from '../../machines/virtioNetDestination.js';
 import type { IterativeSwitch } from '../../machines/virtioNetSource.js';
 import { type VirtioNetOptions, checkVirtioNet, formatVirtioNetCheck, virtioNetHolds, virtioNetReport } from '../systems/virtioNet.js';
-import { parseCount, parseFeatures } from './args.js';
+import { joinNegativeNumbers, parseCount, parseFeatures } from './args.js';
 import { EXIT, UsageError } from './errors.js';
-import { RUN_OPTIONS, finish, parseBounds } from './output.js';
+import { RUN_HELP, RUN_OPTIONS, finish, parseBounds } from './output.js';
 
 export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--features SET[/SET…]] [--ack legacy|per-device|off]
                                  [--one-side source|destination] [--pause-before-switchover] [--symmetry]
                                  [--design legacy|reusable-ack|recheck-resume [--reinit-budget K] [--reinits N]]
-                                 [--no-cancel] [--no-faults] [--max-states N] [--memory-mb N] [--json] [--out FILE]
+                                 [--no-cancel] [--no-faults] [--max-states N] [--memory-mb N] [--json] [--no-timings] [--out FILE]
        migration-statecharts check --virtio-net early-mig|iterative|legacy [--enabled-on both|source|destination]
                                  [--machine-types SRC/DST] [--no-vhost] [--guest-changes N] [--devices N [--features …]]
                                  [--vmsd-registration when-enabled|always|early-always] [--iterative-switch capability|property] …
@@ -36,13 +36,14 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
   devices (default 0): no stale device state or vhost binding, clean failures, the migration ends (also under a
   storm of guest changes), the fast path reachable. --enabled-on puts early-mig (or virtio-iterative) on one host
   only; --machine-types resolves early-mig from each host's machine type (e.g. 10.2/10.1) instead.
+${RUN_HELP}
   Exit 0: every property holds; 1: one is violated; 2: bad arguments; 3: a bound stopped the search.`;
 
 const ACKS: readonly AckMode[] = ['legacy', 'per-device', 'off'];
 
 export function checkCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): number {
   const { values } = parseArgs({
-    args: [...argv],
+    args: joinNegativeNumbers(argv),
     options: {
       devices: { type: 'string' },
       features: { type: 'string' },
@@ -135,7 +136,7 @@ function formatDesign(d: DesignCheck): string {
       `REINIT storm: ${d.storm.states.toLocaleString('en-US')} states, ${d.storm.transitions.toLocaleString('en-US')} transitions`,
   ];
   for (const p of d.properties) {
-    lines.push(`  ${p.holds ? 'holds   ' : 'VIOLATED'} ${p.claim ? `${p.claim} ` : ''}${p.name}${p.run === 'storm' ? ' (storm)' : ''}`);
+    lines.push(`  ${verdictMark(p)} ${p.claim ? `${p.claim} ` : ''}${p.name}${p.run === 'storm' ? ' (storm)' : ''}`);
     if (p.counterexample) lines.push(formatTrace(p.counterexample).replace(/^/gm, '    '));
   }
   return lines.join('\n');
@@ -144,6 +145,7 @@ function formatDesign(d: DesignCheck): string {
 /** A property's verdict in a report: its counterexample as an array of steps (and where a lasso's cycle starts). */
 function propertyJson(p: PropertyResult) {
   return {
+    verdict: p.verdict,
     holds: p.holds,
     description: p.description ?? null,
     counterexample: p.counterexample ? p.counterexample.steps : null,

@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
 import { KNOWN_DISAGREEMENTS } from '../qemu/exceptions.js';
 import { LogFormatError, parseLog } from '../qemu/log.js';
-import { readInputFile } from './args.js';
+import { joinNegativeNumbers, readInputFile } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 
 export const CONFORM_HELP = `usage: migration-statecharts conform FILE [--strict] [--json]
@@ -40,7 +40,7 @@ export function conformCommand(argv: readonly string[], out: (s: string) => void
 
 function run(argv: readonly string[], out: (s: string) => void): number {
   const { values, positionals } = parseArgs({
-    args: [...argv],
+    args: joinNegativeNumbers(argv),
     options: {
       strict: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },

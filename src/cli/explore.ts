@@ -6,19 +6,20 @@
 import { parseArgs } from 'node:util';
 import { explore, formatReport } from '../explorer/index.js';
 import { vfioDevicesSystem } from '../systems/vfioDevices.js';
-import { parseCount, parseFeatures } from './args.js';
+import { joinNegativeNumbers, parseCount, parseFeatures } from './args.js';
 import { EXIT } from './errors.js';
-import { RUN_OPTIONS, finish, parseBounds } from './output.js';
+import { RUN_HELP, RUN_OPTIONS, finish, parseBounds } from './output.js';
 
 export const EXPLORE_HELP = `usage: migration-statecharts explore [--devices N] [--features p2p,pre-copy] [--max-bytes N]
-                                   [--symmetry] [--max-states N] [--memory-mb N] [--json] [--out FILE]
+                                   [--symmetry] [--max-states N] [--memory-mb N] [--json] [--no-timings] [--out FILE]
   Explore N VFIO devices (default 2) driven as QEMU's VFIO code drives them; check the invariants.
-  --json prints the whole result (counterexamples as traces); --out FILE writes it to FILE as well.
+  --json prints the whole result (counterexamples as traces).
+${RUN_HELP}
   Exit 0: all hold; 1: a property is violated; 2: bad arguments; 3: a bound stopped the search.`;
 
 export function exploreCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): number {
   const { values } = parseArgs({
-    args: [...argv],
+    args: joinNegativeNumbers(argv),
     options: {
       devices: { type: 'string' },
       features: { type: 'string' },

@@ -1,7 +1,6 @@
 /** What every exploring command shares: the search bounds it takes and how it ends (report, file, exit code). */
-import { renameSync, writeFileSync } from 'node:fs';
 import type { SearchLimit } from '../explorer/index.js';
-import { parseCount } from './args.js';
+import { checkOutputPath, parseCount, writeWhole } from './args.js';
 import { EXIT } from './errors.js';
 
 /** parseArgs options for the bounds and the output of an exploring command. */
@@ -9,11 +8,20 @@ export const RUN_OPTIONS = {
   'max-states': { type: 'string' },
   'memory-mb': { type: 'string' },
   json: { type: 'boolean', default: false },
+  'no-timings': { type: 'boolean', default: false },
   out: { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 
-export function parseBounds(values: { 'max-states'?: string | undefined; 'memory-mb'?: string | undefined }) {
+/** The help lines every exploring command shares. */
+export const RUN_HELP = `  --json prints the report as JSON; --out FILE writes it to FILE as well (whole or not at all; FILE's
+  directory must exist); --no-timings leaves the run's timings (seconds, states per second) out of the
+  JSON, so two runs compare byte for byte. A search stopped by a bound reports each property it could not
+  decide as "unknown" (verdict "unknown", holds false in JSON), never as holding.`;
+
+/** The search bounds, once `--out` is known to be writable (checked before the search starts). */
+export function parseBounds(values: { 'max-states'?: string | undefined; 'memory-mb'?: string | undefined; out?: string | undefined }) {
+  checkOutputPath(values.out, '--out');
   const maxStates = parseCount(values['max-states'], '--max-states', 50_000_000, 1);
   const memoryMb = parseCount(values['memory-mb'], '--memory-mb', 8192, 64, 1 << 20);
   return { maxStates, memoryBudget: memoryMb * 1024 * 1024 };
@@ -28,14 +36,23 @@ export interface Ending {
   readonly holds: boolean;
 }
 
+/** The keys of a report that measure the run rather than the model. */
+const TIMING_KEYS: ReadonlySet<string> = new Set(['seconds', 'statesPerSecond']);
+
+/** The report as JSON text; without the timings when `noTimings`. */
+export function reportJson(report: unknown, noTimings: boolean): string {
+  return JSON.stringify(report, noTimings ? (key, value: unknown) => (TIMING_KEYS.has(key) ? undefined : value) : undefined, 2);
+}
+
 /** Print the report (text or --json), write --out whole or not at all, and choose the exit code. */
-export function finish(e: Ending, values: { json?: boolean | undefined; out?: string | undefined }, out: (s: string) => void, err: (s: string) => void): number {
-  const json = JSON.stringify(e.report, null, 2);
-  if (values.out) {
-    const tmp = `${values.out}.tmp-${process.pid}`;
-    writeFileSync(tmp, json + '\n');
-    renameSync(tmp, values.out);
-  }
+export function finish(
+  e: Ending,
+  values: { json?: boolean | undefined; out?: string | undefined; 'no-timings'?: boolean | undefined },
+  out: (s: string) => void,
+  err: (s: string) => void,
+): number {
+  const json = reportJson(e.report, values['no-timings'] === true);
+  if (values.out) writeWhole(values.out, json + '\n', '--out');
   out(values.json ? json : e.text);
   if (e.limit) {
     err(`migration-statecharts: ${e.limit.message} (partial: ${e.partial.states} states, ${e.partial.transitions} transitions)`);

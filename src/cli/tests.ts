@@ -4,7 +4,6 @@
  * XML with --junit). Exit 0: ok; 1: replay disagrees (or the target is unreachable); 2: bad arguments or
  * a malformed fixture; 3: the model is too large to explore whole.
  */
-import { renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import { vfioDeviceMachine } from '../../machines/vfioDevice.js';
@@ -31,7 +30,7 @@ import {
 } from '../testgen/index.js';
 import { PROFILE_IDS, type ProfileId } from '../../machines/vfioProfiles.js';
 import { ACK_MODES, PRESET_IDS, devicePreset } from '../testgen/systems.js';
-import { parseCount, parseFeatures, readInputFile } from './args.js';
+import { checkOutputPath, joinNegativeNumbers, parseCount, parseFeatures, readInputFile, writeWhole } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 
 export const TESTS_HELP = `usage: migration-statecharts tests generate --system device|migration [--devices N] [--ack legacy|per-device|off]
@@ -41,6 +40,7 @@ export const TESTS_HELP = `usage: migration-statecharts tests generate --system 
                                         [--target STATE] [--seed N] [--length N] [--walks N] [--out FILE]
                                         [--compare] [--max-states N]
        migration-statecharts tests replay FILE [--junit FILE]
+       migration-statecharts tests generate|replay --help
   generate: explore the model whole and write a test suite (a JSON fixture, schema
   migration-statecharts/test-suite@2; printed unless --out FILE) whose cases are paths of global steps
   from the initial state, each step with every component's expected state and every expected
@@ -60,6 +60,7 @@ export const TESTS_HELP = `usage: migration-statecharts tests generate --system 
     --compare            also print xstate/graph's getShortestPaths() total on the same machine (device)
   replay: re-run FILE against the model; print each case, and the first step where the model disagrees.
     --junit FILE         also write the result as JUnit XML
+  --out and --junit must name a file in an existing directory; the file is written whole or not at all.
   Exit 0: ok; 1: replay disagrees, or the target is unreachable; 2: bad arguments or a malformed fixture;
   3: the model is too large to explore whole (--max-states, default 2,000,000).`;
 
@@ -86,7 +87,7 @@ export function testsCommand(argv: readonly string[], out: (s: string) => void, 
 
 function generateCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): number {
   const { values } = parseArgs({
-    args: [...argv],
+    args: joinNegativeNumbers(argv),
     options: {
       system: { type: 'string' },
       devices: { type: 'string' },
@@ -147,6 +148,7 @@ function generateCommand(argv: readonly string[], out: (s: string) => void, err:
   }
   if (values.compare && system !== 'device') throw new UsageError('--compare needs --system device (xstate/graph takes a single machine)');
   const maxStates = parseCount(values['max-states'], '--max-states', 2_000_000, 1);
+  checkOutputPath(values.out, '--out');
   const seed = parseCount(values.seed, '--seed', 1, 0, 0xffffffff);
   const length = parseCount(values.length, '--length', 20, 1, 100_000);
   const walks = parseCount(values.walks, '--walks', 10, 1, 100_000);
@@ -170,7 +172,7 @@ function generateCommand(argv: readonly string[], out: (s: string) => void, err:
   }
   const text = serializeSuite(suite);
   if (values.out) {
-    writeAtomically(values.out, text);
+    writeWhole(values.out, text, '--out');
     out(summary(suite));
     out(`wrote ${values.out}`);
   } else {
@@ -209,7 +211,7 @@ function listed(items: readonly string[]): string[] {
 
 function replayCommand(argv: readonly string[], out: (s: string) => void): number {
   const { values, positionals } = parseArgs({
-    args: [...argv],
+    args: joinNegativeNumbers(argv),
     options: { junit: { type: 'string' }, help: { type: 'boolean', default: false } },
     strict: true,
     allowPositionals: true,
@@ -221,6 +223,7 @@ function replayCommand(argv: readonly string[], out: (s: string) => void): numbe
   if (positionals.length === 0) throw new UsageError('tests replay: missing FILE; expected a fixture written by tests generate');
   if (positionals.length > 1) throw new UsageError(`tests replay: one FILE expected, got ${positionals.length}: ${positionals.join(' ')}`);
   const file = positionals[0]!;
+  checkOutputPath(values.junit, '--junit');
   const text = readInputFile(file);
   let suite: TestSuite;
   try {
@@ -240,13 +243,6 @@ function replayCommand(argv: readonly string[], out: (s: string) => void): numbe
     throw e;
   }
   out(formatRun(report));
-  if (values.junit) writeAtomically(values.junit, toJUnitXml(report));
+  if (values.junit) writeWhole(values.junit, toJUnitXml(report), '--junit');
   return report.failed + report.errors > 0 ? EXIT.violated : EXIT.ok;
-}
-
-/** Written whole or not at all. */
-function writeAtomically(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }

@@ -3,8 +3,8 @@ import { parseArgs } from 'node:util';
 import { FEATURE_SETS, VFIO_STATES } from '../../machines/vfioArcs.js';
 import { resolveVfioPath } from '../../machines/vfioPath.js';
 import { vfioTable } from '../../machines/vfioTable.js';
-import { parseFeatures, parseState, requireValue } from './args.js';
-import { UsageError } from './errors.js';
+import { joinNegativeNumbers, parseFeatures, parseState, requireValue } from './args.js';
+import { EXIT, UsageError } from './errors.js';
 
 export const VFIO_HELP = `usage:
   migration-statecharts vfio path --from STATE --to STATE [--features p2p,pre-copy] [--json]
@@ -12,13 +12,28 @@ export const VFIO_HELP = `usage:
 
   path   the arcs the kernel takes for one SET (default features: p2p,pre-copy; STOP_COPY is implied)
   table  every (FROM, TO) pair for all four feature sets; --json: {"STOP_COPY": {FROM: {TO: entry|null}}, ...}
-states: ${VFIO_STATES.join(', ')}`;
+states: ${VFIO_STATES.join(', ')}
+Exit (path) 0: the kernel takes the SET; 1: it refuses it with -EINVAL (e.g. --to ERROR, or a blocked
+arc), printed as the errno and the reason; 2: bad arguments.`;
+
+export const VFIO_PATH_HELP = `usage: migration-statecharts vfio path --from STATE --to STATE [--features p2p,pre-copy] [--json]
+  The arcs the kernel's vfio_mig_get_next_state() takes for one VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE SET
+  from STATE to STATE (default features p2p,pre-copy; STOP_COPY is implied), and the data_fd it returns.
+  A SET the kernel refuses (--to ERROR, a blocked arc, a state the features lack) prints -EINVAL and why.
+  --json: {"features", "path", "dataFd"} or {"features", "errno", "reason"}.
+states: ${VFIO_STATES.join(', ')}
+  Exit 0: the kernel takes the SET; 1: it refuses it (-EINVAL); 2: bad arguments.`;
+
+export const VFIO_TABLE_HELP = `usage: migration-statecharts vfio table [--json]
+  Every (FROM, TO) SET for each of the four feature sets, resolved as the kernel resolves it.
+  --json: {"STOP_COPY": {FROM: {TO: {path, dataFd} | null}}, ...} (null: -EINVAL).
+  Exit 0; 2: bad arguments.`;
 
 export function vfioCommand(argv: readonly string[], out: (s: string) => void): number {
   const [sub, ...rest] = argv;
   if (sub === 'path') return vfioPath(rest, out);
   if (sub === 'table') return vfioTableCmd(rest, out);
-  if (sub === undefined || sub === '--help' || sub === 'help') {
+  if (sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
     out(VFIO_HELP);
     return sub === undefined ? 2 : 0;
   }
@@ -27,16 +42,21 @@ export function vfioCommand(argv: readonly string[], out: (s: string) => void): 
 
 function vfioPath(argv: readonly string[], out: (s: string) => void): number {
   const { values } = parseArgs({
-    args: [...argv],
+    args: joinNegativeNumbers(argv),
     options: {
       from: { type: 'string' },
       to: { type: 'string' },
       features: { type: 'string' },
       json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
     },
     strict: true,
     allowPositionals: false,
   });
+  if (values.help) {
+    out(VFIO_PATH_HELP);
+    return EXIT.ok;
+  }
   const states = VFIO_STATES.join(', ');
   const from = parseState(requireValue(values.from, '--from', states), '--from');
   const to = parseState(requireValue(values.to, '--to', states), '--to');
@@ -49,16 +69,21 @@ function vfioPath(argv: readonly string[], out: (s: string) => void): number {
   } else {
     out(`-${r.errno}: ${r.reason}  [features ${set}]`);
   }
-  return 0;
+  // The kernel refuses the SET: say so in the exit code too, as the ioctl would.
+  return r.ok ? EXIT.ok : EXIT.violated;
 }
 
 function vfioTableCmd(argv: readonly string[], out: (s: string) => void): number {
   const { values } = parseArgs({
-    args: [...argv],
-    options: { json: { type: 'boolean', default: false } },
+    args: joinNegativeNumbers(argv),
+    options: { json: { type: 'boolean', default: false }, help: { type: 'boolean', default: false } },
     strict: true,
     allowPositionals: false,
   });
+  if (values.help) {
+    out(VFIO_TABLE_HELP);
+    return EXIT.ok;
+  }
   const table = vfioTable();
   if (values.json) {
     out(JSON.stringify(table));

@@ -3,11 +3,13 @@
  *
  * @example
  *   import { explore } from 'migration-statecharts/explorer';
+ *   import { vfioDeviceMachine } from 'migration-statecharts/machines/vfio-device';
  *   const r = explore({
  *     components: [{ name: 'dev', machine: vfioDeviceMachine, input: { features: 'STOP_COPY' } }],
  *     environment: { dev: [{ type: 'SET_STATE', target: 'STOP' }, { type: 'SET_STATE', target: 'RUNNING' }] },
  *   });
- *   r.states; // 2
+ *   r.states; // => 5
+ *   r.properties.map((p) => p.verdict); // => ['holds']
  */
 import { type Coverage, coverageOf } from './coverage.js';
 import { goalUnreachable, nonProgressCycle } from './liveness.js';
@@ -25,9 +27,18 @@ export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js
 export { CompiledSystem } from './step.js';
 export { search, type SearchOutcome, type SearchLimit } from './search.js';
 
+/**
+ * What a search decided about a property. A search stopped by a bound decides only what it has a
+ * counterexample for (a safety or deadlock violation, or a lasso among the states it saw); everything
+ * else is 'unknown', never 'holds'.
+ */
+export type Verdict = 'holds' | 'violated' | 'unknown';
+
 export interface PropertyResult {
   readonly name: string;
   readonly kind: 'safety' | 'deadlock' | 'liveness' | 'progress';
+  readonly verdict: Verdict;
+  /** `verdict === 'holds'`: false when the property is violated and when a bound left it undecided. */
   readonly holds: boolean;
   readonly description?: string;
   /** The shortest run that breaks it (a lasso for non-progress cycles). */
@@ -65,12 +76,14 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
   const trace = (idx: number) => buildTrace(sys, out.store, pathTo(out.store, idx));
 
   const properties: PropertyResult[] = [];
+  // Violations found before a bound stopped the search are real; the absence of one proves nothing.
+  const decided = (violated: boolean) => verdictOf(violated, out.limit !== null);
   for (const inv of spec.invariants ?? []) {
     const v = out.violations.get(inv.name);
     properties.push({
       name: inv.name,
       kind: 'safety',
-      holds: v === undefined,
+      ...decided(v !== undefined),
       ...(inv.description ? { description: inv.description } : {}),
       counterexample: v === undefined ? null : trace(v),
     });
@@ -78,17 +91,24 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
   properties.push({
     name: 'NoDeadlock',
     kind: 'deadlock',
-    holds: out.deadlockCount === 0,
+    ...decided(out.deadlockCount > 0),
     description: 'every reachable state has an enabled step or is terminal',
     counterexample: out.deadlocks.length > 0 ? trace(out.deadlocks[0]!) : null,
     count: out.deadlockCount,
   });
+  // Liveness needs the whole graph: a bound leaves the goal and progress claims undecided.
+  if (out.limit && spec.goal) {
+    properties.push({ name: spec.goalName ?? 'GoalAlwaysReachable', kind: 'liveness', ...decided(false), ...(spec.goalDescription ? { description: spec.goalDescription } : {}), counterexample: null });
+  }
+  if (out.limit && spec.progress) {
+    properties.push({ name: 'NoNonProgressCycle', kind: 'progress', ...decided(false), description: 'no reachable cycle avoids every progress step', counterexample: null });
+  }
   if (out.edges && spec.goal) {
     const bad = goalUnreachable(sys, out.store, out.edges, spec.goal, spec.goalVia);
     properties.push({
       name: spec.goalName ?? 'GoalAlwaysReachable',
       kind: 'liveness',
-      holds: bad === null,
+      ...decided(bad !== null),
       description:
         spec.goalDescription ??
         (spec.goalVia ? 'from every reachable state a goal state can be reached by the allowed steps' : 'from every reachable state a goal state can be reached'),
@@ -106,7 +126,7 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     properties.push({
       name: 'NoNonProgressCycle',
       kind: 'progress',
-      holds: lasso === null,
+      ...decided(lasso !== null),
       description: 'no reachable cycle avoids every progress step',
       counterexample: cex,
     });
@@ -128,6 +148,16 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
   };
 }
 
+function verdictOf(violated: boolean, stopped: boolean): { verdict: Verdict; holds: boolean } {
+  const verdict: Verdict = violated ? 'violated' : stopped ? 'unknown' : 'holds';
+  return { verdict, holds: verdict === 'holds' };
+}
+
+/** The eight-column mark a text report puts before a property's name. */
+export function verdictMark(p: { readonly verdict: Verdict }): string {
+  return p.verdict === 'holds' ? 'holds   ' : p.verdict === 'violated' ? 'VIOLATED' : 'unknown ';
+}
+
 /** A short text report: counts, each property with holds/violated and its trace, coverage. */
 export function formatReport(r: ExploreResult): string {
   const lines = [
@@ -136,7 +166,7 @@ export function formatReport(r: ExploreResult): string {
   ];
   if (r.limit) lines.push(`STOPPED: ${r.limit.message}; the figures above are partial`);
   for (const p of r.properties) {
-    lines.push(`  ${p.holds ? 'holds   ' : 'VIOLATED'} ${p.name}${p.count ? ` (${p.count} states)` : ''}`);
+    lines.push(`  ${verdictMark(p)} ${p.name}${p.count ? ` (${p.count} states)` : ''}`);
     if (p.counterexample) lines.push(formatTrace(p.counterexample).replace(/^/gm, '    '));
   }
   lines.push('coverage:');

@@ -15,8 +15,9 @@
  * outcome witnesses) and under a storm without cancel or faults (MigrationEnds again, BoundedResends).
  *
  * @example
+ *   import { checkVirtioNet } from './virtioNet.js';
  *   const c = checkVirtioNet({ design: 'early-mig', source: { enabled: true }, destination: { enabled: false } });
- *   c.verdict; // 'clean failure at setup'
+ *   c.verdict; // => 'clean failure at setup'
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
 import type { AckMode } from '../../machines/migrationMessages.js';
@@ -25,7 +26,7 @@ import { type SectionsRegistered, virtioNetDestinationMachine } from '../../mach
 import { type VirtioNetDesign, type VirtioNetSide, GROUP_NAMES, resolveEnabled } from '../../machines/virtioNetMessages.js';
 import { type IterativeSwitch, virtioNetSourceMachine } from '../../machines/virtioNetSource.js';
 import type { VirtioNetVariant } from '../../machines/virtioNetVariants.js';
-import { type ExploreOptions, type ExploreResult, type PropertyResult, type Trace, explore, formatTrace } from '../explorer/index.js';
+import { type ExploreOptions, type ExploreResult, type PropertyResult, type Trace, explore, formatTrace, verdictMark } from '../explorer/index.js';
 import type { SystemSpec } from '../explorer/system.js';
 import { DESTINATION, SOURCE } from '../properties/migration.js';
 import { NET_DESTINATION, NET_SOURCE, OUTCOMES, type Outcome, VIRTIO_NET_INVARIANTS, isResend, isResendLoopStep, outcomeWitnesses } from '../properties/virtioNet.js';
@@ -203,7 +204,7 @@ export function checkVirtioNet(o: VirtioNetOptions, opts: ExploreOptions = {}): 
   ];
   const outcomes = OUTCOMES.map((outcome) => {
     const p = bounded.properties.find((q) => q.name === witnesses[outcome].name)!;
-    return { outcome, reachable: !p.holds, witness: p.counterexample };
+    return { outcome, reachable: p.verdict === 'violated', witness: p.counterexample };
   });
   const enabled = enablement(o);
   return {
@@ -220,7 +221,7 @@ export function checkVirtioNet(o: VirtioNetOptions, opts: ExploreOptions = {}): 
 }
 
 function verdictOf(properties: readonly VirtioNetClaim[], outcomes: VirtioNetCheck['outcomes']): VirtioNetVerdict {
-  const holds = (name: string) => properties.find((p) => p.name === name && p.run === 'bounded')?.holds ?? true;
+  const holds = (name: string) => properties.find((p) => p.name === name && p.run === 'bounded')?.verdict !== 'violated';
   if (!holds('NoStaleDeviceState') || !holds('ProvisionalStateConfirmed') || !holds('NoStaleVhostBind')) return 'silently wrong device';
   const reached = ENDINGS.filter((x) => outcomes.find((r) => r.outcome === x)!.reachable);
   if (reached.length === 0) return 'never completes';
@@ -317,6 +318,7 @@ export function virtioNetReport(c: VirtioNetCheck) {
       name: p.name,
       run: p.run,
       claim: p.claim,
+      verdict: p.verdict,
       holds: p.holds,
       description: p.description ?? null,
       counterexample: p.counterexample ? p.counterexample.steps : null,
@@ -338,11 +340,11 @@ export function formatVirtioNetCheck(c: VirtioNetCheck): string {
     `  what happens: ${c.verdict}`,
   ];
   for (const p of c.properties) {
-    lines.push(`  ${p.holds ? 'holds   ' : 'VIOLATED'} ${p.name}${p.run === 'storm' ? ' (storm)' : ''}`);
+    lines.push(`  ${verdictMark(p)} ${p.name}${p.run === 'storm' ? ' (storm)' : ''}`);
     if (p.counterexample) lines.push(formatTrace(p.counterexample).replace(/^/gm, '    '));
   }
   const fast = c.outcomes.find((x) => x.outcome === 'fast path')!;
-  const mark = !c.fastPathClaimed ? 'n/a     ' : fast.reachable ? 'holds   ' : 'VIOLATED';
+  const mark = !c.fastPathClaimed ? 'n/a     ' : fast.reachable ? 'holds   ' : c.bounded.limit ? 'unknown ' : 'VIOLATED';
   lines.push(`  ${mark} FastPathReachable${c.fastPathClaimed ? '' : ' (not claimed: the feature is not on on both sides)'}${fast.reachable ? `, witness of ${fast.witness!.steps.length} steps` : ''}`);
   lines.push(`  outcomes reached: ${c.outcomes.filter((o) => o.reachable).map((o) => o.outcome).join('; ') || 'none'}`);
   return lines.join('\n');

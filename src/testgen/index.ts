@@ -5,12 +5,14 @@
  * console and JUnit reports.
  *
  * @example
- *   import { generateSuite, presetSystem, runSuite, modelAdapter, serializeSuite } from './testgen/index.js';
+ *   import { devicePreset, generateSuite, presetSystem, runSuite, modelAdapter, serializeSuite } from 'migration-statecharts/testgen';
  *   const preset = devicePreset({ features: 'STOP_COPY|P2P|PRE_COPY', precopyInfoV2: true });
  *   const spec = presetSystem(preset);
  *   const suite = generateSuite(spec, { criterion: 'commands', preset });
- *   serializeSuite(suite);                                   // the fixture text
- *   const report = await runSuite(suite, modelAdapter(spec)); // report.failed === 0
+ *   const fixture = serializeSuite(suite); // the fixture text
+ *   JSON.parse(fixture).schema; // => 'migration-statecharts/test-suite@2'
+ *   const report = await runSuite(suite, modelAdapter(spec));
+ *   report.failed; // => 0
  */
 export { type LowerBound, tourLowerBound } from './bound.js';
 export { type ShortestPathsTotal, eventsAsXstateGraphSeesThem, xstateShortestPathsTotal } from './compare.js';
