@@ -7,7 +7,7 @@ import type { FeatureSet } from '../../machines/vfioArcs.js';
 import { explore } from '../explorer/index.js';
 import type { SystemSpec } from '../explorer/system.js';
 import type { Trace } from '../explorer/trace.js';
-import { DESTINATION, SOURCE } from '../properties/migration.js';
+import { DESTINATION, srcStatus } from '../properties/migration.js';
 import { migrationSystem } from '../systems/migration.js';
 
 /** The sending component of each channel of a system, for the sequence diagram's arrows. */
@@ -26,7 +26,7 @@ export function successfulMigrationRun(spec: SystemSpec = exampleMigrationSystem
     {
       ...spec,
       invariants: [
-        { name: 'NeverCompletes', holds: (s) => !(s.value(SOURCE) === 'completed' && s.value(DESTINATION) === 'completed') },
+        { name: 'NeverCompletes', holds: (s) => !(srcStatus(s) === 'completed' && s.value(DESTINATION) === 'completed') },
       ],
     },
     { progress: false },

@@ -25,7 +25,7 @@ import type { VirtioNetDestinationContext } from '../../machines/virtioNetDestin
 import { VHOST_GROUPS, sameValues } from '../../machines/virtioNetMessages.js';
 import type { VirtioNetSourceContext } from '../../machines/virtioNetSource.js';
 import type { GlobalView, Invariant, StepLabel } from '../explorer/system.js';
-import { DESTINATION, SOURCE } from './migration.js';
+import { DESTINATION, SOURCE, srcStatus } from './migration.js';
 
 export const NET_SOURCE = 'virtioNetSource';
 export const NET_DESTINATION = 'virtioNetDestination';
@@ -65,7 +65,7 @@ export const EarlyVhostFailureNotFatal: Invariant = {
 export const VirtioNetFailureIsClean: Invariant = {
   name: 'VirtioNetFailureIsClean',
   description: 'when the virtio-net load fails, the destination never runs the guest and the source does not complete',
-  holds: (s) => netDst(s).failReason === null || (!guestRunsOnDestination(s) && s.value(SOURCE) !== 'completed'),
+  holds: (s) => netDst(s).failReason === null || (!guestRunsOnDestination(s) && srcStatus(s) !== 'completed'),
 };
 
 export const VIRTIO_NET_INVARIANTS: readonly Invariant[] = [

@@ -11,6 +11,7 @@
  *  - a QEMU (source or destination): its MigrationStatus, its run state, the state of each of its VFIO
  *    devices (what VFIO_MIGRATION events report), and the reply to the QMP command the step sent.
  */
+import { sourceStatus } from '../../machines/qemuSource.js';
 import type { EventObject } from 'xstate';
 import type { VfioDeviceContext, VfioResult } from '../../machines/vfioDevice.js';
 import type { AnySnapshot } from '../explorer/system.js';
@@ -132,7 +133,7 @@ export const observeQemu: Observer = (after, before, event) => {
     qmp = a.qmpError && a.qmpError !== b.qmpError ? 'GenericError' : 'ok';
   }
   return {
-    status: formatValue(after.value),
+    status: sourceStatus(after.value), // the QAPI MigrationStatus (a source region's tag, a destination's state)
     runstate: a.runstate ?? null,
     devices: (a.devs ?? []).map((d) => d.state),
     qmp,
