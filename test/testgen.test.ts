@@ -183,7 +183,7 @@ describe('criteria cover everything the exploration reached', () => {
       criterion: 'target',
       target: { name: 'both completed', holds: (v) => sourceStatus(v.value('source')) === 'completed' && v.value('destination') === 'completed' },
     });
-    expect(both.cases[0]!.steps.at(-1)!.expect).toEqual({ source: 'completed', destination: 'completed' });
+    expect(both.cases[0]!.steps.at(-1)!.expect).toEqual({ source: 'completed.cleaning', destination: 'completed' });
     expect(both.cases[0]!.steps.length).toBeGreaterThanOrEqual(done.cases[0]!.steps.length);
 
     const never = generateSuite(migration, { criterion: 'target', target: 'source:postcopy-active' });
@@ -243,7 +243,7 @@ describe('fixtures', () => {
     // without --out the fixture goes to stdout
     const printed = cli('generate', '--system', 'migration', '--criterion', 'target', '--target', 'source:completed');
     expect(printed.code).toBe(0);
-    expect(parseSuite(printed.out).cases[0]!.steps.at(-1)!.expect['source']).toBe('completed');
+    expect(parseSuite(printed.out).cases[0]!.steps.at(-1)!.expect['source']).toBe('completed.cleaning') // the chart state; its QAPI status is in the observation;
   });
 
   it('replay of the hand-written fixture passes; its corrupted copy fails at the corrupted steps', () => {
