@@ -190,8 +190,8 @@ describe('criteria cover everything the exploration reached', () => {
     expect(never.cases).toEqual([]);
     expect(never.coverage).toEqual({ items: 'target', total: 1, reachable: 0, covered: 0, unreachable: ['source:postcopy-active'], uncovered: [] });
 
-    expect(() => generateSuite(migration, { criterion: 'target', target: 'active' })).toThrow(TargetError);
-    expect(() => generateSuite(migration, { criterion: 'target', target: 'active' })).toThrow(/names a state of source and destination; qualify it; valid: source:none/);
+    expect(() => generateSuite(migration, { criterion: 'target', target: 'failed' })).toThrow(TargetError);
+    expect(() => generateSuite(migration, { criterion: 'target', target: 'failed' })).toThrow(/names a state of source and destination; qualify it; valid: source:none/);
     expect(() => generateSuite(device, { criterion: 'target', target: 'FLYING' })).toThrow(/^target 'FLYING' names no state; valid: dev:ERROR, /);
   });
 
