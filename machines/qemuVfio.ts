@@ -23,7 +23,8 @@
  *    hw_error, which the device machine never gives). A SET that hands out a new data_fd while QEMU still
  *    holds one is -EBADF ("data_fd out of sync"): the device did move, the new fd is closed.
  */
-import { type AnyActorScope, createActor, initialTransition } from 'xstate';
+import { type AnyActorScope, initialTransition } from 'xstate';
+import { inertScope } from './inertScope.js';
 import { type FeatureSet, type VfioState, isSupported } from './vfioArcs.js';
 import { type VfioDeviceContext, type VfioDeviceEvent, type VfioDeviceInput, vfioDeviceMachine } from './vfioDevice.js';
 
@@ -46,22 +47,7 @@ export function initialDevice(input: VfioDeviceInput): DeviceRecord {
  * actor per call, most of the cost of a step). The device machine has no side effects to run.
  */
 let scope: AnyActorScope | null = null;
-function deviceScope(): AnyActorScope {
-  if (scope) return scope;
-  const self = createActor(vfioDeviceMachine, { input: { features: 'STOP_COPY' } });
-  scope = {
-    self,
-    defer: () => {},
-    id: '',
-    logger: () => {},
-    sessionId: '',
-    stopChild: () => {},
-    system: self.system,
-    emit: () => {},
-    actionExecutor: () => {},
-  } as unknown as AnyActorScope;
-  return scope;
-}
+const deviceScope = (): AnyActorScope => (scope ??= inertScope(vfioDeviceMachine, { features: 'STOP_COPY' }));
 
 /** One call into the device (an ioctl, a read or write on its data_fd, or guest activity). */
 export function deviceCall(dev: DeviceRecord, event: VfioDeviceEvent): DeviceRecord {

@@ -12,31 +12,13 @@
  * recorded. On the migration system that throw-away actor was most of the time of a search; the
  * snapshots and actions are the same either way (`stepWith: 'helper'` keeps the helper, for comparisons).
  */
+import { inertScope } from '../../machines/inertScope.js';
 import { type AnyActorScope, type AnyStateMachine, type EventObject, createActor, initialTransition, transition } from 'xstate';
 import { type AnySnapshot, SystemError } from './system.js';
 
 /** How a table asks XState for a step: one reused inert actor scope (default), or the transition() helper. */
 export type StepWith = 'scope' | 'helper';
 
-/**
- * An inert actor scope for `machine`, as XState's transition() helper builds one, but made once: its
- * actor is created with the component's real input (so the context factory runs once, and succeeds) and
- * never started; executed actions go to `sink`.
- */
-function inertScope(machine: AnyStateMachine, input: unknown, sink: { type: string }[]): AnyActorScope {
-  const self = createActor(machine, { input } as never);
-  return {
-    self,
-    defer: () => {},
-    id: '',
-    logger: () => {},
-    sessionId: '',
-    stopChild: () => {},
-    system: self.system,
-    emit: () => {},
-    actionExecutor: (a: { type: string }) => void sink.push(a),
-  } as unknown as AnyActorScope;
-}
 
 /** memo cell values */
 const UNKNOWN = -1;
