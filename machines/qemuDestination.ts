@@ -33,7 +33,7 @@
  */
 import { assign, enqueueActions, setup } from 'xstate';
 import type { AckMode, MainStreamMessage, ReturnPathMessage } from './migrationMessages.js';
-import { closeFd, deviceCall, eachDevice, hasPreCopy, initialDevice, vmStateChange } from './qemuVfio.js';
+import { type DevicePass, type VfioMigrationEvent, closeFd, deviceCall, eachDevice, hasPreCopy, initialDevice, startPass, vmStateChange } from './qemuVfio.js';
 import type { DeviceRecord } from './qemuVfio.js';
 import { UNIT_COUNT_MODULUS } from './qemuSource.js';
 import type { FeatureSet } from './vfioArcs.js';
@@ -73,25 +73,39 @@ export interface QemuDestinationContext {
 
 export type QemuDestinationEvent = { type: 'MIGRATE_INCOMING' } | { type: 'CONT' } | { type: 'NEW_PROCESS' } | MainStreamMessage;
 
-type Ctx = QemuDestinationContext;
+/**
+ * What the destination emits: return-path messages, and its QMP VFIO_MIGRATION events (outputs to the
+ * world; the migration system declares them as observations).
+ */
+export type DestinationOutput = ReturnPathMessage | VfioMigrationEvent;
 
-function loadSetup(ctx: Ctx): Partial<Ctx> {
-  const r = eachDevice(ctx.devs, ctx.vfioRefused, (d) => ['RESUMING', d.state]);
+type Ctx = QemuDestinationContext;
+type Patch = Partial<Ctx>;
+type Out = { patch: Patch; out: DestinationOutput[] };
+
+/** What a pass over the devices leaves: devices, first failure, and its events as outputs. */
+const passOut = (p: DevicePass, patch: Patch = {}): Out => ({ patch: { devs: p.devs, vfioRefused: p.refused, ...patch }, out: [...p.events] });
+
+function apply(enqueue: { assign: (p: Patch) => void; emit: (e: DestinationOutput) => void }, r: Out): void {
+  enqueue.assign(r.patch);
+  for (const m of r.out) enqueue.emit(m);
+}
+
+function loadSetup(ctx: Ctx): Out {
   const needAck = ctx.ack === 'legacy' ? ctx.devices.filter(hasPreCopy).length : 0;
-  return { devs: r.devs, vfioRefused: r.refused, ackPendingNum: needAck };
+  return passOut(eachDevice(startPass(ctx.devs, ctx.vfioRefused), (d) => ['RESUMING', d.state]), { ackPendingNum: needAck });
 }
 
 /** vm_start on this host: the VM state handlers take every device out of RESUMING. */
-function startGuest(ctx: Ctx): Partial<Ctx> {
-  const r = vmStateChange(ctx.devs, ctx.vfioRefused, 'running');
-  return { devs: r.devs, vfioRefused: r.refused, runstate: 'running' };
+function startGuest(ctx: Ctx): Out {
+  return passOut(vmStateChange(startPass(ctx.devs, ctx.vfioRefused), 'running'), { runstate: 'running' });
 }
 
 /** The end of the load: vfio_load_cleanup, then process_incoming_migration_bh. */
-function loadEnd(ctx: Ctx, guest: 'running' | 'paused'): Partial<Ctx> {
+function loadEnd(ctx: Ctx, guest: 'running' | 'paused'): Out {
   const closed = { ...ctx, devs: ctx.devs.map(closeFd) };
   if (guest === 'running' && ctx.autostart) return startGuest(closed);
-  return { devs: closed.devs, runstate: 'paused' };
+  return { patch: { devs: closed.devs, runstate: 'paused' }, out: [] };
 }
 
 function fresh(input: { devices: readonly FeatureSet[]; ack: AckMode; maxBytes: number; autostart: boolean }, incarnation: number, restartsLeft: number): Ctx {
@@ -119,7 +133,7 @@ const destinationSetup = setup({
     context: {} as QemuDestinationContext,
     events: {} as QemuDestinationEvent,
     input: {} as QemuDestinationInput,
-    emitted: {} as ReturnPathMessage,
+    emitted: {} as DestinationOutput,
   },
   guards: {
     /**
@@ -149,7 +163,7 @@ const destinationSetup = setup({
     mayRestart: ({ context }) => context.restartsLeft > 0,
   },
   actions: {
-    loadSetup: assign(({ context }) => loadSetup(context)),
+    loadSetup: enqueueActions(({ context, enqueue }) => apply(enqueue, loadSetup(context))),
     /** MIG_CMD_OPEN_RETURN_PATH; legacy: with nothing to approve, the ack goes at once. */
     openReturnPath: enqueueActions(({ context, enqueue }) => {
       enqueue.assign({ returnPathOpen: true });
@@ -185,11 +199,11 @@ const destinationSetup = setup({
     }),
     /** The load is over: the guest starts here (or stays paused) and the return path closes cleanly. */
     finishLoad: enqueueActions(({ context, enqueue, event }) => {
-      enqueue.assign(loadEnd(context, event.type === 'QEMU_VM_EOF' ? event.guest : 'running'));
+      apply(enqueue, loadEnd(context, event.type === 'QEMU_VM_EOF' ? event.guest : 'running'));
       if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: false, attempt: context.incarnation });
     }),
     /** QMP cont on a destination whose load is over: vm_start. */
-    startGuest: assign(({ context }) => startGuest(context)),
+    startGuest: enqueueActions(({ context, enqueue }) => apply(enqueue, startGuest(context))),
     /** QMP cont while incoming: the guest will start when the load ends (qmp_cont sets autostart). */
     setAutostart: assign({ autostart: true }),
     /** The load fails; QEMU exits and the return path, if open, closes with an error. */

@@ -46,7 +46,24 @@
  */
 import { and, assign, enqueueActions, not, setup } from 'xstate';
 import type { AckMode, MainStreamMessage } from './migrationMessages.js';
-import { type DeviceRecord, closeFd, deviceCall, eachDevice, hasP2P, hasPreCopy, inPreCopy, initialDevice, precopyPending, readChunk, readToEof, vmStateChange } from './qemuVfio.js';
+import {
+  type DevicePass,
+  type DeviceRecord,
+  type EventRelease,
+  type VfioMigrationEvent,
+  closeFd,
+  deviceCall,
+  eachDevice,
+  hasP2P,
+  hasPreCopy,
+  inPreCopy,
+  initialDevice,
+  precopyPending,
+  readChunk,
+  readToEof,
+  startPass,
+  vmStateChange,
+} from './qemuVfio.js';
 import type { FeatureSet, VfioState } from './vfioArcs.js';
 
 export interface QemuSourceInput {
@@ -81,6 +98,39 @@ export interface QemuSourceInput {
   readonly guestDirties?: number | 'unbounded';
   /** How many new `migrate` commands management may issue after a failed or cancelled one. Default 0. */
   readonly retries?: number;
+  /**
+   * The QEMU release whose QMP events the machine emits (VFIO_MIGRATION outputs): '11.0' and later also
+   * send `pre-copy-p2p-prepare`. Default '10.0', or '11.1' with the per-device ack (which 11.1 brought).
+   */
+  readonly release?: QemuRelease;
+}
+
+/** QEMU releases the machines distinguish. */
+export type QemuRelease = '10.0' | '11.0' | '11.1';
+export const QEMU_RELEASES: readonly QemuRelease[] = ['10.0', '11.0', '11.1'];
+export const eventRelease = (r: QemuRelease): EventRelease => (r === '10.0' ? '10.0' : '11.0');
+
+/** `11.0`, `pc-q35-11.0`, `pc-i440fx-10.2` → [11, 0]; null when the text names no version. */
+export function machineTypeVersion(machineType: string): readonly [number, number] | null {
+  const m = /^(?:[a-z0-9-]+-)?(\d+)\.(\d+)$/.exec(machineType);
+  return m ? [Number(m[1]), Number(m[2])] : null;
+}
+
+/**
+ * The ack QEMU uses when switchover-ack is on. QEMU up to 11.0 has only the one-shot ack; 11.1 uses the
+ * per-device ack unless the machine type sets the migration property `switchover-ack-legacy`, which
+ * hw_compat_11_0 does for every machine type up to 11.0 (shared/reference/qemu-switchover-ack-v2.md §1;
+ * the property is a secondary source's report). Both hosts run the same machine type, and a machine
+ * type newer than 11.0 exists only on QEMU 11.1+, so the two sides always agree.
+ */
+export function switchoverAckMode(release: QemuRelease, machineType: string): 'legacy' | 'per-device' {
+  const v = machineTypeVersion(machineType);
+  if (v === null) throw new RangeError(`machine type '${machineType}' names no version (e.g. pc-q35-11.0)`);
+  const [major, minor] = v;
+  const [rMajor, rMinor] = release.split('.').map(Number) as [number, number];
+  if (major > rMajor || (major === rMajor && minor > rMinor)) throw new RangeError(`QEMU ${release} has no machine type ${major}.${minor}`);
+  if (release !== '11.1') return 'legacy';
+  return major < 11 || (major === 11 && minor <= 0) ? 'legacy' : 'per-device';
 }
 
 /**
@@ -153,7 +203,14 @@ export interface QemuSourceContext {
   readonly attempt: number;
   /** New migrations management may still start after a failed or cancelled one. */
   readonly retriesLeft: number;
+  readonly release: QemuRelease;
 }
+
+/**
+ * What the source emits: messages on the migration stream, and its QMP VFIO_MIGRATION events — outputs
+ * to the world, not messages (the migration system declares them as observations).
+ */
+export type SourceOutput = MainStreamMessage | VfioMigrationEvent;
 
 export type QemuSourceEvent =
   | { type: 'MIGRATE' }
@@ -178,21 +235,35 @@ export const UNIT_COUNT_MODULUS = 8;
 
 type Ctx = QemuSourceContext;
 type Patch = Partial<Ctx>;
-type Out = { patch: Patch; out: MainStreamMessage[] };
+type Out = { patch: Patch; out: SourceOutput[] };
+
+/** A pass over this host's devices, starting from the context. */
+const devicePass = (ctx: Ctx): DevicePass => startPass(ctx.devs, ctx.vfioRefused, eventRelease(ctx.release));
+/** What a pass leaves: the devices and the first failure, and its events as outputs. */
+const passOut = (p: DevicePass, patch: Patch = {}, before: SourceOutput[] = []): Out => ({
+  patch: { devs: p.devs, vfioRefused: p.refused, ...patch },
+  out: [...before, ...p.events],
+});
+/** Two steps in a row: the second sees the context after the first. */
+function then(ctx: Ctx, first: (c: Ctx) => Out, second: (c: Ctx) => Out): Out {
+  const a = first(ctx);
+  const b = second({ ...ctx, ...a.patch });
+  return { patch: { ...a.patch, ...b.patch }, out: [...a.out, ...b.out] };
+}
 
 /** vfio_save_setup for every device (RUNNING → PRE_COPY, recover RUNNING), then the first PRECOPY_INFO query. */
 function saveSetup(ctx: Ctx): Out {
   const out: MainStreamMessage[] = [{ type: 'MIG_STREAM_HEADER', attempt: ctx.attempt }];
   if (ctx.returnPath) out.push({ type: 'MIG_CMD_OPEN_RETURN_PATH' });
   const precopy = (d: DeviceRecord) => hasPreCopy(d.context.features) && d.state === 'RUNNING';
-  const r = eachDevice(ctx.devs, ctx.vfioRefused, (d) => (precopy(d) ? ['PRE_COPY', 'RUNNING'] : null));
+  const r = eachDevice(devicePass(ctx), (d) => (precopy(d) ? ['PRE_COPY', 'RUNNING'] : null));
   let requests = 0;
   const devs = r.devs.map((d, i) => {
     if (!precopy(ctx.devs[i]!) || d.state !== 'PRE_COPY') return d;
     if (ctx.ack === 'per-device') requests++; // request_switchover_ack at setup (11.1)
     return deviceCall(d, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
   });
-  return { patch: { devs, vfioRefused: r.refused, pendingAcks: ctx.pendingAcks + requests }, out };
+  return passOut({ ...r, devs }, { pendingAcks: ctx.pendingAcks + requests }, out);
 }
 
 /** What QEMU's exact pending queries change: the device, the re-requested acks, the REINITs seen. */
@@ -286,12 +357,11 @@ function ackOutstanding(ctx: Ctx): boolean {
  * guest stops and the VFIO state handlers run; a guest already paused only changes run state
  * (vm_stop_force_state), so its devices stay where `stop` left them.
  */
-function stopVm(ctx: Ctx): Patch {
+function stopVm(ctx: Ctx): Out {
   const old = ctx.runstate === 'paused' ? 'paused' : 'running';
   const base: Patch = { runstate: 'finish-migrate', vmOldState: old, stoppedWithAckPending: ackOutstanding(ctx) };
-  if (ctx.runstate !== 'running') return base;
-  const r = vmStateChange(ctx.devs, ctx.vfioRefused, 'finish-migrate');
-  return { ...base, devs: r.devs, vfioRefused: r.refused };
+  if (ctx.runstate !== 'running') return { patch: base, out: [] };
+  return passOut(vmStateChange(devicePass(ctx), 'finish-migrate'), base);
 }
 
 export type CommitOutcome = 'proceed' | 'fail' | 'resume';
@@ -300,17 +370,16 @@ export type CommitOutcome = 'proceed' | 'fail' | 'resume';
  * The switchover stop of a design, after the decision: what happens to the devices and whether the
  * switchover goes on, fails, or (recheck-resume) is revoked and precopy resumes.
  */
-export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Patch } {
+export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Patch; out: SourceOutput[] } {
   const q = queryState(ctx);
-  let refused = ctx.vfioRefused;
+  let pass = devicePass(ctx);
   const set = (target: (d: DeviceRecord) => VfioState | null) => {
-    const r = eachDevice(q.devs, refused, target);
-    q.devs = r.devs;
-    refused = r.refused;
+    pass = eachDevice({ ...pass, devs: q.devs }, target);
+    q.devs = [...pass.devs];
   };
   const p2p = (d: DeviceRecord) => hasP2P(d.context.features);
   const pre = (d: DeviceRecord) => inPreCopy(d.state);
-  const stopped = { ...stopVm(ctx), devs: ctx.devs, vfioRefused: ctx.vfioRefused }; // the handlers run below
+  const stopped = { ...stopVm(ctx).patch, devs: ctx.devs, vfioRefused: ctx.vfioRefused }; // the handlers run below
   if (ctx.design === 'recheck-resume') {
     // vCPUs stopped; P2P devices quiesced; one more query of every precopy device
     set((d) => (p2p(d) ? (pre(d) ? 'PRE_COPY_P2P' : 'RUNNING_P2P') : null));
@@ -319,10 +388,10 @@ export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Pat
     if (q.reinitFound || q.devs.some((d) => inPreCopy(d.state) && d.context.initialBytes > 0)) {
       // revoke: the vCPUs run again, PRE_COPY_P2P -> PRE_COPY, precopy goes on until a new ack
       set((d) => (p2p(d) ? (pre(d) ? 'PRE_COPY' : 'RUNNING') : null));
-      return { outcome: fail ? 'fail' : 'resume', patch: { ...queryPatch(ctx, q), vfioRefused: refused, runstate: 'running' } };
+      return { outcome: fail ? 'fail' : 'resume', patch: { ...queryPatch(ctx, q), vfioRefused: pass.refused, runstate: 'running' }, out: [...pass.events] };
     }
     set((d) => (pre(d) ? 'STOP_COPY' : 'STOP'));
-    return { outcome: 'proceed', patch: { ...stopped, ...queryPatch(ctx, q), vfioRefused: refused } };
+    return { outcome: 'proceed', patch: { ...stopped, ...queryPatch(ctx, q), vfioRefused: pass.refused }, out: [...pass.events] };
   }
   // legacy and reusable-ack: the VM stops; the P2P "prepare" handlers run first
   q.devs.forEach((d, i) => {
@@ -337,63 +406,56 @@ export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Pat
   // is saved.
   const late = q.newRequest ? 'switchover-ack requested after the switchover decision' : null;
   const failReason = ctx.failReason ?? late ?? budgetExceeded(ctx, q);
-  return { outcome: 'proceed', patch: { ...stopped, ...queryPatch(ctx, q), failReason, vfioRefused: refused } };
+  return { outcome: 'proceed', patch: { ...stopped, ...queryPatch(ctx, q), failReason, vfioRefused: pass.refused }, out: [...pass.events] };
 }
 
 /** migration_switchover_start + qemu_savevm_state_complete_precopy + the global state + EOF. */
 function completePrecopy(ctx: Ctx): Out {
-  const out: MainStreamMessage[] = [{ type: 'MIG_CMD_SWITCHOVER_START' }];
+  const out: SourceOutput[] = [{ type: 'MIG_CMD_SWITCHOVER_START' }];
   const sent = [...ctx.sent];
-  const devs = [...ctx.devs];
-  let refused = ctx.vfioRefused;
+  let pass = devicePass(ctx);
   // device by device (vfio_save_complete_precopy); the first failure ends the save: no EOF follows
-  for (let i = 0; i < devs.length; i++) {
-    const r = eachDevice([devs[i]!], null, () => ['STOP_COPY', 'STOP']);
-    devs[i] = r.devs[0]!;
-    if (r.refused) {
-      refused ??= `device ${i}: ${r.refused.replace(/^device 0: /, '')}`;
-      return { patch: { devs, sent, vfioRefused: refused }, out };
-    }
+  for (let i = 0; i < pass.devs.length; i++) {
+    const r = eachDevice({ ...pass, events: [] }, () => ['STOP_COPY', 'STOP'], i);
+    out.push(...r.events);
+    pass = r;
+    if (r.failed) return { patch: { devs: pass.devs, sent, vfioRefused: pass.refused }, out };
+    const devs = [...pass.devs];
     const read = readToEof(devs[i]!);
     devs[i] = read.dev;
+    pass = { ...pass, devs };
     sent[i] = (sent[i]! + read.units) % UNIT_COUNT_MODULUS;
     out.push({ type: 'VFIO_DEVICE_STATE', device: i, units: read.units });
   }
   out.push({ type: 'QEMU_VM_EOF', guest: ctx.vmOldState });
-  return { patch: { devs, sent, vfioRefused: refused }, out };
+  return { patch: { devs: pass.devs, sent, vfioRefused: pass.refused }, out };
 }
 
 /** vfio_save_cleanup after a completed migration: close the data_fd, STOP_COPY → STOP. */
-function saveCleanup(ctx: Ctx): Patch {
-  const r = eachDevice(ctx.devs.map(closeFd), ctx.vfioRefused, (d) => (d.state === 'STOP_COPY' ? 'STOP' : null));
-  return { devs: r.devs, vfioRefused: r.refused };
+function saveCleanup(ctx: Ctx): Out {
+  return passOut(eachDevice({ ...devicePass(ctx), devs: ctx.devs.map(closeFd) }, (d) => (d.state === 'STOP_COPY' ? 'STOP' : null)));
 }
 
 /**
  * migration_iteration_finish on failure or cancel: a guest stopped for the switchover goes back to
  * vm_old_state (started again if it ran: the VM state handlers run; left paused if it was paused).
  */
-function restartGuest(ctx: Ctx): Patch {
-  if (ctx.runstate !== 'finish-migrate') return {};
-  if (ctx.vmOldState === 'paused') return { runstate: 'paused' };
-  const r = vmStateChange(ctx.devs, ctx.vfioRefused, 'running');
-  return { devs: r.devs, runstate: 'running', vfioRefused: r.refused };
+function restartGuest(ctx: Ctx): Out {
+  if (ctx.runstate !== 'finish-migrate') return { patch: {}, out: [] };
+  if (ctx.vmOldState === 'paused') return { patch: { runstate: 'paused' }, out: [] };
+  return passOut(vmStateChange(devicePass(ctx), 'running'), { runstate: 'running' });
 }
 
 /**
  * migration_cleanup: vfio_save_cleanup closes QEMU's data_fd, then the MIG_EVENT_PRECOPY_FAILED notifier
  * moves every device to RUNNING (or resets it) — also when the guest stays paused.
  */
-function precopyFailedNotifier(ctx: Ctx): Patch {
-  const r = eachDevice(ctx.devs.map(closeFd), ctx.vfioRefused, () => 'RUNNING');
-  return { devs: r.devs, vfioRefused: r.refused };
+function precopyFailedNotifier(ctx: Ctx): Out {
+  return passOut(eachDevice({ ...devicePass(ctx), devs: ctx.devs.map(closeFd) }, () => 'RUNNING'));
 }
 
 /** migration_iteration_finish then migration_cleanup, in one pass of the thread (failure). */
-function recover(ctx: Ctx): Patch {
-  const restarted = { ...ctx, ...restartGuest(ctx) };
-  return { ...restartGuest(ctx), ...precopyFailedNotifier(restarted) };
-}
+const recover = (ctx: Ctx): Out => then(ctx, restartGuest, precopyFailedNotifier);
 
 /** The fields a new migration starts afresh (migrate_init). */
 function freshAttempt(ctx: Ctx): Patch {
@@ -414,12 +476,22 @@ function freshAttempt(ctx: Ctx): Patch {
   };
 }
 
+/** Applies a step of the source in an action: assign its patch, emit its outputs in order. */
+function apply(enqueue: { assign: (p: Patch) => void; emit: (e: SourceOutput) => void }, r: Out): void {
+  enqueue.assign(r.patch);
+  for (const m of r.out) enqueue.emit(m);
+}
+const stopAndComplete = (ctx: Ctx): Out => then(ctx, stopVm, completePrecopy);
+const commitAndComplete = (ctx: Ctx): Out => then(ctx, commitSwitchover, completePrecopy);
+const pauseGuest = (ctx: Ctx): Out => passOut(vmStateChange(devicePass(ctx), 'paused'), { runstate: 'paused' });
+const resumeGuest = (ctx: Ctx): Out => passOut(vmStateChange(devicePass(ctx), 'running'), { runstate: 'running' });
+
 const sourceSetup = setup({
   types: {
     context: {} as QemuSourceContext,
     events: {} as QemuSourceEvent,
     input: {} as QemuSourceInput,
-    emitted: {} as MainStreamMessage,
+    emitted: {} as SourceOutput,
   },
   guards: {
     /** vfio_save_prepare refuses postcopy-ram when a VFIO device is present. */
@@ -482,42 +554,20 @@ const sourceSetup = setup({
       attempt: context.attempt + 1,
       retriesLeft: context.retriesLeft - 1,
     })),
-    saveSetup: enqueueActions(({ context, enqueue }) => {
-      const r = saveSetup(context);
-      enqueue.assign(r.patch);
-      for (const m of r.out) enqueue.emit(m);
-    }),
-    iterate: enqueueActions(({ context, enqueue }) => {
-      const r = iterate(context);
-      enqueue.assign(r.patch);
-      for (const m of r.out) enqueue.emit(m);
-    }),
+    saveSetup: enqueueActions(({ context, enqueue }) => apply(enqueue, saveSetup(context))),
+    iterate: enqueueActions(({ context, enqueue }) => apply(enqueue, iterate(context))),
     /** The switchover stop alone (pause-before-switchover: the final save waits for migrate-continue). */
-    stopVmForSwitchover: assign(({ context }) => stopVm(context)),
+    stopVmForSwitchover: enqueueActions(({ context, enqueue }) => apply(enqueue, stopVm(context))),
     /** The stop and the final save under one BQL hold. */
-    stopAndCompletePrecopy: enqueueActions(({ context, enqueue }) => {
-      const stopped = { ...context, ...stopVm(context) };
-      const r = completePrecopy(stopped);
-      enqueue.assign({ ...stopVm(context), ...r.patch });
-      for (const m of r.out) enqueue.emit(m);
-    }),
-    completePrecopy: enqueueActions(({ context, enqueue }) => {
-      const r = completePrecopy(context);
-      enqueue.assign(r.patch);
-      for (const m of r.out) enqueue.emit(m);
-    }),
-    commitSwitchover: assign(({ context }) => commitSwitchover(context).patch),
+    stopAndCompletePrecopy: enqueueActions(({ context, enqueue }) => apply(enqueue, stopAndComplete(context))),
+    completePrecopy: enqueueActions(({ context, enqueue }) => apply(enqueue, completePrecopy(context))),
+    commitSwitchover: enqueueActions(({ context, enqueue }) => apply(enqueue, commitSwitchover(context))),
     /** A design's stop that goes on: the final save in the same BQL hold. */
-    commitAndCompletePrecopy: enqueueActions(({ context, enqueue }) => {
-      const c = commitSwitchover(context).patch;
-      const r = completePrecopy({ ...context, ...c });
-      enqueue.assign({ ...c, ...r.patch });
-      for (const m of r.out) enqueue.emit(m);
-    }),
-    saveCleanup: assign(({ context }) => saveCleanup(context)),
-    recoverAfterFailure: assign(({ context }) => recover(context)),
-    restartGuest: assign(({ context }) => restartGuest(context)),
-    notifyPrecopyFailed: assign(({ context }) => precopyFailedNotifier(context)),
+    commitAndCompletePrecopy: enqueueActions(({ context, enqueue }) => apply(enqueue, commitAndComplete(context))),
+    saveCleanup: enqueueActions(({ context, enqueue }) => apply(enqueue, saveCleanup(context))),
+    recoverAfterFailure: enqueueActions(({ context, enqueue }) => apply(enqueue, recover(context))),
+    restartGuest: enqueueActions(({ context, enqueue }) => apply(enqueue, restartGuest(context))),
+    notifyPrecopyFailed: enqueueActions(({ context, enqueue }) => apply(enqueue, precopyFailedNotifier(context))),
     /** migration_cancel / a failure: shut the stream down. */
     shutdownStream: enqueueActions(({ context, enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt })),
     noteStreamError: assign({ streamError: 'stream broken' }),
@@ -537,15 +587,9 @@ const sourceSetup = setup({
     /** A message of an earlier connection: never read. */
     discard: () => {},
     /** QMP stop: the guest pauses and the VM state handlers run (vm_stop(RUN_STATE_PAUSED)). */
-    pauseGuest: assign(({ context }) => {
-      const r = vmStateChange(context.devs, context.vfioRefused, 'paused');
-      return { runstate: 'paused' as const, devs: r.devs, vfioRefused: r.refused };
-    }),
+    pauseGuest: enqueueActions(({ context, enqueue }) => apply(enqueue, pauseGuest(context))),
     /** QMP cont: the guest runs again (vm_start). */
-    resumeGuest: assign(({ context }) => {
-      const r = vmStateChange(context.devs, context.vfioRefused, 'running');
-      return { runstate: 'running' as const, devs: r.devs, vfioRefused: r.refused };
-    }),
+    resumeGuest: enqueueActions(({ context, enqueue }) => apply(enqueue, resumeGuest(context))),
     guestReconfiguresDevice: assign(({ context, event }) => {
       if (event.type !== 'GUEST_REINITS_DEVICE') return {};
       const devs = [...context.devs];
@@ -620,6 +664,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     intervenedAfterEof: false,
     attempt: 0,
     retriesLeft: input.retries ?? 0,
+    release: input.release ?? (input.ack === 'per-device' ? '11.1' : '10.0'),
   }),
   on: {
     // The return path thread runs in any state; a message of an earlier connection is never read, and

@@ -56,10 +56,46 @@ export function deviceCall(dev: DeviceRecord, event: VfioDeviceEvent): DeviceRec
   return { state: next.value as VfioState, context: next.context, fd: dev.fd };
 }
 
+/**
+ * QEMU's QMP event `VFIO_MIGRATION` (qapi/vfio.json, QEMU 9.1+; sent only for devices with
+ * `migration-events=on`): the state QEMU now tracks for a device. hw/vfio/migration.c
+ * vfio_migration_set_device_state sends it on every update of `device_state` — after a SET that
+ * succeeded (also when the data_fd check then fails with -EBADF), after falling back to the recover
+ * state, and after a reset (RUNNING). QEMU 11.0 also sends `pre-copy-p2p-prepare` before it asks for
+ * PRE_COPY_P2P (the request may then fail). `device` is the device's index on its host.
+ */
+export interface VfioMigrationEvent {
+  readonly type: 'VFIO_MIGRATION';
+  readonly device: number;
+  readonly state: QapiVfioMigrationState;
+}
+
+/** QapiVfioMigrationState (qapi/vfio.json) as QEMU spells it in the event. */
+export type QapiVfioMigrationState =
+  | 'stop'
+  | 'running'
+  | 'stop-copy'
+  | 'resuming'
+  | 'running-p2p'
+  | 'pre-copy'
+  | 'pre-copy-p2p'
+  | 'pre-copy-p2p-prepare';
+
+/** mig_state_to_qapi_state (hw/vfio/migration.c). QEMU never tracks ERROR: a failed SET ends in a reset. */
+export function qapiState(s: VfioState): QapiVfioMigrationState {
+  if (s === 'ERROR') throw new Error('QEMU never tracks a device in ERROR (a failed SET resets it)');
+  return s.toLowerCase().replace(/_/g, '-') as QapiVfioMigrationState;
+}
+
+/** The QEMU release whose QMP events the machines emit: 11.0 added `pre-copy-p2p-prepare`. */
+export type EventRelease = '10.0' | '11.0';
+
 /** The result of a SET, and the device after it. `refused` says what went wrong, if anything. */
 export interface SetResult {
   readonly dev: DeviceRecord;
   readonly refused: string | null;
+  /** Every state QEMU tracked for the device during the call, in order (one VFIO_MIGRATION event each). */
+  readonly tracked: readonly QapiVfioMigrationState[];
 }
 
 /** The recover state a caller of vfio_migration_set_state passes; 'ERROR' means "reset on failure". */
@@ -72,20 +108,27 @@ function set(dev: DeviceRecord, target: VfioState): { dev: DeviceRecord; ok: boo
   return { dev: next, ok, newFd: ok && last.dataFd !== null, errno: last?.op === 'SET_STATE' && !last.ok ? last.errno : '' };
 }
 
-/** vfio_migration_set_state: skip when already there; otherwise SET, and on failure recover or reset. */
-export function setState(dev: DeviceRecord, target: VfioState, recover: Recover = 'ERROR'): SetResult {
-  if (dev.state === target) return { dev, refused: null };
+/**
+ * vfio_migration_set_state: skip when already there; otherwise SET, and on failure recover or reset.
+ * `release` '11.0' adds the event QEMU 11.0 sends before a PRE_COPY_P2P request.
+ */
+export function setState(dev: DeviceRecord, target: VfioState, recover: Recover = 'ERROR', release: EventRelease = '10.0'): SetResult {
+  if (dev.state === target) return { dev, refused: null, tracked: [] };
+  const before: QapiVfioMigrationState[] = release === '11.0' && target === 'PRE_COPY_P2P' ? ['pre-copy-p2p-prepare'] : [];
   const r = set(dev, target);
   if (r.ok) {
-    if (r.newFd && dev.fd) return { dev: r.dev, refused: `${dev.state} -> ${target}: data_fd out of sync (-EBADF)` };
-    return { dev: { ...r.dev, fd: dev.fd || r.newFd }, refused: null };
+    const tracked = [...before, qapiState(target)];
+    if (r.newFd && dev.fd) return { dev: r.dev, refused: `${dev.state} -> ${target}: data_fd out of sync (-EBADF)`, tracked };
+    return { dev: { ...r.dev, fd: dev.fd || r.newFd }, refused: null, tracked };
   }
   const refused = `${dev.state} -> ${target}: -${r.errno}`;
   if (recover !== 'ERROR') {
+    // QEMU asks for the recover state even when the failed SET left the device there (the ioctl is then
+    // a no-op); either way it tracks the recover state and says so.
     const back = r.dev.state === recover ? { dev: r.dev, ok: true } : set(r.dev, recover);
-    if (back.ok) return { dev: back.dev, refused };
+    if (back.ok) return { dev: back.dev, refused, tracked: [...before, qapiState(recover)] };
   }
-  return { dev: deviceCall(r.dev, { type: 'VFIO_DEVICE_RESET' }), refused: `${refused}, device reset` };
+  return { dev: deviceCall(r.dev, { type: 'VFIO_DEVICE_RESET' }), refused: `${refused}, device reset`, tracked: [...before, 'running'] };
 }
 
 export const hasPreCopy = (f: FeatureSet) => isSupported('PRE_COPY', f);
@@ -121,25 +164,52 @@ export function readToEof(dev: DeviceRecord): { dev: DeviceRecord; units: number
 export const closeFd = (dev: DeviceRecord): DeviceRecord => (dev.fd ? { ...dev, fd: false } : dev);
 
 /**
+ * QEMU's devices on one host as a pass over them sees them: the devices, the first request that failed,
+ * the VFIO_MIGRATION events sent so far, and which release's events to send.
+ */
+export interface DevicePass {
+  readonly devs: readonly DeviceRecord[];
+  readonly refused: string | null;
+  readonly events: readonly VfioMigrationEvent[];
+  readonly release: EventRelease;
+}
+
+/** A pass that starts from a host's devices and its first failure, with no events yet. */
+export const startPass = (devs: readonly DeviceRecord[], refused: string | null, release: EventRelease = '10.0'): DevicePass => ({
+  devs,
+  refused,
+  events: [],
+  release,
+});
+
+/**
  * A pass over every device, in order: `request(dev, i)` names the SET to make (and its recover state),
- * or null for none. Returns the devices after the pass and the first failure, added to `refused`.
+ * or null for none. Returns the devices after the pass, the first failure, and the events sent.
+ * `only` restricts the pass to one device (vfio_save_complete_precopy goes device by device).
  */
 export function eachDevice(
-  devs: readonly DeviceRecord[],
-  refused: string | null,
+  pass: DevicePass,
   request: (dev: DeviceRecord, i: number) => readonly [VfioState, Recover] | VfioState | null,
-): { devs: DeviceRecord[]; refused: string | null } {
-  const out = [...devs];
-  let first = refused;
+  only?: number,
+): DevicePass & { readonly failed: boolean } {
+  const out = [...pass.devs];
+  const events = [...pass.events];
+  let first = pass.refused;
+  let failed = false;
   out.forEach((d, i) => {
+    if (only !== undefined && i !== only) return;
     const r = request(d, i);
     if (r === null) return;
     const [target, recover] = typeof r === 'string' ? [r, 'ERROR' as const] : r;
-    const s = setState(d, target, recover);
+    const s = setState(d, target, recover, pass.release);
     out[i] = s.dev;
-    if (s.refused) first ??= `device ${i}: ${s.refused}`;
+    for (const state of s.tracked) events.push({ type: 'VFIO_MIGRATION', device: i, state });
+    if (s.refused) {
+      failed = true;
+      first ??= `device ${i}: ${s.refused}`;
+    }
   });
-  return { devs: out, refused: first };
+  return { devs: out, refused: first, events, release: pass.release, failed };
 }
 
 /** The run states QEMU's VM state handlers distinguish (system/runstate.c, hw/vfio/migration.c). */
@@ -149,9 +219,9 @@ export type VmRunState = 'running' | 'paused' | 'finish-migrate' | 'postmigrate'
  * The VM state change handlers of every device (vm_state_notify): all "prepare" handlers (P2P devices)
  * first, then all "main" ones. `to` is the new run state.
  */
-export function vmStateChange(devs: readonly DeviceRecord[], refused: string | null, to: VmRunState): { devs: DeviceRecord[]; refused: string | null } {
-  const prepared = eachDevice(devs, refused, (d) => (hasP2P(d.context.features) ? (d.state === 'PRE_COPY' ? 'PRE_COPY_P2P' : 'RUNNING_P2P') : null));
-  return eachDevice(prepared.devs, prepared.refused, (d) => {
+export function vmStateChange(pass: DevicePass, to: VmRunState): DevicePass {
+  const prepared = eachDevice(pass, (d) => (hasP2P(d.context.features) ? (d.state === 'PRE_COPY' ? 'PRE_COPY_P2P' : 'RUNNING_P2P') : null));
+  return eachDevice(prepared, (d) => {
     if (to === 'running') return 'RUNNING';
     return inPreCopy(d.state) && (to === 'finish-migrate' || to === 'paused') ? 'STOP_COPY' : 'STOP';
   });

@@ -67,6 +67,8 @@ export class LocalTable {
   private memo: Int32Array;
   /** emitted message ids per memo cell, when any. */
   private readonly emitted = new Map<number, Uint32Array>();
+  /** observations (emitted events of the `outputs` types) per memo cell, when any. */
+  private readonly observed = new Map<number, readonly EventObject[]>();
   /** memo cell has emitted messages (1) or not (0): spares a Map lookup on the hot path. */
   private hasEmits: Uint8Array;
   /** a memo cell was used by a global step (for coverage). */
@@ -83,6 +85,8 @@ export class LocalTable {
     readonly label: string,
     private readonly messages: MessageTable,
     private readonly stepWith: StepWith = 'scope',
+    /** Emitted event types that are observations, not messages. */
+    private readonly outputs: ReadonlySet<string> = new Set(),
   ) {
     this.memo = new Int32Array(64 * this.stride).fill(UNKNOWN);
     this.used = new Uint8Array(64 * this.stride);
@@ -150,6 +154,12 @@ export class LocalTable {
     return next;
   }
 
+  /** The observations step (local, slot) emits (empty when none or not enabled). */
+  observations(local: number, slot: number): readonly EventObject[] {
+    if (this.step(local, slot) < 0) return [];
+    return this.observed.get(this.lastCell) ?? [];
+  }
+
   markUsed(): void {
     this.used[this.lastCell] = 1;
   }
@@ -164,13 +174,19 @@ export class LocalTable {
       this.transitionsRun++;
       const [nextSnap, actions] = this.transition(snap, event);
       const emits: number[] = [];
+      const observed: EventObject[] = [];
       for (const a of actions as readonly { type: string; params?: unknown }[]) {
-        if (a.type === 'xstate.emit') emits.push(this.messages.intern((a.params as { event: EventObject }).event));
+        if (a.type === 'xstate.emit') {
+          const e = (a.params as { event: EventObject }).event;
+          if (this.outputs.has(e.type)) observed.push(e);
+          else emits.push(this.messages.intern(e));
+        }
         else if (a.type === 'xstate.sendTo' || a.type === 'xstate.sendParent' || a.type === 'xstate.spawnChild') {
           throw new SystemError(`${this.label}: uses ${a.type}; components talk through emit() and channels`);
         }
       }
       result = this.intern(nextSnap as AnySnapshot);
+      if (observed.length > 0) this.observed.set(cell, observed);
       if (emits.length > 0) {
         this.emitted.set(cell, Uint32Array.from(emits));
         this.hasEmits[cell] = 1;
@@ -230,6 +246,7 @@ export class LocalTable {
     const used = new Uint8Array(rows * stride);
     const has = new Uint8Array(rows * stride);
     const emitted = new Map<number, Uint32Array>();
+    const observed = new Map<number, readonly EventObject[]>();
     for (let r = 0; r < rows; r++) {
       for (let s = 0; s < old; s++) {
         memo[r * stride + s] = this.memo[r * old + s]!;
@@ -239,6 +256,8 @@ export class LocalTable {
           emitted.set(r * stride + s, e);
           has[r * stride + s] = 1;
         }
+        const o = this.observed.get(r * old + s);
+        if (o) observed.set(r * stride + s, o);
       }
     }
     this.memo = memo;
@@ -246,6 +265,8 @@ export class LocalTable {
     this.hasEmits = has;
     this.emitted.clear();
     for (const [k, v] of emitted) this.emitted.set(k, v);
+    this.observed.clear();
+    for (const [k, v] of observed) this.observed.set(k, v);
     this.stride = stride;
   }
 }

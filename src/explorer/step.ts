@@ -42,6 +42,7 @@ export class CompiledSystem {
     const dup = this.names.find((n, i) => this.names.indexOf(n) !== i);
     if (dup) throw new SystemError(`component name '${dup}' is used twice`);
     const shared = new Map<unknown, Map<string, LocalTable>>();
+    const outputs = new Set(spec.observations ?? []);
     this.tables = comps.map((c) => {
       rejectUnsupported(c.name, c.machine);
       const byInput = shared.get(c.machine) ?? new Map<string, LocalTable>();
@@ -49,7 +50,7 @@ export class CompiledSystem {
       const key = JSON.stringify(c.input ?? null);
       let t = byInput.get(key);
       if (!t) {
-        t = new LocalTable(c.machine, c.input, c.name, this.messages, opts.stepWith);
+        t = new LocalTable(c.machine, c.input, c.name, this.messages, opts.stepWith, outputs);
         byInput.set(key, t);
       }
       return t;
@@ -316,7 +317,22 @@ export class CompiledSystem {
     };
   }
 
-  /** A view of tuple `t` for predicates. Cheap: reuse it by calling `bind`. */
+  /** The observations (SystemSpec.observations) step `step` emits when taken from state `cur`. */
+  observe(step: number, cur: Uint32Array): readonly EventObject[] {
+    const nEnv = this.envComp.length;
+    if (step < nEnv) {
+      const c = this.envComp[step]!;
+      return this.tables[c]!.observations(cur[c]!, this.envSlot[step]!);
+    }
+    const k = step - nEnv;
+    const r = this.chanTo[k]!;
+    const msg = cur[this.chanOff[k]!]!;
+    if (msg === 0) return [];
+    const table = this.tables[r]!;
+    return table.observations(cur[r]!, table.slot(msg));
+  }
+
+    /** A view of tuple `t` for predicates. Cheap: reuse it by calling `bind`. */
   view(t?: Uint32Array): BoundView {
     return new BoundView(this, t ?? new Uint32Array(this.width));
   }

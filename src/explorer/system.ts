@@ -80,6 +80,12 @@ export interface SystemSpec {
   readonly name?: string;
   readonly components: readonly ComponentSpec[];
   readonly channels?: readonly ChannelSpec[];
+  /**
+   * Emitted event types that are the system's outputs to the world (e.g. QMP events), not messages: they
+   * go on no channel and are no part of the global state. `CompiledSystem.observe` and traces show which
+   * a step emits.
+   */
+  readonly observations?: readonly string[];
   /** For each component, the events the environment may send it. */
   readonly environment?: Readonly<Record<string, readonly EventObject[]>>;
   readonly invariants?: readonly Invariant[];

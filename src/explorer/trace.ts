@@ -17,6 +17,8 @@ export interface TraceStep {
   readonly changes: readonly { component: string; from: string; to: string; context?: string }[];
   /** Every component's state value after the step. */
   readonly states: Readonly<Record<string, string>>;
+  /** The observations the step emitted (SystemSpec.observations), when any. */
+  readonly observed?: readonly EventObject[];
 }
 
 export interface Trace {
@@ -64,7 +66,8 @@ export function buildTrace(sys: CompiledSystem, store: StateStore, path: readonl
         const ctx = contextDiff(a.context, b.context);
         return [{ component: name, from: formatValue(a.value), to: formatValue(b.value), ...(ctx ? { context: ctx } : {}) }];
       });
-      steps.push({ step: p, ...label, changes, states: statesOf(sys, next) });
+      const observed = sys.observe(step, raw);
+      steps.push({ step: p, ...label, changes, states: statesOf(sys, next), ...(observed.length > 0 ? { observed } : {}) });
       raw.set(next);
     }
     return { initial, steps, ...(cycleStart !== undefined ? { cycleStart } : {}) };
@@ -142,6 +145,7 @@ export function formatTrace(t: Trace): string {
       .map((c) => (c.from !== c.to ? `${c.component}: ${c.from} → ${c.to}` : `${c.component}: ${c.to}`) + (c.context ? ` (${truncate(c.context, 160)})` : ''))
       .join('; ');
     lines.push(`${String(s.step).padStart(3)}. ${src} → ${s.component}: ${formatEvent(s.event)}${changes ? `   ⇒ ${changes}` : ''}`);
+    if (s.observed) lines.push(`       shows: ${s.observed.map(formatEvent).join(', ')}`);
   }
   return lines.join('\n');
 }

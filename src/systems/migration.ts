@@ -18,7 +18,7 @@ import type { FeatureSet } from '../../machines/vfioArcs.js';
 import { type AnySnapshot, type StepLabel, type SystemSpec, SystemError } from '../explorer/system.js';
 import type { DataSymmetry } from '../explorer/dataSymmetry.js';
 import { NoStaleStop, NoStaleSwitchover, isReinitLoopStep, reinitLivelockScope } from '../properties/reinit.js';
-import type { ReinitDesign } from '../../machines/qemuSource.js';
+import type { QemuRelease, ReinitDesign } from '../../machines/qemuSource.js';
 import { DESTINATION, MIGRATION_INVARIANTS, SOURCE, isInterventionOrFault, migrationEnded } from '../properties/migration.js';
 
 export interface MigrationOptions {
@@ -48,6 +48,8 @@ export interface MigrationOptions {
   readonly autostart?: boolean;
   /** New migrations after a failed or cancelled one, each to a new destination process (default 0). */
   readonly retries?: number;
+  /** The QEMU release on both hosts: which VFIO_MIGRATION events the source shows (see QemuSourceInput.release). */
+  readonly release?: QemuRelease;
   /** Replace the source machine (e.g. one with your own actions via `provide()`); default qemuSourceMachine. */
   readonly sourceMachine?: AnyStateMachine;
   readonly destinationMachine?: AnyStateMachine;
@@ -106,6 +108,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
           ...(o.reinitBudget !== undefined ? { reinitBudget: o.reinitBudget } : {}),
           ...(o.retries ? { retries: o.retries } : {}),
           ...(o.guestDirties !== undefined ? { guestDirties: o.guestDirties } : {}),
+          ...(o.release ? { release: o.release } : {}),
         },
       },
       {
@@ -125,6 +128,8 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
       { name: 'return', from: DESTINATION, to: SOURCE, capacity: n + 2 },
     ],
     environment: { [SOURCE]: srcEnv, [DESTINATION]: dstEnv },
+    // QEMU's QMP VFIO_MIGRATION events: what a real run shows of each device (conformance reads them)
+    observations: ['VFIO_MIGRATION'],
     invariants: o.design ? [...MIGRATION_INVARIANTS, NoStaleSwitchover, NoStaleStop] : MIGRATION_INVARIANTS,
     ...(o.design
       ? {
