@@ -33,7 +33,7 @@
  */
 import { assign, enqueueActions, setup } from 'xstate';
 import type { AckMode, MainStreamMessage, ReturnPathMessage } from './migrationMessages.js';
-import { type DevicePass, type VfioMigrationEvent, closeFd, deviceCall, eachDevice, hasPreCopy, initialDevice, startPass, vmStateChange } from './qemuVfio.js';
+import { type DevicePass, type VfioMigrationEvent, armFault, closeFd, deviceCall, eachDevice, hasPreCopy, initialDevice, startPass, vmStateChange } from './qemuVfio.js';
 import type { DeviceRecord } from './qemuVfio.js';
 import { UNIT_COUNT_MODULUS } from './qemuSource.js';
 import type { FeatureSet } from './vfioArcs.js';
@@ -46,6 +46,8 @@ export interface QemuDestinationInput {
   readonly autostart?: boolean;
   /** How many new destination processes management may start after one failed. Default 0. */
   readonly restarts?: number;
+  /** How many driver failures the environment may inject into this host's device SETs (default 0). */
+  readonly deviceFaults?: number;
 }
 
 export interface QemuDestinationContext {
@@ -69,9 +71,17 @@ export interface QemuDestinationContext {
   /** Which process this is (0 the first; each new one after a failure one more) = the attempt it serves. */
   readonly incarnation: number;
   readonly restartsLeft: number;
+  /** Driver failures the environment may still inject (DRIVER_FAULT), over every process. */
+  readonly faultsLeft: number;
 }
 
-export type QemuDestinationEvent = { type: 'MIGRATE_INCOMING' } | { type: 'CONT' } | { type: 'NEW_PROCESS' } | MainStreamMessage;
+export type QemuDestinationEvent =
+  | { type: 'MIGRATE_INCOMING' }
+  | { type: 'CONT' }
+  | { type: 'NEW_PROCESS' }
+  /** The environment: the driver of `device` fails the first arc of its next SET (see DeviceRecord.fault). */
+  | { type: 'DRIVER_FAULT'; device: number; leaves: 'reached' | 'ERROR' }
+  | MainStreamMessage;
 
 /**
  * What the destination emits: return-path messages, and its QMP VFIO_MIGRATION events (outputs to the
@@ -108,7 +118,12 @@ function loadEnd(ctx: Ctx, guest: 'running' | 'paused'): Out {
   return { patch: { devs: closed.devs, runstate: 'paused' }, out: [] };
 }
 
-function fresh(input: { devices: readonly FeatureSet[]; ack: AckMode; maxBytes: number; autostart: boolean }, incarnation: number, restartsLeft: number): Ctx {
+function fresh(
+  input: { devices: readonly FeatureSet[]; ack: AckMode; maxBytes: number; autostart: boolean },
+  incarnation: number,
+  restartsLeft: number,
+  faultsLeft: number,
+): Ctx {
   return {
     devices: [...input.devices],
     ack: input.ack,
@@ -125,6 +140,7 @@ function fresh(input: { devices: readonly FeatureSet[]; ack: AckMode; maxBytes: 
     approvedGen: input.devices.map(() => -1),
     incarnation,
     restartsLeft,
+    faultsLeft,
   };
 }
 
@@ -161,6 +177,7 @@ const destinationSetup = setup({
     /** A new connection (a later attempt) reaches a process that no longer listens. */
     newerConnection: ({ context, event }) => event.type === 'MIG_STREAM_HEADER' && event.attempt > context.incarnation,
     mayRestart: ({ context }) => context.restartsLeft > 0,
+    faultMayStrike: ({ context, event }) => event.type === 'DRIVER_FAULT' && context.faultsLeft > 0 && context.devs[event.device]?.fault === undefined,
   },
   actions: {
     loadSetup: enqueueActions(({ context, enqueue }) => apply(enqueue, loadSetup(context))),
@@ -206,10 +223,14 @@ const destinationSetup = setup({
     startGuest: enqueueActions(({ context, enqueue }) => apply(enqueue, startGuest(context))),
     /** QMP cont while incoming: the guest will start when the load ends (qmp_cont sets autostart). */
     setAutostart: assign({ autostart: true }),
-    /** The load fails; QEMU exits and the return path, if open, closes with an error. */
+    /**
+     * The load fails; QEMU exits and the return path, if open, closes with an error. A device that failed
+     * at load setup (before MIG_CMD_OPEN_RETURN_PATH was read) ends the process too: the connection closes
+     * and a source reading its return path sees the EOF (a source without one never reads it).
+     */
     failLoad: enqueueActions(({ context, enqueue, event }) => {
       enqueue.assign({ loadError: context.loadError ?? `load failed on ${event.type}` });
-      if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: true, attempt: context.incarnation });
+      if (context.returnPathOpen || context.vfioRefused !== null) enqueue.emit({ type: 'RP_SHUTDOWN', error: true, attempt: context.incarnation });
     }),
     /**
      * A process that no longer listens refuses the connection: the source's connect fails
@@ -218,29 +239,44 @@ const destinationSetup = setup({
     refuseConnection: enqueueActions(({ enqueue, event }) => {
       if (event.type === 'MIG_STREAM_HEADER') enqueue.emit({ type: 'RP_SHUTDOWN', error: true, attempt: event.attempt });
     }),
+    armDriverFault: assign(({ context, event }) => {
+      if (event.type !== 'DRIVER_FAULT') return {};
+      const devs = [...context.devs];
+      devs[event.device] = armFault(devs[event.device]!, event.leaves);
+      return { devs, faultsLeft: context.faultsLeft - 1 };
+    }),
     /** QEMU does not read this (a finished process, or a dead connection's leftovers). */
     discard: () => {},
     /** Management starts a new destination process, listening with the same configuration. */
     newProcess: assign(({ context }) =>
-      fresh({ devices: context.devices, ack: context.ack, maxBytes: context.maxBytes, autostart: context.autostart }, context.incarnation + 1, context.restartsLeft - 1),
+      fresh({ devices: context.devices, ack: context.ack, maxBytes: context.maxBytes, autostart: context.autostart }, context.incarnation + 1, context.restartsLeft - 1, context.faultsLeft),
     ),
   },
 });
+
+/** A driver failure can be armed in every state; listed in each, before the states' '*' transitions. */
+const FAULT = { DRIVER_FAULT: { guard: 'faultMayStrike', actions: 'armDriverFault' } } as const;
 
 /** The machine. State keys are QEMU's MigrationStatus strings for the incoming side. */
 export const qemuDestinationMachine = destinationSetup.createMachine({
   id: 'qemuDestination',
   description: "QEMU's incoming migration (MigrationIncomingState.state) and its VFIO devices",
   initial: 'none',
-  context: ({ input }) => fresh({ devices: input.devices, ack: input.ack, maxBytes: input.maxBytes ?? 1, autostart: input.autostart ?? true }, 0, input.restarts ?? 0),
+  context: ({ input }) => fresh({ devices: input.devices, ack: input.ack, maxBytes: input.maxBytes ?? 1, autostart: input.autostart ?? true }, 0, input.restarts ?? 0, input.deviceFaults ?? 0),
   states: {
     none: {
       description: 'QEMU started with -incoming defer; nothing yet.',
-      on: { MIGRATE_INCOMING: { target: 'setup' }, CONT: { actions: 'setAutostart' }, '*': { guard: 'staleMessage', actions: 'discard' } },
+      on: {
+        ...FAULT,
+        MIGRATE_INCOMING: { target: 'setup' },
+        CONT: { actions: 'setAutostart' },
+        '*': { guard: 'staleMessage', actions: 'discard' },
+      },
     },
     setup: {
       description: 'Listening (migrate-incoming); waiting for the stream.',
       on: {
+        ...FAULT,
         MIG_STREAM_HEADER: { guard: 'ownStream', target: 'active', actions: 'loadSetup' },
         STREAM_SHUTDOWN: { guard: 'ownStream', target: 'failed', actions: 'failLoad' },
         CONT: { actions: 'setAutostart' },
@@ -251,6 +287,7 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
       description: 'Loading: devices in RESUMING take in their data; switchover-ack approvals go back.',
       always: { guard: 'vfioRefused', target: 'failed', actions: 'failLoad' },
       on: {
+        ...FAULT,
         MIG_CMD_OPEN_RETURN_PATH: { actions: 'openReturnPath' },
         VFIO_MIG_FLAG_DEV_INIT_DATA_SENT: [
           { guard: 'initDataUnexpected', target: 'failed', actions: 'failLoad' },
@@ -265,11 +302,17 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
     },
     completed: {
       description: 'Loaded; the guest runs here, or waits paused for cont.',
-      on: { CONT: { guard: 'guestPaused', actions: 'startGuest' }, MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' }, '*': { actions: 'discard' } }, // QEMU no longer reads the stream
+      on: {
+        ...FAULT,
+        CONT: { guard: 'guestPaused', actions: 'startGuest' },
+        MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' },
+        '*': { actions: 'discard' }, // QEMU no longer reads the stream
+      },
     },
     failed: {
       description: 'The load failed (QEMU exits with exit-on-error).',
       on: {
+        ...FAULT,
         NEW_PROCESS: { guard: 'mayRestart', target: 'none', actions: 'newProcess' },
         MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' },
         '*': { actions: 'discard' },

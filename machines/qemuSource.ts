@@ -49,6 +49,7 @@ import type { AckMode, MainStreamMessage } from './migrationMessages.js';
 import {
   type DevicePass,
   type DeviceRecord,
+  armFault,
   type EventRelease,
   type VfioMigrationEvent,
   closeFd,
@@ -103,6 +104,8 @@ export interface QemuSourceInput {
    * send `pre-copy-p2p-prepare`. Default '10.0', or '11.1' with the per-device ack (which 11.1 brought).
    */
   readonly release?: QemuRelease;
+  /** How many driver failures the environment may inject into this host's device SETs (default 0). */
+  readonly deviceFaults?: number;
 }
 
 /** QEMU releases the machines distinguish. */
@@ -204,6 +207,8 @@ export interface QemuSourceContext {
   /** New migrations management may still start after a failed or cancelled one. */
   readonly retriesLeft: number;
   readonly release: QemuRelease;
+  /** Driver failures the environment may still inject (DRIVER_FAULT). */
+  readonly faultsLeft: number;
 }
 
 /**
@@ -224,6 +229,8 @@ export type QemuSourceEvent =
   | { type: 'STOP' }
   | { type: 'CONT' }
   | { type: 'STREAM_BREAKS' }
+  /** The environment: the driver of `device` fails the first arc of its next SET (see DeviceRecord.fault). */
+  | { type: 'DRIVER_FAULT'; device: number; leaves: 'reached' | 'ERROR' }
   | { type: 'MIG_RP_MSG_SWITCHOVER_ACK'; attempt: number }
   | { type: 'RP_SHUTDOWN'; error: boolean; attempt: number };
 
@@ -539,6 +546,8 @@ const sourceSetup = setup({
     guestPaused: ({ context }) => context.runstate === 'paused',
     /** A return-path message of this migration (one of an earlier connection is never read). */
     thisAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
+    hasReturnPath: ({ context }) => context.returnPath,
+    faultMayStrike: ({ context, event }) => event.type === 'DRIVER_FAULT' && context.faultsLeft > 0 && context.devs[event.device]?.fault === undefined,
   },
   actions: {
     refusePostcopy: assign({ qmpError: 'postcopy-ram is not supported with VFIO devices (vfio_save_prepare)' }),
@@ -601,6 +610,12 @@ const sourceSetup = setup({
       const gen = [...context.gen];
       if (!untouched) gen[event.device] = ((gen[event.device] ?? 0) + 1) % 4;
       return { devs, gen, reinitsLeft: context.reinitsLeft === null ? null : context.reinitsLeft - 1 };
+    }),
+    armDriverFault: assign(({ context, event }) => {
+      if (event.type !== 'DRIVER_FAULT') return {};
+      const devs = [...context.devs];
+      devs[event.device] = armFault(devs[event.device]!, event.leaves);
+      return { devs, faultsLeft: context.faultsLeft - 1 };
     }),
     guestDirtiesDevice: assign(({ context, event }) => {
       if (event.type !== 'GUEST_DIRTIES_DEVICE') return {};
@@ -665,14 +680,17 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     attempt: 0,
     retriesLeft: input.retries ?? 0,
     release: input.release ?? (input.ack === 'per-device' ? '11.1' : '10.0'),
+    faultsLeft: input.deviceFaults ?? 0,
   }),
   on: {
     // The return path thread runs in any state; a message of an earlier connection is never read, and
     // after the migration ends its messages change nothing.
     MIG_RP_MSG_SWITCHOVER_ACK: [{ guard: 'thisAttempt', actions: 'receiveSwitchoverAck' }, { actions: 'discard' }],
-    RP_SHUTDOWN: [{ guard: 'thisAttempt', actions: 'noteReturnPathClosed' }, { actions: 'discard' }],
+    // (a source without the return path has no thread reading it: it never sees the destination go)
+    RP_SHUTDOWN: [{ guard: and(['thisAttempt', 'hasReturnPath']), actions: 'noteReturnPathClosed' }, { actions: 'discard' }],
     GUEST_DIRTIES_DEVICE: { guard: 'deviceTracksDirt', actions: 'guestDirtiesDevice' },
     GUEST_REINITS_DEVICE: { guard: 'guestMayReconfigure', actions: 'guestReconfiguresDevice' },
+    DRIVER_FAULT: { guard: 'faultMayStrike', actions: 'armDriverFault' },
   },
   states: {
     none: {

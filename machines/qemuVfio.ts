@@ -26,7 +26,7 @@
 import { type AnyActorScope, initialTransition } from 'xstate';
 import { inertScope } from './inertScope.js';
 import { type FeatureSet, type VfioState, isSupported } from './vfioArcs.js';
-import { type VfioDeviceContext, type VfioDeviceEvent, type VfioDeviceInput, vfioDeviceMachine } from './vfioDevice.js';
+import { type VfioDeviceContext, type VfioDeviceEvent, type VfioDeviceInput, type VfioFault, vfioDeviceMachine } from './vfioDevice.js';
 
 /** QEMU's handle on one device: the device machine's state value and context, and QEMU's data_fd. */
 export interface DeviceRecord {
@@ -34,7 +34,15 @@ export interface DeviceRecord {
   readonly context: VfioDeviceContext;
   /** VFIOMigration.data_fd != -1: QEMU holds a data_fd (from the last SET that returned one, until cleanup). */
   readonly fd: boolean;
+  /**
+   * A driver failure the environment has armed: the first arc of this device's next SET fails (and the
+   * device stays where it was, or falls into ERROR). Absent when none is armed.
+   */
+  readonly fault?: VfioFault;
 }
+
+/** The environment arms a driver failure for the device's next SET. */
+export const armFault = (dev: DeviceRecord, leaves: VfioFault['leaves']): DeviceRecord => ({ ...dev, fault: { atArc: 0, leaves } });
 
 /** The device as the machine starts it (RUNNING, no session). */
 export function initialDevice(input: VfioDeviceInput): DeviceRecord {
@@ -53,7 +61,7 @@ const deviceScope = (): AnyActorScope => (scope ??= inertScope(vfioDeviceMachine
 export function deviceCall(dev: DeviceRecord, event: VfioDeviceEvent): DeviceRecord {
   const snap = vfioDeviceMachine.resolveState({ value: dev.state, context: dev.context });
   const next = vfioDeviceMachine.transition(snap, event, deviceScope());
-  return { state: next.value as VfioState, context: next.context, fd: dev.fd };
+  return { state: next.value as VfioState, context: next.context, fd: dev.fd, ...(dev.fault ? { fault: dev.fault } : {}) };
 }
 
 /**
@@ -102,7 +110,9 @@ export interface SetResult {
 export type Recover = VfioState;
 
 function set(dev: DeviceRecord, target: VfioState): { dev: DeviceRecord; ok: boolean; newFd: boolean; errno: string } {
-  const next = deviceCall(dev, { type: 'SET_STATE', target });
+  // an armed driver failure is used up by this SET
+  const { fault, ...unarmed } = dev;
+  const next = deviceCall(unarmed, { type: 'SET_STATE', target, ...(fault ? { fault } : {}) });
   const last = next.context.last;
   const ok = last?.op === 'SET_STATE' && last.ok;
   return { dev: next, ok, newFd: ok && last.dataFd !== null, errno: last?.op === 'SET_STATE' && !last.ok ? last.errno : '' };

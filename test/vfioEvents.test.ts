@@ -13,6 +13,7 @@ import { type DeviceRecord, type VfioMigrationEvent, qapiState } from '../machin
 import type { FeatureSet } from '../machines/vfioArcs.js';
 import { CompiledSystem } from '../src/explorer/index.js';
 import { type MigrationOptions, migrationSystem } from '../src/systems/migration.js';
+import { main } from '../src/cli.js';
 
 const ALL: FeatureSet = 'STOP_COPY|P2P|PRE_COPY';
 
@@ -98,6 +99,7 @@ describe('VFIO_MIGRATION events (machine outputs)', () => {
     ['STOP_COPY only and P2P without precopy', { devices: ['STOP_COPY|P2P'], destinationDevices: ['STOP_COPY|P2P'], ack: 'off' }],
     ['1 device, QEMU 11.0 events', { devices: [ALL], ack: 'legacy', release: '11.0' }],
     ['REINIT design reusable-ack', { devices: [ALL], ack: 'per-device', design: 'reusable-ack' }],
+    ['1 device, a driver failure per host (recover, reset)', { devices: [ALL], ack: 'legacy', deviceFaults: 1 }],
   ];
   it.each(configs)('every edge: an event for each tracked-state change, the last one naming the new state (%s)', (_, o) => {
     const w = walk(o);
@@ -156,5 +158,41 @@ describe('switchoverAckMode: the machine-type switch (hw_compat_11_0 switchover-
   it('refuses a machine type the release does not have, and one with no version', () => {
     expect(() => switchoverAckMode('10.0', 'pc-q35-11.1')).toThrow(/QEMU 10.0 has no machine type 11.1/);
     expect(() => switchoverAckMode('11.1', 'q35')).toThrow(/names no version/);
+  });
+});
+
+describe('check: --qemu, --ack on --machine-type, --device-faults', () => {
+  function run(...argv: string[]) {
+    const out: string[] = [];
+    const err: string[] = [];
+    const code = main(argv, (s) => out.push(s), (s) => err.push(s));
+    return { code, out: out.join('\n'), err: err.join('\n') };
+  }
+  it('a driver failure on the destination is reset and still completes: the property names it (exit 1)', () => {
+    const r = run('check', '--devices', '1', '--device-faults', '1', '--json', '--no-timings');
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.out) as { properties: { name: string; holds: boolean }[] };
+    const violated = report.properties.filter((p) => !p.holds).map((p) => p.name);
+    expect(violated).toContain('CompletedDestinationKeptDeviceState');
+    expect(violated).not.toContain('MigrationEnds');
+    expect(violated).not.toContain('NoDeviceInError');
+  });
+  it('--ack on resolves the mode from the release and machine type', () => {
+    const legacy = run('check', '--devices', '1', '--ack', 'on', '--qemu', '11.1', '--machine-type', 'pc-q35-11.0', '--no-timings');
+    const perDevice = run('check', '--devices', '1', '--ack', 'on', '--qemu', '11.1', '--machine-type', 'pc-q35-11.1', '--no-timings');
+    expect(legacy.out.split('\n')[0]).toContain('ack legacy');
+    expect(perDevice.out.split('\n')[0]).toContain('ack per-device');
+  });
+  it.each([
+    [['--qemu', '9.2'], /bad --qemu '9.2'/],
+    [['--ack', 'on', '--qemu', '10.0', '--machine-type', 'pc-q35-11.1'], /QEMU 10.0 has no machine type 11.1/],
+    [['--ack', 'per-device', '--qemu', '11.0'], /per-device ack needs QEMU 11.1/],
+    [['--machine-type', '11.0'], /use it with --ack on/],
+    [['--device-faults', '9'], /--device-faults/],
+  ])('bad input %j: one line, exit 2', (args, message) => {
+    const r = run('check', ...args);
+    expect(r.code).toBe(2);
+    expect(r.err.split('\n')).toHaveLength(1);
+    expect(r.err).toMatch(message);
   });
 });

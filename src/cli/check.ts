@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
-import type { ReinitDesign } from '../../machines/qemuSource.js';
+import { type QemuRelease, type ReinitDesign, QEMU_RELEASES, switchoverAckMode } from '../../machines/qemuSource.js';
 import { type ExploreResult, type PropertyResult, explore, formatReport, formatTrace, verdictMark } from '../explorer/index.js';
 import { DESIGNS, type DesignCheck, checkDesign } from '../systems/reinit.js';
 import { UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
@@ -17,7 +17,8 @@ import { joinNegativeNumbers, parseCount, parseFeatures } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 import { RUN_HELP, RUN_OPTIONS, finish, parseBounds } from './output.js';
 
-export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--features SET[/SET…]] [--ack legacy|per-device|off]
+export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--features SET[/SET…]] [--ack legacy|per-device|off|on]
+                                 [--qemu 10.0|11.0|11.1] [--machine-type TYPE] [--device-faults K]
                                  [--one-side source|destination] [--pause-before-switchover] [--symmetry]
                                  [--design legacy|reusable-ack|recheck-resume [--reinit-budget K] [--reinits N]]
                                  [--no-cancel] [--no-faults] [--max-states N] [--memory-mb N] [--json] [--no-timings] [--out FILE]
@@ -27,7 +28,10 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
   Explore a migration of N VFIO devices (default 2) from a source QEMU to a destination QEMU and check
   every property. SET is a comma list of p2p, pre-copy (default p2p,pre-copy); give one per device,
   separated by '/', for a mixed set. --one-side enables switchover-ack on that host only. --symmetry
-  reduces by interchangeable devices (alike on both hosts).
+  reduces by interchangeable devices (alike on both hosts). --qemu names the release on both hosts (its
+  VFIO_MIGRATION events; default 10.0, or 11.1 with the per-device ack); --ack on takes the ack mode that
+  release uses with --machine-type (e.g. pc-q35-11.0: machine types up to 11.0 keep the one-shot ack).
+  --device-faults K lets the environment fail K device state changes on each host (driver failures).
   --design adds guest device reconfiguration (REINIT) and checks S1 (no stale switchover), S2 (kernel-
   legal requests), L1 (the migration ends, with --reinits N reconfigurations, default 1) and L2 (no
   livelock under a REINIT storm); the design fixes the ack mode. --reinit-budget K fails the migration
@@ -48,6 +52,9 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       devices: { type: 'string' },
       features: { type: 'string' },
       ack: { type: 'string' },
+      qemu: { type: 'string' },
+      'machine-type': { type: 'string' },
+      'device-faults': { type: 'string' },
       'one-side': { type: 'string' },
       'pause-before-switchover': { type: 'boolean', default: false },
       symmetry: { type: 'boolean', default: false },
@@ -78,8 +85,23 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
   const n = parseCount(values.devices, '--devices', sets.length > 1 ? sets.length : 2, 1, 6);
   if (sets.length > 1 && sets.length !== n) throw new UsageError(`--features lists ${sets.length} devices but --devices is ${n}`);
   const devices: FeatureSet[] = sets.length > 1 ? sets : Array.from({ length: n }, () => sets[0]!);
-  const ack = (values.ack ?? 'legacy') as AckMode;
-  if (!ACKS.includes(ack)) throw new UsageError(`bad --ack '${values.ack}'; valid: ${ACKS.join(', ')}`);
+  const release = values.qemu as QemuRelease | undefined;
+  if (release !== undefined && !QEMU_RELEASES.includes(release)) throw new UsageError(`bad --qemu '${values.qemu}'; valid: ${QEMU_RELEASES.join(', ')}`);
+  const machineType = values['machine-type'];
+  if (machineType !== undefined && values.ack !== 'on') throw new UsageError('--machine-type chooses the ack mode: use it with --ack on');
+  let ack: AckMode;
+  if (values.ack === 'on') {
+    try {
+      ack = switchoverAckMode(release ?? '10.0', machineType ?? (release ?? '10.0'));
+    } catch (e) {
+      throw new UsageError(`bad --machine-type: ${(e as Error).message}`);
+    }
+  } else {
+    ack = (values.ack ?? 'legacy') as AckMode;
+    if (!ACKS.includes(ack)) throw new UsageError(`bad --ack '${values.ack}'; valid: ${ACKS.join(', ')}, on`);
+  }
+  if (ack === 'per-device' && release !== undefined && release !== '11.1') throw new UsageError(`the per-device ack needs QEMU 11.1 (--qemu ${release} has only the one-shot ack)`);
+  const deviceFaults = parseCount(values['device-faults'], '--device-faults', 0, 0, 4);
   const oneSide = values['one-side'];
   if (oneSide !== undefined && oneSide !== 'source' && oneSide !== 'destination') {
     throw new UsageError(`bad --one-side '${oneSide}'; valid: source, destination`);
@@ -91,6 +113,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     if (design === undefined) throw new UsageError('--reinit-budget and --reinits need --design');
     if (!DESIGNS.includes(design)) throw new UsageError(`bad --design '${values.design}'; valid: ${DESIGNS.join(', ')}`);
     if (values.ack !== undefined || oneSide !== undefined) throw new UsageError('--design fixes the ack mode; drop --ack and --one-side');
+    if (values.qemu !== undefined || values['device-faults'] !== undefined) throw new UsageError('--qemu and --device-faults do not apply to --design checks');
     const budget = values['reinit-budget'] === undefined ? undefined : parseCount(values['reinit-budget'], '--reinit-budget', 0, 0, 100);
     const reinits = parseCount(values.reinits, '--reinits', 1, 1, 4);
     const d = checkDesign(
@@ -109,6 +132,8 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     symmetry: values.symmetry,
     cancel: !values['no-cancel'],
     faults: !values['no-faults'],
+    ...(release ? { release } : {}),
+    ...(deviceFaults > 0 ? { deviceFaults } : {}),
   });
   const r = explore(spec, bounds);
   return finish({ report: checkReport(r), text: formatCheck(r), limit: r.limit, partial: r, holds: r.properties.every((p) => p.holds) }, values, out, err);

@@ -76,4 +76,15 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'migration N=1 legacy, destination -S, stop/cont', build: () => migrationSystem({ devices: n(1), ack: 'legacy', management: true, autostart: false }), states: 8304, transitions: 28862, violated: ['DataFdInSync', 'MigrationEnds'] },
   { name: 'migration N=1 legacy, one retry to a new destination', build: () => migrationSystem({ devices: n(1), ack: 'legacy', retries: 1 }), states: 15635, transitions: 65553 },
   { name: 'migration N=1 legacy, a guest that dirties for ever', build: () => migrationSystem({ devices: n(1), ack: 'legacy', guestDirties: 'unbounded' }), states: 6518, transitions: 22163 },
+  // One driver failure per host, anywhere: QEMU recovers or resets and every migration still ends; a
+  // destination whose driver rejects the loaded state at RESUMING -> STOP is reset and both sides report
+  // completed (CompletedDestinationKeptDeviceState, DestinationCompleteMeansLoaded); a failed
+  // STOP_COPY -> STOP at the source's cleanup resets that device after completion (a tuple the doc lacks).
+  {
+    name: 'migration N=1 legacy, one driver failure per host',
+    build: () => migrationSystem({ devices: n(1), ack: 'legacy', deviceFaults: 1 }),
+    states: 14083,
+    transitions: 67433,
+    violated: ['DestinationCompleteMeansLoaded', 'CompletedDestinationKeptDeviceState', 'VfioStateTuplesFollowCode'],
+  },
 ];

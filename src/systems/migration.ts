@@ -48,11 +48,26 @@ export interface MigrationOptions {
   readonly autostart?: boolean;
   /** New migrations after a failed or cancelled one, each to a new destination process (default 0). */
   readonly retries?: number;
+  /**
+   * Driver failures the environment may inject on each host (default 0): DRIVER_FAULT arms a failure of
+   * the first arc of a device's next SET, leaving it where it was or in ERROR; QEMU then recovers, resets,
+   * and fails the migration or — on the destination, which has no outgoing stream — carries on.
+   */
+  readonly deviceFaults?: number;
   /** The QEMU release on both hosts: which VFIO_MIGRATION events the source shows (see QemuSourceInput.release). */
   readonly release?: QemuRelease;
   /** Replace the source machine (e.g. one with your own actions via `provide()`); default qemuSourceMachine. */
   readonly sourceMachine?: AnyStateMachine;
   readonly destinationMachine?: AnyStateMachine;
+}
+
+/** The environment's driver failures for `n` devices: each may fail its next SET, staying or in ERROR. */
+function driverFaults(n: number, faults: number | undefined): EventObject[] {
+  if (!faults) return [];
+  return Array.from({ length: n }, (_, device) => [
+    { type: 'DRIVER_FAULT', device, leaves: 'reached' },
+    { type: 'DRIVER_FAULT', device, leaves: 'ERROR' },
+  ]).flat();
 }
 
 export function migrationSystem(o: MigrationOptions): SystemSpec {
@@ -79,13 +94,15 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     ...(o.cancel ?? true ? [{ type: 'MIGRATE_CANCEL' }] : []),
     ...(o.faults ?? true ? [{ type: 'STREAM_BREAKS' }] : []),
     ...(o.management ? [{ type: 'STOP' }, { type: 'CONT' }] : []),
+    ...driverFaults(o.devices.length, o.deviceFaults),
   ];
   const dstEnv: EventObject[] = [
     { type: 'MIGRATE_INCOMING' },
     ...(o.management ? [{ type: 'CONT' }] : []),
     ...((o.retries ?? 0) > 0 ? [{ type: 'NEW_PROCESS' }] : []),
+    ...driverFaults(dstDevices.length, o.deviceFaults),
   ];
-  const extras = [o.management ? 'management stop/cont' : '', o.autostart === false ? 'destination -S' : '', o.retries ? `${o.retries} retr${o.retries === 1 ? 'y' : 'ies'}` : '']
+  const extras = [o.management ? 'management stop/cont' : '', o.autostart === false ? 'destination -S' : '', o.retries ? `${o.retries} retr${o.retries === 1 ? 'y' : 'ies'}` : '', o.deviceFaults ? `${o.deviceFaults} driver fault${o.deviceFaults === 1 ? '' : 's'} per host` : '']
     .filter(Boolean)
     .join(', ');
   const design = o.design
@@ -109,6 +126,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
           ...(o.retries ? { retries: o.retries } : {}),
           ...(o.guestDirties !== undefined ? { guestDirties: o.guestDirties } : {}),
           ...(o.release ? { release: o.release } : {}),
+          ...(o.deviceFaults ? { deviceFaults: o.deviceFaults } : {}),
         },
       },
       {
@@ -120,6 +138,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
           maxBytes: o.maxBytes ?? 1,
           ...(o.autostart === false ? { autostart: false } : {}),
           ...(o.retries ? { restarts: o.retries } : {}),
+          ...(o.deviceFaults ? { deviceFaults: o.deviceFaults } : {}),
         },
       },
     ],
