@@ -117,7 +117,7 @@ describe('check', () => {
 
   it('refuses bad values in one line, exit 2', () => {
     const cases: [string[], string][] = [
-      [['check', '--ack', 'maybe'], "migration-statecharts: bad --ack 'maybe'; valid: legacy, per-device, off"],
+      [['check', '--ack', 'maybe'], "migration-statecharts: bad --ack 'maybe'; valid: legacy, per-device, off, on"],
       [['check', '--one-side', 'left'], "migration-statecharts: bad --one-side 'left'; valid: source, destination"],
       [['check', '--design', 'hope'], "migration-statecharts: bad --design 'hope'; valid: legacy, reusable-ack, recheck-resume"],
       [['check', '--reinit-budget', '2'], 'migration-statecharts: --reinit-budget and --reinits need --design'],

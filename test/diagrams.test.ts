@@ -208,6 +208,7 @@ describe('the registry', () => {
       'vfio-arcs-stop-copy-p2p-pre-copy',
       'vfio-run-stop-copy-to-eof',
       'qemu-source',
+      'qemu-source-migrating',
       'qemu-destination',
       'migration-run-complete',
       'virtio-net-source',

@@ -271,7 +271,7 @@ describe('check --virtio-net', () => {
       [['--virtio-net', 'early-mig', '--design', 'legacy'], 'migration-statecharts: --virtio-net cannot be combined with --design'],
       [['--virtio-net', 'legacy', '--no-vhost'], 'migration-statecharts: --no-vhost needs --virtio-net early-mig (only early-mig starts vhost early)'],
       [['--virtio-net', 'early-mig', '--devices', '3'], "migration-statecharts: bad --devices '3'; expected an integer 0..2"],
-      [['--ack', 'maybe'], "migration-statecharts: bad --ack 'maybe'; valid: legacy, per-device, off"],
+      [['--ack', 'maybe'], "migration-statecharts: bad --ack 'maybe'; valid: legacy, per-device, off, on"],
     ];
     for (const [argv, msg] of cases) {
       const r = run(...argv);

@@ -21,6 +21,18 @@ export interface MachineChartOptions {
   readonly title?: string;
   /** Show descriptions, meta and tags as notes (default true). */
   readonly notes?: boolean;
+  /**
+   * Draw only this region (a state path, e.g. 'migrating'): its subtree as the diagram, and every arc
+   * that leaves it ending at a stub named after its target. For machines too big to read whole.
+   */
+  readonly region?: string;
+  /**
+   * Draw these composite states (state paths) as single boxes: arcs that leave their inside start at
+   * the box, arcs into their inside end at it, what stays inside is left out. `collapsedNote` is added
+   * to each such box's note (e.g. where its inside is drawn).
+   */
+  readonly collapse?: readonly string[];
+  readonly collapsedNote?: string;
 }
 
 /** Label shown on the pseudo-state that stands for "whichever child is active". */
@@ -66,22 +78,56 @@ class LineGroups {
 
 /** The chart of a machine. */
 export function machineChart(machine: AnyStateMachine, opts: MachineChartOptions = {}): Chart {
-  const builder = new ChartBuilder(machine, opts.notes ?? true);
-  const root = builder.state(machine.root);
-  return { title: opts.title ?? machine.id, root, edges: builder.edges() };
+  const nodeAt = (path: string): AnyStateNode => {
+    let at: AnyStateNode = machine.root;
+    for (const seg of path.split('.')) {
+      const next = at.states[seg] as AnyStateNode | undefined;
+      if (!next) throw new Error(`${machine.id} has no state '${path}'`);
+      at = next;
+    }
+    return at;
+  };
+  const top = opts.region === undefined ? machine.root : nodeAt(opts.region);
+  const collapsed = new Set((opts.collapse ?? []).map((p) => nodeAt(p)));
+  const builder = new ChartBuilder(machine, opts.notes ?? true, top, collapsed, opts.collapsedNote ?? '');
+  const root = builder.state(top);
+  const withStubs = { ...root, children: [...root.children, ...builder.stubs()] };
+  return { title: opts.title ?? machine.id, root: withStubs, edges: builder.edges() };
 }
 
 class ChartBuilder {
   private readonly arcs = new LineGroups();
   private readonly arcEnds = new Map<string, { from: string; to: string }>();
 
+  private readonly stubKeys = new Map<string, string>();
+
   constructor(
     private readonly machine: AnyStateMachine,
     private readonly withNotes: boolean,
+    /** The node drawn as the diagram: the machine's root, or a region of it. */
+    private readonly top: AnyStateNode = machine.root,
+    private readonly collapsed: ReadonlySet<AnyStateNode> = new Set(),
+    private readonly collapsedNote = '',
   ) {}
 
   keyOf(node: AnyStateNode): string {
     return [this.machine.id, ...node.path].join('.');
+  }
+
+  /** Where an arc to `node` ends in this drawing: the node, its collapsed ancestor, or a stub outside the region. */
+  private endOf(node: AnyStateNode): string {
+    if (!within(node, this.top)) {
+      const key = `${this.keyOf(this.top)}.*outside.${node.path.join('.')}`;
+      this.stubKeys.set(key, `→ ${node.path.join('.')}`);
+      return key;
+    }
+    for (let at: AnyStateNode | undefined = node; at; at = at.parent) if (this.collapsed.has(at)) return this.keyOf(at);
+    return this.keyOf(node);
+  }
+
+  /** The stub states that stand for targets outside the region. */
+  stubs(): ChartState[] {
+    return [...this.stubKeys].map(([key, label]) => ({ key, label, kind: 'atomic' as const, children: [], internal: [], notes: [] }));
   }
 
   edges(): ChartEdge[] {
@@ -89,8 +135,10 @@ class ChartBuilder {
   }
 
   state(node: AnyStateNode): ChartState {
+    if (this.collapsed.has(node) && node !== this.top) return this.collapsedState(node);
     const key = this.keyOf(node);
     const kind = node.type as ChartStateKind;
+    const isTop = node === this.top;
     const internal = new LineGroups();
     const anyChild = new LineGroups();
     let anyChildNeeded = false;
@@ -118,7 +166,7 @@ class ChartBuilder {
         continue;
       }
       for (const target of targets) {
-        const targetKey = this.keyOf(target);
+        const targetKey = this.endOf(target);
         if (isComposite && targetKey === key) {
           // Mermaid cannot loop an arc on a composite's border: a composite re-entering itself is a line.
           anyChild.add('', { ...label, rest: [label.rest, `→ ${node.key}`].filter((x) => x !== '').join(' ') });
@@ -127,7 +175,7 @@ class ChartBuilder {
         }
         const inside = targetKey.startsWith(`${key}.`);
         let from = key;
-        if (isComposite && (node.parent === undefined || inside)) {
+        if (isComposite && (isTop || inside)) {
           from = anyChildKey(key);
           anyChildNeeded = true;
         }
@@ -147,6 +195,7 @@ class ChartBuilder {
       if (about !== '') notes.push(about);
     }
     let label = node.parent === undefined ? this.machine.id : node.key;
+    if (isTop && node.parent !== undefined) label = `${this.machine.id}: ${node.path.join('.')}`;
     let history: 'shallow' | 'deep' | undefined;
     if (kind === 'history') {
       history = node.history === 'deep' ? 'deep' : 'shallow';
@@ -171,6 +220,35 @@ class ChartBuilder {
     };
   }
 
+  /** A collapsed composite: one box, with the arcs that leave its inside. */
+  private collapsedState(node: AnyStateNode): ChartState {
+    const key = this.keyOf(node);
+    const internal = new LineGroups();
+    const walk = (n: AnyStateNode): void => {
+      const transitions = [...n.transitions.values()].flat().concat(n.always ?? []);
+      for (const t of transitions) {
+        const targets: readonly AnyStateNode[] = t.target ?? [];
+        const label = labelParts(t, { source: n.key, targets: targets.map((x) => x.key) });
+        if (targets.length === 0) {
+          if (n === node) internal.add('', label);
+          continue;
+        }
+        for (const target of targets) {
+          const to = this.endOf(target);
+          if (to !== key) this.addArc(key, to, label);
+        }
+      }
+      for (const child of Object.values(n.states) as AnyStateNode[]) walk(child);
+    };
+    walk(node);
+    const notes: string[] = [];
+    if (this.withNotes) {
+      const about = [noteOf(node), this.collapsedNote].filter((x) => x !== '').join('\n');
+      if (about !== '') notes.push(about);
+    }
+    return { key, label: node.key, kind: 'atomic', children: [], internal: internal.text(''), notes };
+  }
+
   private addArc(from: string, to: string, label: LabelParts): void {
     const k = `${from}\u0000${to}`;
     this.arcEnds.set(k, { from, to });
@@ -193,6 +271,12 @@ class ChartBuilder {
     for (const seg of target.split('.')) at = at?.states[seg] as AnyStateNode | undefined;
     return at;
   }
+}
+
+/** `node` is `top` or inside it. */
+function within(node: AnyStateNode, top: AnyStateNode): boolean {
+  for (let at: AnyStateNode | undefined = node; at; at = at.parent) if (at === top) return true;
+  return false;
 }
 
 function anyChildKey(compositeKey: string): string {

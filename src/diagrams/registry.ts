@@ -48,10 +48,11 @@ export interface DiagramEntry {
  * The name of every state of a machine — the root excluded (a compound root is the diagram itself), and
  * history pseudo-states too (they are drawn as `H`/`H*`, their name going into a note).
  */
-export function stateNamesOf(machine: AnyStateMachine): string[] {
+export function stateNamesOf(machine: AnyStateMachine | AnyStateNode): string[] {
+  const top = 'root' in machine ? machine.root : machine;
   const walk = (node: AnyStateNode): string[] =>
     (Object.values(node.states) as AnyStateNode[]).flatMap((c) => [...(c.type === 'history' ? [] : [c.key]), ...walk(c)]);
-  return [...new Set(walk(machine.root))];
+  return [...new Set(walk(top))];
 }
 
 /** The component names and every state value a trace passes through. */
@@ -121,12 +122,30 @@ export const DIAGRAMS: readonly DiagramEntry[] = [
     'The explorer’s shortest run in which a device with every feature streams its final state in ' +
       'STOP_COPY until the data_fd reads EOF.',
   ),
-  machineDiagram(
-    'qemu-source',
-    'QEMU migration source (machines/qemuSource.ts)',
-    qemuSourceMachine,
-    'The outgoing migration: MigrationStatus as chart states, the migration thread as THREAD_STEP, the switchover decision.',
-  ),
+  // The source is drawn in two parts, each readable at page width: its statuses with `migrating` as one
+  // box, and the inside of `migrating` (the statuses a migration passes through).
+  {
+    ...machineDiagram(
+      'qemu-source',
+      'QEMU migration source (machines/qemuSource.ts)',
+      qemuSourceMachine,
+      'The outgoing migration at the top level: none, the migrating region as one box, the end statuses and ' +
+        'their cleanup, retries, the (unreachable with VFIO) postcopy states.',
+      { chart: { collapse: ['migrating'], collapsedNote: 'inside: diagrams/qemu-source-migrating.svg', notes: false } },
+    ),
+    mustShow: () => Object.keys(qemuSourceMachine.root.states),
+  },
+  {
+    ...machineDiagram(
+      'qemu-source-migrating',
+      'QEMU migration source: the migrating region',
+      qemuSourceMachine,
+      'The statuses a migration passes through (setup, wait-unplug, active, pre-switchover, device), the ' +
+        'migration thread as THREAD_STEP, the switchover as PENDING_FITS_THRESHOLD, cancel and stream errors.',
+      { chart: { region: 'migrating', notes: false } },
+    ),
+    mustShow: () => stateNamesOf(qemuSourceMachine.root.states['migrating']!),
+  },
   machineDiagram(
     'qemu-destination',
     'QEMU migration destination (machines/qemuDestination.ts)',
