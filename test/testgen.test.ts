@@ -575,7 +575,7 @@ describe('tests CLI', () => {
     expect(e('generate', '--system', 'toaster')).toBe("migration-statecharts: bad --system 'toaster'; valid: device, migration");
     expect(e('generate')).toBe('migration-statecharts: missing --system; expected device, migration');
     expect(e('generate', '--system', 'device', '--criterion', 'everything')).toBe(
-      "migration-statecharts: bad --criterion 'everything'; valid: states, transitions, pairs, commands, random, target",
+      "migration-statecharts: bad --criterion 'everything'; valid: states, transitions, pairs, commands, verified, random, target",
     );
     expect(e('generate', '--system', 'migration', '--ack', 'maybe')).toBe("migration-statecharts: bad --ack 'maybe'; valid: legacy, per-device, off");
     expect(e('generate', '--system', 'migration', '--devices', '7')).toBe("migration-statecharts: bad --devices '7'; expected an integer 0..2");

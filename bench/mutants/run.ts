@@ -48,7 +48,7 @@ export const CONFIGS: readonly BenchConfig[] = [
   benchConfig(7, true),
 ];
 
-export const BENCH_CRITERIA = ['states', 'transitions', 'pairs', 'commands', 'random'] as const;
+export const BENCH_CRITERIA = ['states', 'transitions', 'pairs', 'commands', 'verified', 'random'] as const;
 export type BenchCriterion = (typeof BENCH_CRITERIA)[number];
 
 /** Random walks: the seed, the number of walks and their length. */

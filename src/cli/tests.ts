@@ -36,7 +36,7 @@ import { EXIT, UsageError } from './errors.js';
 export const TESTS_HELP = `usage: migration-statecharts tests generate --system device|migration [--devices N] [--ack legacy|per-device|off]
                                         [--features LIST] [--precopy-info-v2] [--profile generic|mtty]
                                         [--faults on|off] [--max-bytes N]
-                                        [--criterion states|transitions|pairs|commands|random|target]
+                                        [--criterion states|transitions|pairs|commands|verified|random|target]
                                         [--target STATE] [--seed N] [--length N] [--walks N] [--out FILE]
                                         [--compare] [--max-states N]
        migration-statecharts tests replay FILE [--junit FILE]
@@ -54,7 +54,9 @@ export const TESTS_HELP = `usage: migration-statecharts tests generate --system 
                          and switchover-ack --ack (default legacy)
     --criterion          states, transitions (default; shortest tour found, with a lower bound), pairs
                          (consecutive transitions of a component), commands (every command in every
-                         local state, refusals included: the error paths), random (--walks N walks of at
+                         local state, refusals included: the error paths), verified (every transition in
+                         every situation the model tells apart, then every step the state it leaves
+                         allows and the sequences that characterize that state), random (--walks N walks of at
                          most --length N steps from --seed N; defaults 10, 20, 1), target (--target STATE:
                          component:state, or a state name unique to one component)
     --compare            also print xstate/graph's getShortestPaths() total on the same machine (device)

@@ -7,6 +7,8 @@
  *  - `pairs`: every pair of a component's consecutive transitions that some run takes is taken;
  *  - `commands`: every environment command in every local state of its component (goals.ts), refusals
  *    included — the error-path criterion;
+ *  - `verified`: every transition, each by a shortest run and then checked by the state it leaves: one
+ *    case per sequence of that state's characterizing set (verify.ts) — the W-method's idea;
  *  - `target`: a shortest run to a named state (`component:stateId`, or a state id unique to one
  *    component) or to a predicate over global states;
  *  - `random`: seeded random walks of bounded length.
@@ -33,6 +35,7 @@ import {
 import { type CoverGraph, type Goal, buildCoverGraph, commandsGoal, pairsGoal, statesGoal, transitionsGoal } from './goals.js';
 import { type GraphOptions, ModelGraph } from './graph.js';
 import { bestTour } from './postman.js';
+import { Characterizer, refine } from './verify.js';
 import { randomWalks, shortestPathTo } from './walks.js';
 
 export interface TargetPredicate {
@@ -97,6 +100,14 @@ export function generateSuite(system: SystemSpec | ModelGraph, opts: GenerateOpt
         stats: statsOf(cases, bound.steps, tour.construction),
       };
     }
+    case 'verified': {
+      const goal = transitionsGoal(g);
+      const paths = verifiedPaths(g, goal);
+      const cases = paths.map((p, i) => toCase(g, caseName('verified', i, paths.length), p.path, p.covers));
+      const cg = buildCoverGraph(g, goal);
+      const covered = new Set(paths.flatMap((p) => p.items));
+      return { ...base, target: null, seed: null, length: null, walks: null, cases, coverage: coverageOf(goal, cg, covered), stats: statsOf(cases, null, 'verified') };
+    }
     case 'random': {
       const seed = opts.seed ?? 1;
       const length = opts.length ?? 20;
@@ -136,6 +147,80 @@ export function generateSuite(system: SystemSpec | ModelGraph, opts: GenerateOpt
       return { ...base, target: name, seed: null, length: null, walks: null, cases, coverage, stats: statsOf(cases, path?.length ?? null, 'shortest-path') };
     }
   }
+}
+
+/**
+ * For every item of `goal`, the edge that covers it after the shortest run from the initial state; the
+ * case is that run, the edge, and one sequence of the characterizing set of the state it reaches (one
+ * case per sequence; the run and the edge alone when the state has none).
+ */
+function verifiedPaths(g: ModelGraph, goal: Goal): { path: number[]; covers: string[]; items: number[] }[] {
+  const keys = new Map<string, number>();
+  const outs = new Int32Array(g.edgeCount).fill(-1);
+  const out = (e: number): number => {
+    if (outs[e]! >= 0) return outs[e]!;
+    const l = g.label(e);
+    const from = g.from[e]!;
+    const to = g.to[e]!;
+    const key = JSON.stringify([g.values(to), observationsAt(g, from, to, { component: g.components.indexOf(l.component), event: l.event })]);
+    let id = keys.get(key);
+    if (id === undefined) keys.set(key, (id = keys.size));
+    outs[e] = id;
+    return id;
+  };
+  const levels = refine(g, out);
+  const w = new Characterizer(g, levels, out);
+  // shortest runs from the initial state (BFS parents)
+  const parent = new Int32Array(g.stateCount).fill(-2);
+  const depth = new Int32Array(g.stateCount);
+  const order: number[] = [0];
+  parent[0] = -1;
+  for (let q = 0; q < order.length; q++) {
+    const s = order[q]!;
+    for (let e = g.start[s]!; e < g.start[s + 1]!; e++) {
+      const t = g.to[e]!;
+      if (parent[t] !== -2) continue;
+      parent[t] = e;
+      depth[t] = depth[s]! + 1;
+      order.push(t);
+    }
+  }
+  const runTo = (s: number): number[] => {
+    const p: number[] = [];
+    for (let x = s; parent[x]! >= 0; x = g.from[parent[x]!]!) p.push(parent[x]!);
+    return p.reverse();
+  };
+  // per item and class of the state it is taken from (states the model tells apart), the covering edge
+  // with the shortest run to it (the first found in BFS order): the same transition taken in different
+  // situations — a reset with and without a session — is verified in each
+  const classOf = levels[levels.length - 1]!;
+  const chosen = new Map<string, { item: number; edge: number }>();
+  const tmp: number[] = [];
+  for (const s of order) {
+    for (let e = g.start[s]!; e < g.start[s + 1]!; e++) {
+      tmp.length = 0;
+      goal.covered(0, e, tmp);
+      for (const i of tmp) {
+        const k = `${i}:${classOf[s]}`;
+        if (!chosen.has(k)) chosen.set(k, { item: i, edge: e });
+      }
+    }
+  }
+  const byEdge = new Map<number, number[]>();
+  for (const { item, edge } of chosen.values()) byEdge.set(edge, [...(byEdge.get(edge) ?? []), item]);
+  const cases: { path: number[]; covers: string[]; items: number[] }[] = [];
+  for (const [e, items] of [...byEdge].sort((a, b) => a[0] - b[0])) {
+    const run = [...runTo(g.from[e]!), e];
+    const to = g.to[e]!;
+    // every step the state allows, then the sequences that tell the state apart from the others
+    const single: number[][] = [];
+    for (let f = g.start[to]!; f < g.start[to + 1]!; f++) single.push([f]);
+    const suffixes = [...single, ...w.of(to).filter((x) => x.length > 1)];
+    const covers = items.map((i) => goal.names[i]!);
+    if (suffixes.length === 0) cases.push({ path: run, covers, items });
+    suffixes.forEach((sfx, k) => cases.push({ path: [...run, ...sfx], covers: k === 0 ? covers : [], items }));
+  }
+  return cases;
 }
 
 function goalOf(g: ModelGraph, c: 'states' | 'transitions' | 'pairs' | 'commands'): Goal {

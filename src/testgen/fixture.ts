@@ -56,7 +56,7 @@ import { PROFILE_IDS, type ProfileId } from '../../machines/vfioProfiles.js';
 export const SUITE_SCHEMA = 'migration-statecharts/test-suite@2';
 const SUITE_SCHEMA_V1 = 'migration-statecharts/test-suite@1';
 
-export const CRITERIA = ['states', 'transitions', 'pairs', 'commands', 'random', 'target'] as const;
+export const CRITERIA = ['states', 'transitions', 'pairs', 'commands', 'verified', 'random', 'target'] as const;
 export type Criterion = (typeof CRITERIA)[number];
 
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | { readonly [key: string]: JsonValue };
@@ -114,7 +114,7 @@ export interface SuiteStats {
   readonly cases: number;
   readonly steps: number;
   readonly lowerBound: number | null;
-  readonly construction: 'greedy' | 'postman' | 'random' | 'shortest-path';
+  readonly construction: 'greedy' | 'postman' | 'random' | 'shortest-path' | 'verified';
 }
 
 export interface TestSuite {
@@ -413,7 +413,7 @@ function coverage(v: unknown): SuiteCoverage {
 function stats(v: unknown): SuiteStats {
   const o = obj(v, 'stats');
   const c = o['construction'];
-  if (c !== 'greedy' && c !== 'postman' && c !== 'random' && c !== 'shortest-path') {
+  if (c !== 'greedy' && c !== 'postman' && c !== 'random' && c !== 'shortest-path' && c !== 'verified') {
     throw new FixtureError(`stats.construction is ${JSON.stringify(c)}; valid: greedy, postman, random, shortest-path`);
   }
   return { cases: int(o['cases'], 'stats.cases'), steps: int(o['steps'], 'stats.steps'), lowerBound: nullable(o['lowerBound'], 'stats.lowerBound', int), construction: c };
