@@ -10,6 +10,7 @@ import { SystemError } from './explorer/system.js';
 import { checkCommand } from './cli/check.js';
 import { conformCommand } from './cli/conform.js';
 import { exploreCommand } from './cli/explore.js';
+import { exportCommand } from './cli/export.js';
 import { phasesCommand } from './cli/phases.js';
 import { packageVersion } from './cli/version.js';
 import { testsCommand } from './cli/tests.js';
@@ -25,6 +26,7 @@ commands:
   tests generate|replay …                                              model-based test suites (tests --help)
   conform FILE [--strict] [--json]                                     check a recorded QEMU run against the model (conform --help)
   phases --orchestrator libvirt|kubevirt|nova [--json]                  what an orchestrator sees of QEMU's statuses (phases --help)
+  export --machine NAME --format scxml|json [--out FILE]                a machine as SCXML or JSON (export --help)
   help, --help                                                          this text; every command also takes --help
   --version                                                             the package version
 
@@ -50,6 +52,8 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         return conformCommand(rest, out, err);
       case 'phases':
         return phasesCommand(rest, out);
+      case 'export':
+        return exportCommand(rest, out);
       case '--version':
       case '-V':
       case 'version':
@@ -64,7 +68,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         err(HELP);
         return EXIT.usage;
       default:
-        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, phases, help, --version`);
+        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, phases, export, help, --version`);
     }
   } catch (e) {
     if (e instanceof UsageError || e instanceof SystemError) {

@@ -13,7 +13,8 @@ import { VIRTIO_NET_DESIGNS, type VirtioNetDesign } from '../../machines/virtioN
 import type { SectionsRegistered } from '../../machines/virtioNetDestination.js';
 import type { IterativeSwitch } from '../../machines/virtioNetSource.js';
 import { type VirtioNetOptions, checkVirtioNet, formatVirtioNetCheck, virtioNetHolds, virtioNetReport } from '../systems/virtioNet.js';
-import { joinNegativeNumbers, parseCount, parseFeatures } from './args.js';
+import { joinNegativeNumbers, parseCount, parseFeatures, writeWhole } from './args.js';
+import { traceToItf } from '../export/itf.js';
 import { EXIT, UsageError } from './errors.js';
 import { RUN_HELP, RUN_OPTIONS, finish, parseBounds } from './output.js';
 
@@ -21,7 +22,7 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
                                  [--qemu 10.0|11.0|11.1] [--machine-type TYPE] [--device-faults K]
                                  [--one-side source|destination] [--pause-before-switchover] [--symmetry]
                                  [--design legacy|reusable-ack|recheck-resume [--reinit-budget K] [--reinits N]]
-                                 [--no-cancel] [--no-faults] [--max-states N] [--memory-mb N] [--json] [--no-timings] [--out FILE]
+                                 [--no-cancel] [--no-faults] [--itf FILE] [--max-states N] [--memory-mb N] [--json] [--no-timings] [--out FILE]
        migration-statecharts check --virtio-net early-mig|iterative|legacy [--enabled-on both|source|destination]
                                  [--machine-types SRC/DST] [--no-vhost] [--guest-changes N] [--devices N [--features …]]
                                  [--vmsd-registration when-enabled|always|early-always] [--iterative-switch capability|property] …
@@ -32,6 +33,7 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
   VFIO_MIGRATION events; default 10.0, or 11.1 with the per-device ack); --ack on takes the ack mode that
   release uses with --machine-type (e.g. pc-q35-11.0: machine types up to 11.0 keep the one-shot ack).
   --device-faults K lets the environment fail K device state changes on each host (driver failures).
+  --itf FILE writes the first counterexample as an ITF trace (the Informal Trace Format of Apalache/Quint).
   --design adds guest device reconfiguration (REINIT) and checks S1 (no stale switchover), S2 (kernel-
   legal requests), L1 (the migration ends, with --reinits N reconfigurations, default 1) and L2 (no
   livelock under a REINIT storm); the design fixes the ack mode. --reinit-budget K fails the migration
@@ -63,6 +65,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       reinits: { type: 'string' },
       'no-cancel': { type: 'boolean', default: false },
       'no-faults': { type: 'boolean', default: false },
+      itf: { type: 'string' },
       'virtio-net': { type: 'string' },
       'enabled-on': { type: 'string' },
       'machine-types': { type: 'string' },
@@ -79,6 +82,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     out(CHECK_HELP);
     return EXIT.ok;
   }
+  if (values.itf !== undefined && (values['virtio-net'] !== undefined || values.design !== undefined)) throw new UsageError('--itf applies to the plain check (not --virtio-net or --design)');
   if (values['virtio-net'] !== undefined) return virtioNetCheck(values, out, err);
   for (const o of VIRTIO_NET_ONLY) if (values[o] !== undefined && values[o] !== false) throw new UsageError(`--${o} needs --virtio-net`);
   const sets = (values.features ?? 'p2p,pre-copy').split('/').map((f) => parseFeatures(f));
@@ -136,7 +140,20 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     ...(deviceFaults > 0 ? { deviceFaults } : {}),
   });
   const r = explore(spec, bounds);
+  if (values.itf !== undefined) writeItf(r, values.itf, err);
   return finish({ report: checkReport(r), text: formatCheck(r), limit: r.limit, partial: r, holds: r.properties.every((p) => p.holds) }, values, out, err);
+}
+
+/** --itf FILE: the first counterexample as an ITF trace (nothing is written when every property holds). */
+function writeItf(r: ExploreResult, file: string, err: (s: string) => void): void {
+  if (file === '') throw new UsageError('--itf needs a file name');
+  const p = r.properties.find((x) => !x.holds && x.counterexample);
+  if (!p?.counterexample) {
+    err('migration-statecharts: no counterexample to write to --itf: every property holds');
+    return;
+  }
+  const itf = traceToItf(p.counterexample, `${r.system}: counterexample to ${p.name} (${p.description})`);
+  writeWhole(file, JSON.stringify(itf, null, 2) + '\n', '--itf');
 }
 
 /** The machine-readable report of a design check: both runs' sizes, every claim with its trace. */

@@ -1,0 +1,59 @@
+/**
+ * Traces in the Informal Trace Format (ITF) of the Apalache / Quint tools
+ * (https://apalache-mc.org/docs/adr/015adr-trace.html): `{"#meta", "vars", "states": [...]}`, one state
+ * per step, each an object of the variables. Our variables: every component's state value (as the
+ * explorer prints it, `migrating.active.iterating`) and context, and `action` — the step that led to the
+ * state (`init` for the first): `component: EVENT` with the event as a record. ITF integers beyond 2^53 are
+ * `{"#bigint": "…"}`; records stay objects and lists arrays; JSON null is no ITF value, so a null becomes
+ * `{"#unserializable": "null"}`. A lasso (a cycle found by the liveness check) sets `loop` to the index of
+ * the state where the cycle starts.
+ */
+import type { EventObject } from 'xstate';
+import type { Trace } from '../explorer/trace.js';
+
+export type ItfValue = boolean | string | number | { readonly '#bigint': string } | { readonly '#unserializable': string } | readonly ItfValue[] | { readonly [k: string]: ItfValue };
+
+export interface ItfTrace {
+  readonly '#meta': { readonly format: 'ITF'; readonly 'format-description': string; readonly source: string; readonly description: string };
+  readonly vars: readonly string[];
+  readonly states: readonly Readonly<Record<string, ItfValue>>[];
+  readonly loop?: number;
+}
+
+/** A JSON value as an ITF value. */
+export function itfValue(v: unknown): ItfValue {
+  if (v === null || v === undefined) return { '#unserializable': 'null' };
+  if (typeof v === 'boolean' || typeof v === 'string') return v;
+  if (typeof v === 'number') return Number.isSafeInteger(v) || !Number.isInteger(v) ? v : { '#bigint': BigInt(v).toString() };
+  if (typeof v === 'bigint') return { '#bigint': v.toString() };
+  if (Array.isArray(v)) return v.map(itfValue);
+  if (typeof v === 'object') return Object.fromEntries(Object.entries(v as Record<string, unknown>).filter(([, x]) => x !== undefined).map(([k, x]) => [k, itfValue(x)]));
+  return { '#unserializable': String(v) };
+}
+
+const actionOf = (component: string, event: EventObject): ItfValue => ({ component, event: itfValue(event) });
+
+/**
+ * An explorer trace as ITF. `contexts(step)` gives every component's context after step `step` (0: the
+ * initial state); leave it out for state values only.
+ */
+export function traceToItf(trace: Trace, description: string, contexts?: (step: number) => Readonly<Record<string, unknown>>): ItfTrace {
+  const components = Object.keys(trace.initial);
+  const vars = ['action', ...components, ...(contexts ? components.map((c) => `${c}.context`) : [])];
+  const state = (step: number, values: Readonly<Record<string, string>>, action: ItfValue): Record<string, ItfValue> => {
+    const out: Record<string, ItfValue> = { action };
+    for (const c of components) out[c] = values[c]!;
+    if (contexts) {
+      const ctx = contexts(step);
+      for (const c of components) out[`${c}.context`] = itfValue(ctx[c]);
+    }
+    return out;
+  };
+  const states = [state(0, trace.initial, 'init'), ...trace.steps.map((s) => state(s.step, s.states, actionOf(s.component, s.event)))];
+  return {
+    '#meta': { format: 'ITF', 'format-description': 'https://apalache-mc.org/docs/adr/015adr-trace.html', source: 'migration-statecharts', description },
+    vars,
+    states,
+    ...(trace.cycleStart !== undefined ? { loop: trace.cycleStart - 1 } : {}),
+  };
+}
