@@ -288,6 +288,30 @@ function landingsFrom(from: VfioState): VfioState[] {
 
 const result = (r: VfioResult) => r;
 
+/**
+ * Host hooks: what an orchestrator that drives a real device provides (`vfioDeviceMachine.provide({
+ * actions: { deviceRequest, dataFdOperation } })`) to mirror each call on its device. They run after the
+ * model's own bookkeeping and receive the call and what the model predicts it returns; they cannot change
+ * the model's state (they are plain actions, not assignments), so providing them never changes what the
+ * model predicts. The bookkeeping actions (applySet, precopyInfo, readChunk, …) are the model itself:
+ * replace them and you replace the model.
+ */
+export interface DeviceRequestHook {
+  /** The ioctl: a SET (VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE), VFIO_DEVICE_RESET, PRECOPY_INFO or MIG_DATA_SIZE. */
+  readonly request: Extract<VfioDeviceEvent, { type: 'SET_STATE' | 'VFIO_DEVICE_RESET' | 'VFIO_MIG_GET_PRECOPY_INFO' | 'VFIO_DEVICE_FEATURE_MIG_DATA_SIZE' }>;
+  /** The device state the call was made in; null for VFIO_DEVICE_RESET (every state takes it alike). */
+  readonly from: VfioState | null;
+  /** What the model predicts the call returns (for a SET: ok or errno, the path, the data_fd). */
+  readonly result: VfioResult;
+}
+
+export interface DataFdOperationHook {
+  /** read(2), write(2) or close(2) of the data_fd. */
+  readonly operation: Extract<VfioDeviceEvent, { type: 'DATA_FD_READ' | 'DATA_FD_WRITE' | 'DATA_FD_CLOSE' }>;
+  readonly state: VfioState;
+  readonly result: VfioResult;
+}
+
 const machineSetup = setup({
   types: {
     context: {} as VfioDeviceContext,
@@ -300,6 +324,10 @@ const machineSetup = setup({
       event.type === 'SET_STATE' && setOutcome(context, params.from, event).final === params.to,
   },
   actions: {
+    /** Host hook: a device ioctl was made (no-op in the model; see DeviceRequestHook). */
+    deviceRequest: (_: unknown, _params: DeviceRequestHook) => {},
+    /** Host hook: a data_fd read, write or close was made (no-op in the model; see DataFdOperationHook). */
+    dataFdOperation: (_: unknown, _params: DataFdOperationHook) => {},
     /** Apply every arc of the SET's path (sessions, counters) and record its result. */
     applySet: assign(({ context, event }, params: { from: VfioState }) => {
       if (event.type !== 'SET_STATE') return {};
@@ -419,15 +447,27 @@ const machineSetup = setup({
   },
 });
 
+/** The hook action after a device ioctl made in state `from` (its params read the recorded result). */
+const requestHook = (from: VfioState | null) =>
+  ({
+    type: 'deviceRequest',
+    params: ({ context, event }: { context: VfioDeviceContext; event: VfioDeviceEvent }) => ({ request: event, from, result: context.last! }) as DeviceRequestHook,
+  }) as const;
+const fdHook = (state: VfioState) =>
+  ({
+    type: 'dataFdOperation',
+    params: ({ context, event }: { context: VfioDeviceContext; event: VfioDeviceEvent }) => ({ operation: event, state, result: context.last! }) as DataFdOperationHook,
+  }) as const;
+
 function stateNode(s: VfioState) {
   const setTransitions = [
     ...landingsFrom(s).map((to) => ({
       guard: { type: 'setEndsIn' as const, params: { from: s, to } },
       target: to,
-      actions: { type: 'applySet' as const, params: { from: s } },
+      actions: [{ type: 'applySet' as const, params: { from: s } }, requestHook(s)],
     })),
     // Refused, a no-op, or a failure at the first arc: the device stays.
-    { actions: { type: 'applySet' as const, params: { from: s } } },
+    { actions: [{ type: 'applySet' as const, params: { from: s } }, requestHook(s)] },
   ];
   const precopy = isPrecopy(s);
   return {
@@ -436,11 +476,11 @@ function stateNode(s: VfioState) {
     tags: inSavingGroup(s) ? ['saving'] : s === 'RESUMING' ? ['resuming'] : [],
     on: {
       SET_STATE: setTransitions,
-      VFIO_MIG_GET_PRECOPY_INFO: { actions: { type: 'precopyInfo' as const, params: { precopy } } },
-      VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: { actions: { type: 'reportDataSize' as const, params: { state: s } } },
-      DATA_FD_READ: { actions: { type: 'readChunk' as const, params: { state: s } } },
-      DATA_FD_WRITE: { actions: 'writeChunk' as const },
-      DATA_FD_CLOSE: { actions: 'closeFd' as const },
+      VFIO_MIG_GET_PRECOPY_INFO: { actions: [{ type: 'precopyInfo' as const, params: { precopy } }, requestHook(s)] },
+      VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: { actions: [{ type: 'reportDataSize' as const, params: { state: s } }, requestHook(s)] },
+      DATA_FD_READ: { actions: [{ type: 'readChunk' as const, params: { state: s } }, fdHook(s)] },
+      DATA_FD_WRITE: { actions: ['writeChunk' as const, fdHook(s)] },
+      DATA_FD_CLOSE: { actions: ['closeFd' as const, fdHook(s)] },
       ...(precopy
         ? {
             GUEST_DIRTIES_DEVICE: { actions: 'dirtyDeviceState' as const },
@@ -474,7 +514,7 @@ export const vfioDeviceMachine = machineSetup.createMachine({
     };
   },
   on: {
-    VFIO_DEVICE_RESET: { target: '.RUNNING', reenter: true, actions: 'resetDevice' },
+    VFIO_DEVICE_RESET: { target: '.RUNNING', reenter: true, actions: ['resetDevice', requestHook(null)] },
   },
   states: {
     ERROR: stateNode('ERROR'),
