@@ -2,8 +2,8 @@
  * Conformance of an observed QEMU run to the model. The model is walked as a set of possible global
  * states while the observations are read in log order:
  *
- *  - a controllable action (migrate, migrate-incoming, migrate-continue, migrate_cancel, an injected
- *    fault) is the matching environment step; QEMU accepting it needs that step, QEMU refusing it
+ *  - a controllable action (migrate, migrate-incoming, migrate-continue, migrate_cancel, stop, cont, an
+ *    injected fault, a new destination process) is the matching environment step; QEMU accepting it needs that step, QEMU refusing it
  *    needs a state where the model does not take it (or takes it without any visible effect);
  *  - every other step (THREAD_STEP, PENDING_FITS_THRESHOLD, deliveries on the stream and the return path) is
  *    internal and may happen any number of times in between (closure);
@@ -13,7 +13,10 @@
  *    order), so a skipped status, a status the model never has there, or reports in an order the
  *    model's causality forbids are divergences. A report equal to the last one is an unobservable
  *    repeat and ignored;
- *  - a trace fact and a query-status runstate narrow the set to the states where they hold;
+ *  - a trace fact and a query-status runstate (running, paused, inmigrate, postmigrate, finish-migrate)
+ *    narrow the set to the states where they hold;
+ *  - a killed QEMU reports nothing: its variables are not waited for (the model may move them freely)
+ *    until a new process for that side starts (NEW_PROCESS), whose variables are then its initial ones;
  *  - migrate-continue names the status it continues from, and QEMU refuses it unless that is the
  *    current one; migrate-set-capabilities is accepted on the source only while no migration runs,
  *    and only for a valid set (see the rules by Walk.action and Walk.capabilities).
@@ -128,15 +131,20 @@ class Walk {
     this.seen = [...g.obs[0]!];
   }
 
+  /** Variable k belongs to a QEMU that was killed (and not replaced yet): nothing it does is reported. */
+  private silent(k: number): boolean {
+    return this.dead.has(k < 2 ? 'source' : 'destination');
+  }
+
   private settled(m: number): boolean {
     const o = this.g.obs[m]!;
-    for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k]) return false;
+    for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k] && !this.silent(k)) return false;
     return true;
   }
 
   /** A step m → to may be taken when it changes nothing observable, or when m has nothing unreported. */
   private mayStep(m: number, to: number): boolean {
-    return this.g.changed(m, to).length === 0 || this.settled(m);
+    return this.g.changed(m, to).every((k) => this.silent(k)) || this.settled(m);
   }
 
   private closure(): number[] {
@@ -159,6 +167,7 @@ class Walk {
       case 'action': {
         const r = o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined ? this.migrateContinue(o.continueState, o.refused) : this.action(o.side, o.event, o.refused);
         if (r === null && o.kills) this.dead.add(o.kills);
+        if (r === null && o.revives) this.revive(o.revives);
         return r;
       }
       case 'capabilities':
@@ -180,6 +189,19 @@ class Walk {
           (m) => o.fact.holds(this.g.sourceContext[m]!, this.g.destinationContext[m]!),
           () => [`no state the model can be in here has: ${o.fact.name}`],
         );
+    }
+  }
+
+  /**
+   * A new QEMU process for `side` (NEW_PROCESS): it reports again, starting from what the model's fresh
+   * process has (every state NEW_PROCESS leads to has the same initial status and run state).
+   */
+  private revive(side: Side): void {
+    this.dead.delete(side);
+    for (const k of [statusVar(side), runningVar(side)]) {
+      const values = unique([...this.cur].map((m) => this.g.obs[m]![k]!));
+      if (values.length !== 1) throw new Error(`internal: a new ${side} process has ${values.join(' or ')} for ${OBSERVABLES[k]}`);
+      this.seen[k] = values[0]!;
     }
   }
 

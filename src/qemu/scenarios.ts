@@ -27,6 +27,10 @@ const PLAIN: ModelConfig = { ack: 'off', pauseBeforeSwitchover: false };
 const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
 const PAUSE: ModelConfig = { ack: 'off', pauseBeforeSwitchover: true };
 const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
+/** The destination started with -S (autostart off, as libvirt does), management may stop and cont. */
+const PAUSED_DESTINATION: ModelConfig = { ...PLAIN, autostart: false, management: true };
+const MANAGED: ModelConfig = { ...PLAIN, management: true };
+const RETRY: ModelConfig = { ...PLAIN, retries: 1 };
 
 /** 100 kB/s: precopy of the TCG guest's ~20 MiB of non-zero-page traffic takes minutes, so 'active' lasts. */
 const THROTTLE = 100_000;
@@ -43,6 +47,19 @@ const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => 
   name: `${event} in source '${from}'`,
   event,
   from: (s) => s.source === from && (when?.(s) ?? true),
+});
+const destinationRuns = (running: boolean): Waypoint => ({
+  kind: 'state',
+  name: `the destination guest ${running ? 'runs' : 'is paused'}`,
+  holds: (s) => (s.destinationContext.runstate === 'running') === running,
+});
+/** NEW_PROCESS: a fresh destination QEMU once the source's migration ended in `source` and the destination's failed. */
+const newDestination = (sourceStatus: string): Waypoint => ({
+  kind: 'step',
+  name: `a new destination process after source '${sourceStatus}'`,
+  event: 'NEW_PROCESS',
+  side: 'destination',
+  from: (s) => s.source === sourceStatus && s.destination === 'failed',
 });
 const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
 
@@ -156,6 +173,61 @@ export const SCENARIOS: readonly Scenario[] = [
     capabilities: { destination: { 'return-path': true } },
   },
   {
+    name: 'destination-paused-then-cont',
+    description:
+      'the destination runs with -S (autostart off, as libvirt starts it): after completed its guest stays paused (query-status \'paused\', no RESUME) ' +
+      'until cont on the destination',
+    config: PAUSED_DESTINATION,
+    waypoints: [
+      {
+        kind: 'state',
+        name: "source 'completed', destination 'completed' and paused",
+        holds: (s) => s.source === 'completed' && s.destination === 'completed' && s.destinationContext.runstate === 'paused',
+        pins: { source: 'completed', destination: 'completed' },
+      },
+      { kind: 'step', name: 'cont on the destination', event: 'CONT', side: 'destination', from: (s) => s.destination === 'completed' },
+      destinationRuns(true),
+    ],
+  },
+  {
+    name: 'management-stop-in-active',
+    description:
+      'stop on the source during precopy (a management stop, not the switchover stop): the migration completes and, ' +
+      'as the source guest was paused, the destination guest is left paused',
+    config: MANAGED,
+    waypoints: [both('active', 'active'), step('STOP', 'active'), both('completed', 'completed'), destinationRuns(false)],
+    // the throttle holds 'active' until the stop lands; once the guest is stopped the rest goes at full speed
+    timing: { throttle: THROTTLE, releaseAfter: 'STOP' },
+  },
+  {
+    name: 'retry-after-destination-killed',
+    description:
+      'the destination is killed during precopy, the source fails; a new destination process, migrate again: both complete',
+    config: RETRY,
+    waypoints: [
+      both('active', 'active'),
+      step('STREAM_BREAKS', 'active'),
+      source('failed'),
+      newDestination('failed'),
+      both('completed', 'completed'),
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'STREAM_BREAKS' },
+  },
+  {
+    name: 'retry-after-cancel',
+    description:
+      'migrate_cancel during precopy: the source is cancelled and the destination fails; a new destination process, migrate again: both complete',
+    config: RETRY,
+    waypoints: [
+      both('active', 'active'),
+      step('MIGRATE_CANCEL', 'active'),
+      both('cancelled', 'failed'),
+      newDestination('cancelled'),
+      both('completed', 'completed'),
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'MIGRATE_CANCEL' },
+  },
+  {
     name: 'refused-commands',
     description:
       'commands the model does not take are refused by QEMU: a second migrate, a second migrate-incoming and migrate-continue while active; ' +
@@ -188,7 +260,7 @@ export interface ScenarioRun {
 export async function runScenario(s: Scenario, opts: PairOptions & Omit<RunOptions, 'timing'> = {}): Promise<ScenarioRun> {
   const t0 = performance.now();
   const p = plan(s.config, s.waypoints, s.plan);
-  const pair = await startPair(opts);
+  const pair = await startPair({ ...opts, destinationAutostart: s.config.autostart ?? true });
   let error: string | null = null;
   let records: LogRecord[];
   try {
