@@ -123,6 +123,8 @@ class Walk {
   private readonly seen: string[];
   /** Sides whose QEMU was killed: they report nothing more, so their variables are not waited for at the end. */
   private readonly dead = new Set<Side>();
+  /** The log line of the fault that killed each dead side. */
+  private readonly killedAt = new Map<Side, number>();
   private readonly stuck = new Map<number, boolean>();
   /** The source has reported 'active': it had connected to the destination (see incomplete()). */
   private sourceWasActive = false;
@@ -163,10 +165,18 @@ class Walk {
 
   /** Apply one observation; null when it matches, else what the model allowed instead. */
   take(o: Observation): string[] | null {
+    const revives = o.kind === 'action' && o.revives === o.side;
+    if (this.dead.has(o.side) && !revives) {
+      // a SIGKILLed QEMU has no QMP connection: nothing it reports or answers can follow until a new process starts
+      return [`nothing from the ${o.side}: its QEMU was killed at line ${this.killedAt.get(o.side) ?? '?'} and no new ${o.side} process was started (NEW_PROCESS)`];
+    }
     switch (o.kind) {
       case 'action': {
         const r = o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined ? this.migrateContinue(o.continueState, o.refused) : this.action(o.side, o.event, o.refused);
-        if (r === null && o.kills) this.dead.add(o.kills);
+        if (r === null && o.kills) {
+          this.dead.add(o.kills);
+          this.killedAt.set(o.kills, o.line);
+        }
         if (r === null && o.revives) this.revive(o.revives);
         return r;
       }
