@@ -114,7 +114,7 @@ describe('recorded real runs: paused destination, management stop, retries (QEMU
     const { records: recs, lines } = parseLog(fixture(name));
     return checkLog(recs, lines);
   };
-  for (const name of ['destination-paused-cont.jsonl', 'management-stop.jsonl', 'retry-after-kill.jsonl', 'retry-after-cancel.jsonl']) {
+  for (const name of ['destination-paused-cont.jsonl', 'management-stop.jsonl', 'management-stop-cont.jsonl', 'retry-after-kill.jsonl', 'retry-after-cancel.jsonl']) {
     it(`${name} conforms, with no documented disagreement needed`, () => {
       const r = checkLog(records(name), undefined, { exceptions: [] });
       expect(r.divergence).toBeNull();
@@ -154,6 +154,13 @@ describe('recorded real runs: paused destination, management stop, retries (QEMU
     expect(d).toMatchObject({ line: 21, did: 'destination resumed its guest (RESUME)' });
     expect(d.allowed).toEqual(["destination status → 'completed'"]);
     expect(d.reported).toMatch(/^source status 'completed', source running false/);
+  });
+
+  it('broken: cont on the source without its guest resuming (planted: no RESUME after cont)', () => {
+    const d = check('management-stop-cont-broken.jsonl').divergence!;
+    // the switchover STOP (line 19) repeats 'not running' and is ignored; the status after it is where the run has no model run
+    expect(d).toMatchObject({ line: 20, did: "source reported status 'device'" });
+    expect(d.allowed).toEqual(['source running → true']);
   });
 
   it('broken: the retry goes to the killed destination (no new process record)', () => {

@@ -32,6 +32,7 @@ const FIXTURES: Readonly<Record<string, string>> = {
   'return-path-destination-only': 'return-path-destination-only.jsonl',
   'destination-paused-then-cont': 'destination-paused-cont.jsonl',
   'management-stop-in-active': 'management-stop.jsonl',
+  'management-stop-cont-in-active': 'management-stop-cont.jsonl',
   'retry-after-destination-killed': 'retry-after-kill.jsonl',
   'retry-after-cancel': 'retry-after-cancel.jsonl',
 };

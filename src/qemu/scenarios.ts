@@ -200,6 +200,20 @@ export const SCENARIOS: readonly Scenario[] = [
     timing: { throttle: THROTTLE, releaseAfter: 'STOP' },
   },
   {
+    name: 'management-stop-cont-in-active',
+    description:
+      'stop then cont on the source during precopy: the guest runs again before the switchover, so the switchover stops it and the destination starts its guest',
+    config: MANAGED,
+    waypoints: [
+      both('active', 'active'),
+      step('STOP', 'active'),
+      { kind: 'step', name: 'cont on the source in active', event: 'CONT', side: 'source', from: (s) => s.source === 'active' && s.sourceContext.runstate === 'paused' },
+      both('completed', 'completed'),
+      destinationRuns(true),
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'CONT' },
+  },
+  {
     name: 'retry-after-destination-killed',
     description:
       'the destination is killed during precopy, the source fails; a new destination process, migrate again: both complete',
