@@ -188,6 +188,20 @@ describe('recorded real runs: paused destination, management stop, retries (QEMU
     expect(d.allowed).toEqual(["NEW_PROCESS only once this was reported: destination status → 'failed'"]);
   });
 
+  it('a retry to the old, failed destination: QEMU accepts migrate-incoming once per process, so an accepted second one is a divergence', () => {
+    const recs = records('retry-after-cancel.jsonl');
+    const p = recs.findIndex((r) => 'process' in r && r.incarnation === 1);
+    const again: LogRecord = { side: 'destination', execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:1' }, return: {}, timestamp: recs[p]!.timestamp };
+    const d = checkLog([...recs.slice(0, p), again, ...recs.slice(p)]).divergence!;
+    expect(d.did).toBe('destination accepted migrate-incoming (MIGRATE_INCOMING)');
+    expect(d.allowed).toEqual([
+      "QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; the destination is in 'failed' here — a retry needs a new destination process (NEW_PROCESS)",
+    ]);
+    // refused, as real QEMU does ("The incoming migration has already been started"), it conforms
+    const refused: LogRecord = { side: 'destination', execute: 'migrate-incoming', error: { class: 'GenericError', desc: 'The incoming migration has already been started' }, timestamp: recs[p]!.timestamp };
+    expect(checkLog([...recs.slice(0, p), refused, ...recs.slice(p)]).divergence).toBeNull();
+  });
+
   it('the retry bound comes from the log: without the new process record the second migrate has no second destination', () => {
     const cfg = configOf(records('retry-after-cancel.jsonl').filter((r) => !('process' in r && r.incarnation === 1)));
     expect(cfg.retries).toBe(1); // the second accepted migrate still counts

@@ -172,7 +172,12 @@ class Walk {
     }
     switch (o.kind) {
       case 'action': {
-        const r = o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined ? this.migrateContinue(o.continueState, o.refused) : this.action(o.side, o.event, o.refused);
+        const r =
+          o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined
+            ? this.migrateContinue(o.continueState, o.refused)
+            : o.event === 'MIGRATE_INCOMING' && o.refused === null
+              ? this.migrateIncoming()
+              : this.action(o.side, o.event, o.refused);
         if (r === null && o.kills) {
           this.dead.add(o.kills);
           this.killedAt.set(o.kills, o.line);
@@ -284,6 +289,21 @@ class Walk {
       return [`QEMU accepts migrate-continue only with the current status as its state argument (qmp_migrate_continue); the source is in ${this.statuses(cl, 'source')} here, not '${state}'`];
     }
     return this.action('source', 'MIGRATE_CONTINUE', refused, named, refused === null ? [] : cl.filter((m) => !named(m)));
+  }
+
+  /**
+   * An accepted migrate-incoming: qmp_migrate_incoming (migration/migration.c) accepts it once per
+   * process (its `static bool once`; later ones get "The incoming migration has already been started")
+   * and starts listening, so it must be the model's none → setup step — not a message the destination
+   * drops in 'completed' or 'failed' (the machine's catch-all discard, which would otherwise match).
+   */
+  private migrateIncoming(): string[] | null {
+    const listens = (m: number) => this.g.status(m, 'destination') === 'none';
+    const cl = this.closure();
+    if (!cl.some(listens)) {
+      return [`QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; the destination is in ${this.statuses(cl, 'destination')} here — a retry needs a new destination process (NEW_PROCESS)`];
+    }
+    return this.action('destination', 'MIGRATE_INCOMING', null, listens);
   }
 
   /**
