@@ -114,7 +114,15 @@ describe('recorded real runs: paused destination, management stop, retries (QEMU
     const { records: recs, lines } = parseLog(fixture(name));
     return checkLog(recs, lines);
   };
-  for (const name of ['destination-paused-cont.jsonl', 'management-stop.jsonl', 'management-stop-cont.jsonl', 'retry-after-kill.jsonl', 'retry-after-cancel.jsonl']) {
+  for (const name of [
+    'destination-paused-cont.jsonl',
+    'destination-paused-cont-ack.jsonl',
+    'management-stop.jsonl',
+    'management-stop-cont.jsonl',
+    'retry-after-kill.jsonl',
+    'retry-after-cancel.jsonl',
+    'retry-after-cancel-ack.jsonl',
+  ]) {
     it(`${name} conforms, with no documented disagreement needed`, () => {
       const r = checkLog(records(name), undefined, { exceptions: [] });
       expect(r.divergence).toBeNull();

@@ -35,6 +35,8 @@ const FIXTURES: Readonly<Record<string, string>> = {
   'management-stop-cont-in-active': 'management-stop-cont.jsonl',
   'retry-after-destination-killed': 'retry-after-kill.jsonl',
   'retry-after-cancel': 'retry-after-cancel.jsonl',
+  'retry-after-cancel-with-ack': 'retry-after-cancel-ack.jsonl',
+  'destination-paused-then-cont-with-ack': 'destination-paused-cont-ack.jsonl',
 };
 const scratchDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('qemu-conform-'));
 

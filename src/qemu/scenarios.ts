@@ -31,6 +31,8 @@ const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
 const PAUSED_DESTINATION: ModelConfig = { ...PLAIN, autostart: false, management: true };
 const MANAGED: ModelConfig = { ...PLAIN, management: true };
 const RETRY: ModelConfig = { ...PLAIN, retries: 1 };
+const RETRY_ACK: ModelConfig = { ...ACK, retries: 1 };
+const PAUSED_DESTINATION_ACK: ModelConfig = { ...ACK, autostart: false, management: true };
 
 /** 100 kB/s: precopy of the TCG guest's ~20 MiB of non-zero-page traffic takes minutes, so 'active' lasts. */
 const THROTTLE = 100_000;
@@ -240,6 +242,37 @@ export const SCENARIOS: readonly Scenario[] = [
       both('completed', 'completed'),
     ],
     timing: { throttle: THROTTLE, releaseAfter: 'MIGRATE_CANCEL' },
+  },
+  {
+    name: 'retry-after-cancel-with-ack',
+    description:
+      'retry after a cancel with switchover-ack and the return path: the new destination process gets the same capabilities, acks, and both complete',
+    config: RETRY_ACK,
+    waypoints: [
+      both('active', 'active'),
+      step('MIGRATE_CANCEL', 'active'),
+      both('cancelled', 'failed'),
+      newDestination('cancelled'),
+      acked,
+      both('completed', 'completed'),
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'MIGRATE_CANCEL' },
+  },
+  {
+    name: 'destination-paused-then-cont-with-ack',
+    description: 'the destination runs with -S and switchover-ack is on: the ack does not start the guest; it stays paused until cont',
+    config: PAUSED_DESTINATION_ACK,
+    waypoints: [
+      acked,
+      {
+        kind: 'state',
+        name: "source 'completed', destination 'completed' and paused",
+        holds: (s) => s.source === 'completed' && s.destination === 'completed' && s.destinationContext.runstate === 'paused',
+        pins: { source: 'completed', destination: 'completed' },
+      },
+      { kind: 'step', name: 'cont on the destination', event: 'CONT', side: 'destination', from: (s) => s.destination === 'completed' },
+      destinationRuns(true),
+    ],
   },
   {
     name: 'refused-commands',
