@@ -10,14 +10,17 @@
  *   MIGRATE_CANCEL    migrate_cancel on the source
  *   STOP              stop on the source (a management stop, not the switchover's)
  *   CONT              cont on the side the model step is on
- *   NEW_PROCESS       a fresh destination QEMU (QemuPair.newDestination), then its capabilities
+ *   NEW_PROCESS       a fresh destination QEMU (QemuPair.newDestination), then the same capabilities as
+ *                     the first (migrate-incoming runs with exit-on-error off, so a failed destination
+ *                     still runs: the harness kills it first)
  *   STREAM_BREAKS     right after MIGRATE, in setup: the migrate URI is a loopback port nobody listens
  *                     on (an unreachable destination, the connect is refused); later: SIGKILL of the
  *                     destination QEMU
  *
  * Timing, where a scenario needs a status to last (not part of the model, which leaves timing free):
  * `throttle` sets max-bandwidth on the source so that precopy of the 64 MiB guest stays in 'active'
- * for seconds; `stallConnect` points migrate at a listener whose accept queue is full, so QEMU's
+ * for seconds (and `releaseAfter` lifts it after the action that needed it, so a retry or the rest of a
+ * stopped guest's precopy runs at full speed); `stallConnect` points migrate at a listener whose accept queue is full, so QEMU's
  * asynchronous connect stays pending and the source stays in 'setup'.
  */
 import type { QemuPair } from './harness.js';

@@ -2,8 +2,10 @@
  * What each line of a recorded run tells the conformance check: a status a side reported (MIGRATION
  * event, query-migrate), its guest stopping or resuming (STOP/RESUME events, query-status), a fact only
  * a QEMU trace event shows (mapped to a predicate on the model's context), or a controllable action
- * taken (a migration command with QEMU's answer, or an injected fault). Also the model configuration
- * the capabilities in the log ask for.
+ * taken (a migration command or stop/cont with QEMU's answer, an injected fault, or a new destination
+ * process — NEW_PROCESS, from a process record with incarnation ≥ 1). Also the model configuration the
+ * log asks for: the capabilities, autostart from the destination's process records (-S), management
+ * stop/cont when the log has such a command, and the retries its new processes and migrate commands need.
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
