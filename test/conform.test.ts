@@ -203,11 +203,23 @@ describe('recorded real runs: paused destination, management stop, retries (QEMU
     const d = checkLog([...recs.slice(0, p), again, ...recs.slice(p)]).divergence!;
     expect(d.did).toBe('destination accepted migrate-incoming (MIGRATE_INCOMING)');
     expect(d.allowed).toEqual([
-      "QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; the destination is in 'failed' here — a retry needs a new destination process (NEW_PROCESS)",
+      "QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; a retry needs a new destination process (NEW_PROCESS); the destination is in 'failed' here",
     ]);
     // refused, as real QEMU does ("The incoming migration has already been started"), it conforms
     const refused: LogRecord = { side: 'destination', execute: 'migrate-incoming', error: { class: 'GenericError', desc: 'The incoming migration has already been started' }, timestamp: recs[p]!.timestamp };
     expect(checkLog([...recs.slice(0, p), refused, ...recs.slice(p)]).divergence).toBeNull();
+  });
+
+  it('after completed a new migrate is refused (postmigrate); an accepted one there is a divergence', () => {
+    const recs = records('retry-after-cancel.jsonl');
+    const last = recs.map((r) => 'execute' in r && r.execute === 'migrate').lastIndexOf(true);
+    expect(recs[last]).toMatchObject({ error: { desc: "Can't migrate the vm that was paused due to previous migration" } });
+    const accepted = recs.map((r, i): LogRecord => (i === last && 'execute' in r ? { side: r.side, execute: r.execute, arguments: r.arguments ?? {}, return: {}, timestamp: r.timestamp } : r));
+    const d = checkLog(accepted).divergence!;
+    expect(d.did).toBe('source accepted migrate (MIGRATE)');
+    expect(d.allowed).toEqual([
+      "an accepted migrate moves the source to 'setup' (migrate_init) and QEMU refuses one while a migration runs or after completed (migrate_prepare); the source is in 'completed' here",
+    ]);
   });
 
   it('the retry bound comes from the log: without the new process record the second migrate has no second destination', () => {

@@ -74,6 +74,24 @@ export interface Incomplete {
  */
 export const MIGRATION_RUNNING: readonly string[] = ['setup', 'active', 'pre-switchover', 'device', 'cancelling'];
 
+/**
+ * The commands that start a migration when QEMU accepts them, and why: qmp_migrate → migrate_init
+ * (migration/migration.c) resets the status and moves it none → setup, after migrate_prepare refused
+ * what it refuses (e.g. "Can't migrate the vm that was paused due to previous migration" in
+ * postmigrate); qmp_migrate_incoming accepts one per process (its `static bool once`, else "The
+ * incoming migration has already been started") and qemu_start_incoming_migration moves it to setup.
+ */
+const STARTS_A_MIGRATION: Partial<Record<ControllableEvent, { readonly side: Side; readonly why: string }>> = {
+  MIGRATE: {
+    side: 'source',
+    why: "an accepted migrate moves the source to 'setup' (migrate_init) and QEMU refuses one while a migration runs or after completed (migrate_prepare)",
+  },
+  MIGRATE_INCOMING: {
+    side: 'destination',
+    why: "QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; a retry needs a new destination process (NEW_PROCESS)",
+  },
+};
+
 /** A side at the end of its migration (a destination may also have ended otherwise, see Walk.incomplete). */
 const ENDED: Readonly<Record<Side, readonly string[]>> = { source: ['completed', 'failed', 'cancelled'], destination: ['completed', 'failed'] };
 
@@ -175,8 +193,8 @@ class Walk {
         const r =
           o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined
             ? this.migrateContinue(o.continueState, o.refused)
-            : o.event === 'MIGRATE_INCOMING' && o.refused === null
-              ? this.migrateIncoming()
+            : o.refused === null && STARTS_A_MIGRATION[o.event] !== undefined
+              ? this.start(o.event)
               : this.action(o.side, o.event, o.refused);
         if (r === null && o.kills) {
           this.dead.add(o.kills);
@@ -250,13 +268,20 @@ class Walk {
   }
 
   /** A controllable action, taken (or refused) from the consistent states where `from` holds (default: all). */
-  private action(side: Side, event: ControllableEvent, refused: string | null, from: (m: number) => boolean = () => true, keep: readonly number[] = []): string[] | null {
+  private action(
+    side: Side,
+    event: ControllableEvent,
+    refused: string | null,
+    from: (m: number) => boolean = () => true,
+    keep: readonly number[] = [],
+    lands: (to: number) => boolean = () => true,
+  ): string[] | null {
     const all = this.closure();
     const cl = all.filter(from);
     const takes = (m: number) => this.g.succ[m]!.filter((e) => e.action === event && e.label.component === side);
     if (refused === null) {
       const next = new Set<number>();
-      for (const m of cl) for (const e of takes(m)) if (this.mayStep(m, e.to)) next.add(e.to);
+      for (const m of cl) for (const e of takes(m)) if (lands(e.to) && this.mayStep(m, e.to)) next.add(e.to);
       if (next.size === 0) return [this.whereTaken(side, event, cl)];
       this.cur = next;
       return null;
@@ -292,18 +317,18 @@ class Walk {
   }
 
   /**
-   * An accepted migrate-incoming: qmp_migrate_incoming (migration/migration.c) accepts it once per
-   * process (its `static bool once`; later ones get "The incoming migration has already been started")
-   * and starts listening, so it must be the model's none → setup step — not a message the destination
-   * drops in 'completed' or 'failed' (the machine's catch-all discard, which would otherwise match).
+   * An accepted migrate or migrate-incoming starts a migration: its side goes to 'setup' (see
+   * STARTS_A_MIGRATION). So it must be the model's step to 'setup' — not a command the model answers
+   * with a refusal it records (MIGRATE in 'completed': refusePostmigrate) or a message a finished
+   * destination drops (its catch-all discard), either of which would otherwise match it.
    */
-  private migrateIncoming(): string[] | null {
-    const listens = (m: number) => this.g.status(m, 'destination') === 'none';
+  private start(event: ControllableEvent): string[] | null {
+    const rule = STARTS_A_MIGRATION[event]!;
+    const side = rule.side;
     const cl = this.closure();
-    if (!cl.some(listens)) {
-      return [`QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; the destination is in ${this.statuses(cl, 'destination')} here — a retry needs a new destination process (NEW_PROCESS)`];
-    }
-    return this.action('destination', 'MIGRATE_INCOMING', null, listens);
+    const starts = (m: number) => this.g.succ[m]!.some((e) => e.action === event && e.label.component === side && this.g.status(e.to, side) === 'setup');
+    if (!cl.some(starts)) return [`${rule.why}; the ${side} is in ${this.statuses(cl, side)} here`];
+    return this.action(side, event, null, starts, [], (to) => this.g.status(to, side) === 'setup');
   }
 
   /**

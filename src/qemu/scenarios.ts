@@ -232,7 +232,8 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'retry-after-cancel',
     description:
-      'migrate_cancel during precopy: the source is cancelled and the destination fails; a new destination process, migrate again: both complete',
+      'migrate_cancel during precopy: the source is cancelled and the destination fails; a new destination process, migrate again: both complete; ' +
+      'a migrate after completed is refused (migrate_prepare: the guest is in postmigrate)',
     config: RETRY,
     waypoints: [
       both('active', 'active'),
@@ -240,6 +241,7 @@ export const SCENARIOS: readonly Scenario[] = [
       both('cancelled', 'failed'),
       newDestination('cancelled'),
       both('completed', 'completed'),
+      { kind: 'probe', name: 'after completed', events: ['MIGRATE'] },
     ],
     timing: { throttle: THROTTLE, releaseAfter: 'MIGRATE_CANCEL' },
   },
