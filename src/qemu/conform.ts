@@ -144,7 +144,7 @@ class Walk {
   /** The log line of the fault that killed each dead side. */
   private readonly killedAt = new Map<Side, number>();
   private readonly stuck = new Map<number, boolean>();
-  /** The source has reported 'active': it had connected to the destination (see incomplete()). */
+  /** The source has reported 'active' since its last migrate: it had connected to the destination (see incomplete()). */
   private sourceWasActive = false;
 
   constructor(private readonly g: ModelGraph) {
@@ -201,6 +201,7 @@ class Walk {
           this.killedAt.set(o.kills, o.line);
         }
         if (r === null && o.revives) this.revive(o.revives);
+        if (r === null && o.event === 'MIGRATE' && o.refused === null) this.sourceWasActive = false; // a new migration: has it connected?
         return r;
       }
       case 'capabilities':
