@@ -109,6 +109,125 @@ describe('recorded real runs (QEMU 10.0.2)', () => {
   });
 });
 
+describe('recorded real runs: paused destination, management stop, retries (QEMU 10.0.2)', () => {
+  const check = (name: string) => {
+    const { records: recs, lines } = parseLog(fixture(name));
+    return checkLog(recs, lines);
+  };
+  for (const name of [
+    'destination-paused-cont.jsonl',
+    'destination-paused-cont-ack.jsonl',
+    'management-stop.jsonl',
+    'management-stop-cont.jsonl',
+    'retry-after-kill.jsonl',
+    'retry-after-cancel.jsonl',
+    'retry-after-cancel-ack.jsonl',
+  ]) {
+    it(`${name} conforms, with no documented disagreement needed`, () => {
+      const r = checkLog(records(name), undefined, { exceptions: [] });
+      expect(r.divergence).toBeNull();
+      expect(r.incomplete).toBeNull();
+      expect(r.steps).toBeGreaterThan(15);
+    });
+  }
+
+  it('reads -S, stop/cont and retries from the process records and commands', () => {
+    expect(configOf(records('destination-paused-cont.jsonl'))).toEqual({ ack: 'off', pauseBeforeSwitchover: false, autostart: false, management: true });
+    expect(configOf(records('management-stop.jsonl'))).toEqual({ ack: 'off', pauseBeforeSwitchover: false, management: true });
+    expect(configOf(records('retry-after-kill.jsonl'))).toEqual({ ack: 'off', pauseBeforeSwitchover: false, retries: 1 });
+    expect(configOf(records('retry-after-cancel.jsonl'))).toEqual({ ack: 'off', pauseBeforeSwitchover: false, retries: 1 });
+  });
+
+  it('the -S destination stays paused until cont: query-status says paused, cont is accepted, RESUME follows it', () => {
+    const recs = records('destination-paused-cont.jsonl');
+    const i = recs.findIndex((r) => 'execute' in r && r.side === 'destination' && r.execute === 'cont');
+    const resume = recs.findIndex((r) => 'event' in r && r.side === 'destination' && r.event === 'RESUME');
+    expect(i).toBeGreaterThan(0);
+    expect(resume).toBeGreaterThan(i);
+    expect(recs[i - 1]).toMatchObject({ side: 'destination', execute: 'query-status', return: { status: 'paused', running: false } });
+    // without the -S record the model's destination starts the guest itself at the end of the load: RESUME after cont has no run
+    const autostarted = recs.map((r) => ('process' in r ? { ...r, autostart: true } : r));
+    expect(checkLog(autostarted).divergence).not.toBeNull();
+  });
+
+  it('broken: the -S destination resumes its guest before cont (planted RESUME after completed)', () => {
+    const d = check('destination-paused-cont-broken.jsonl').divergence!;
+    expect(d).toMatchObject({ line: 18, did: 'destination resumed its guest (RESUME)' });
+    expect(d.allowed).toEqual(['no further change (the model has nothing left to report here)']);
+    expect(d.reported).toMatch(/destination status 'completed', destination running false$/);
+  });
+
+  it('broken: after a management stop the destination starts its guest (planted RESUME): a paused source leaves it paused', () => {
+    const d = check('management-stop-broken.jsonl').divergence!;
+    expect(d).toMatchObject({ line: 21, did: 'destination resumed its guest (RESUME)' });
+    expect(d.allowed).toEqual(["destination status → 'completed'"]);
+    expect(d.reported).toMatch(/^source status 'completed', source running false/);
+  });
+
+  it('broken: cont on the source without its guest resuming (planted: no RESUME after cont)', () => {
+    const d = check('management-stop-cont-broken.jsonl').divergence!;
+    // the switchover STOP (line 19) repeats 'not running' and is ignored; the status after it is where the run has no model run
+    expect(d).toMatchObject({ line: 20, did: "source reported status 'device'" });
+    expect(d.allowed).toEqual(['source running → true']);
+  });
+
+  it('broken: the retry goes to the killed destination (no new process record)', () => {
+    const d = check('retry-after-kill-broken.jsonl').divergence!;
+    expect(d.line).toBe(16);
+    expect(d.did).toMatch(/^destination accepted migrate-set-capabilities/);
+    expect(d.allowed).toEqual(['nothing from the destination: its QEMU was killed at line 13 and no new destination process was started (NEW_PROCESS)']);
+  });
+
+  it('broken: QEMU refuses the new migrate after a cancel (planted refusal)', () => {
+    const d = check('retry-after-cancel-broken.jsonl').divergence!;
+    expect(d.line).toBe(22);
+    expect(d.did).toMatch(/^source refused migrate \(MIGRATE\)/);
+    expect(d.allowed).toEqual(["the model accepts MIGRATE in every state it can be in here (source 'cancelled', destination 'setup')"]);
+  });
+
+  it('a live destination is replaced only once its failure was reported: the old process\'s \'failed\' moved after the new process start is a divergence', () => {
+    const recs = records('retry-after-cancel.jsonl');
+    const p = recs.findIndex((r) => 'process' in r && r.incarnation === 1);
+    const failed = recs.findIndex((r) => 'event' in r && r.side === 'destination' && r.data['status'] === 'failed');
+    // the old (still running) process's 'failed' moved to just after the new process started
+    const moved = [...recs.slice(0, failed), ...recs.slice(failed + 1, p + 1), recs[failed]!, ...recs.slice(p + 1)];
+    const d = checkLog(moved).divergence!;
+    expect(d.did).toBe('a new destination QEMU process (incarnation 1) was started (NEW_PROCESS)');
+    expect(d.allowed).toEqual(["NEW_PROCESS only once this was reported: destination status → 'failed'"]);
+  });
+
+  it('a retry to the old, failed destination: QEMU accepts migrate-incoming once per process, so an accepted second one is a divergence', () => {
+    const recs = records('retry-after-cancel.jsonl');
+    const p = recs.findIndex((r) => 'process' in r && r.incarnation === 1);
+    const again: LogRecord = { side: 'destination', execute: 'migrate-incoming', arguments: { uri: 'tcp:127.0.0.1:1' }, return: {}, timestamp: recs[p]!.timestamp };
+    const d = checkLog([...recs.slice(0, p), again, ...recs.slice(p)]).divergence!;
+    expect(d.did).toBe('destination accepted migrate-incoming (MIGRATE_INCOMING)');
+    expect(d.allowed).toEqual([
+      "QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; a retry needs a new destination process (NEW_PROCESS); the destination is in 'failed' here",
+    ]);
+    // refused, as real QEMU does ("The incoming migration has already been started"), it conforms
+    const refused: LogRecord = { side: 'destination', execute: 'migrate-incoming', error: { class: 'GenericError', desc: 'The incoming migration has already been started' }, timestamp: recs[p]!.timestamp };
+    expect(checkLog([...recs.slice(0, p), refused, ...recs.slice(p)]).divergence).toBeNull();
+  });
+
+  it('after completed a new migrate is refused (postmigrate); an accepted one there is a divergence', () => {
+    const recs = records('retry-after-cancel.jsonl');
+    const last = recs.map((r) => 'execute' in r && r.execute === 'migrate').lastIndexOf(true);
+    expect(recs[last]).toMatchObject({ error: { desc: "Can't migrate the vm that was paused due to previous migration" } });
+    const accepted = recs.map((r, i): LogRecord => (i === last && 'execute' in r ? { side: r.side, execute: r.execute, arguments: r.arguments ?? {}, return: {}, timestamp: r.timestamp } : r));
+    const d = checkLog(accepted).divergence!;
+    expect(d.did).toBe('source accepted migrate (MIGRATE)');
+    expect(d.allowed).toEqual([
+      "an accepted migrate moves the source to 'setup' (migrate_init) and QEMU refuses one while a migration runs or after completed (migrate_prepare); the source is in 'completed' here",
+    ]);
+  });
+
+  it('the retry bound comes from the log: without the new process record the second migrate has no second destination', () => {
+    const cfg = configOf(records('retry-after-cancel.jsonl').filter((r) => !('process' in r && r.incarnation === 1)));
+    expect(cfg.retries).toBe(1); // the second accepted migrate still counts
+  });
+});
+
 describe('the check bites', () => {
   const precopy = () => records('precopy.jsonl');
   const without = (recs: LogRecord[], pred: (r: LogRecord) => boolean) => recs.filter((r) => !pred(r));
@@ -484,6 +603,37 @@ describe('migration-statecharts conform', () => {
 describe('log format', () => {
   it('LogFormatError names the line', () => {
     expect(() => parseLog('\n\n[1]\n')).toThrow(new LogFormatError(3, 'not a JSON object'));
+  });
+
+  it('process records: malformed ones are one-line errors', () => {
+    const t = '"timestamp":{"seconds":1,"microseconds":0}';
+    const bad: [string, string][] = [
+      [`{"side":"destination","process":"stop","incarnation":1,"autostart":true,${t}}`, 'a process record needs "process": "start", got "stop"'],
+      [`{"side":"destination","process":"start","incarnation":-1,"autostart":true,${t}}`, 'a process record needs "incarnation": a non-negative integer, got -1'],
+      [`{"side":"destination","process":"start","incarnation":1,${t}}`, 'a process record needs "autostart": true or false, got undefined'],
+      [`{"side":"source","process":"start","incarnation":1,"autostart":true,${t}}`, 'only the destination gets new processes: a source process record has "incarnation": 0'],
+      [`{"side":"destination","process":"start","fault":"kill-destination","incarnation":1,"autostart":true,${t}}`, 'a record has exactly one of "event", "execute", "fault", "trace", "process", got fault and process'],
+    ];
+    for (const [line, problem] of bad) expect(() => parseLog(line)).toThrow(new LogFormatError(1, problem));
+  });
+
+  it('process records: incarnations out of order, and a new process with another configuration, are one-line errors', () => {
+    const lines = fixture('retry-after-cancel.jsonl').trimEnd().split('\n');
+    const p = lines.findIndex((l) => l.includes('"incarnation":1'));
+    const skip = lines.map((l, i) => (i === p ? l.replace('"incarnation":1', '"incarnation":2') : l)).join('\n');
+    expect(() => checkLog(parseLog(skip).records, parseLog(skip).lines)).toThrow(
+      new LogFormatError(p + 1, "the destination's process incarnation 2 is out of order: 0 comes before any other destination line, then each new process is one more (expected 1)"),
+    );
+    const minusS = lines.map((l, i) => (i === p ? l.replace('"autostart":true', '"autostart":false') : l)).join('\n');
+    expect(() => configOf(parseLog(minusS).records, parseLog(minusS).lines)).toThrow(
+      new LogFormatError(p + 1, "the new destination process runs with autostart off (-S), the first with it on; the model's NEW_PROCESS keeps the configuration"),
+    );
+    const c = lines.findIndex((l, i) => i > p && l.includes('migrate-set-capabilities'));
+    const m = lines.findIndex((l, i) => i > p && l.includes('"execute":"migrate-incoming"'));
+    const ack = lines.map((l, i) => (i === c ? l.replace('{"capability":"switchover-ack","state":false}', '{"capability":"switchover-ack","state":true}').replace('{"capability":"return-path","state":false}', '{"capability":"return-path","state":true}') : l)).join('\n');
+    expect(() => configOf(parseLog(ack).records, parseLog(ack).lines)).toThrow(
+      new LogFormatError(m + 1, "the new destination process starts its migration with return-path on, the first had it off; the model's NEW_PROCESS keeps the configuration"),
+    );
   });
 
   it('reads QEMU -trace lines with -msg timestamp=on, keeping only the wanted events', () => {

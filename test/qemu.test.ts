@@ -30,6 +30,13 @@ const FIXTURES: Readonly<Record<string, string>> = {
   'switchover-ack-completes': 'switchover-ack.jsonl',
   'migrate-continue-wrong-state': 'migrate-continue-wrong-state.jsonl',
   'return-path-destination-only': 'return-path-destination-only.jsonl',
+  'destination-paused-then-cont': 'destination-paused-cont.jsonl',
+  'management-stop-in-active': 'management-stop.jsonl',
+  'management-stop-cont-in-active': 'management-stop-cont.jsonl',
+  'retry-after-destination-killed': 'retry-after-kill.jsonl',
+  'retry-after-cancel': 'retry-after-cancel.jsonl',
+  'retry-after-cancel-with-ack': 'retry-after-cancel-ack.jsonl',
+  'destination-paused-then-cont-with-ack': 'destination-paused-cont-ack.jsonl',
 };
 const scratchDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith('qemu-conform-'));
 

@@ -16,14 +16,17 @@ import { EXIT, UsageError } from './errors.js';
 export const CONFORM_HELP = `usage: migration-statecharts conform FILE [--strict] [--json]
   Check a recorded QEMU migration run against the model (a migration without VFIO devices; the
   configuration — switchover-ack, pause-before-switchover — comes from the log's
-  migrate-set-capabilities commands). FILE has one JSON object per line, in time order, each with
+  migrate-set-capabilities commands; a destination with -S, stop/cont and retries from its process
+  records and commands). FILE has one JSON object per line, in time order, each with
   "side": "source" or "destination" and a "timestamp" {"seconds", "microseconds"}, and one of:
     "event"    a QMP event as QEMU sent it (MIGRATION, STOP, RESUME; others are ignored)
     "execute"  a QMP command with its "arguments" and QEMU's "return" or "error" (migrate,
-               migrate-incoming, migrate-continue, migrate_cancel are model actions; query-migrate
-               and query-status replies are observations)
+               migrate-incoming, migrate-continue, migrate_cancel, stop, cont are model actions;
+               query-migrate and query-status replies are observations)
     "fault"    "kill-destination" or "unreachable-destination", with "action": "STREAM_BREAKS"
     "trace"    a QEMU trace event name with its "args" text
+    "process"  "start": a QEMU process began, with its "incarnation" (0 first; a new destination
+               process is one more: the model's NEW_PROCESS) and "autostart" (false: run with -S)
   The documented disagreements between QEMU 10.0 and the model are applied and listed; --strict
   checks without them. --json prints the result as JSON.
   Exit 0: the run conforms; 1: it diverges (the step, what QEMU did, what the model allowed);

@@ -8,17 +8,24 @@
  *   MIGRATE_CONTINUE  migrate-continue {state: 'pre-switchover'} on the source (a probe may name another
  *                     state, which QEMU refuses: qmp_migrate_continue wants the current status)
  *   MIGRATE_CANCEL    migrate_cancel on the source
+ *   STOP              stop on the source (a management stop, not the switchover's)
+ *   CONT              cont on the side the model step is on
+ *   NEW_PROCESS       a fresh destination QEMU (QemuPair.newDestination), then the same capabilities as
+ *                     the first (migrate-incoming runs with exit-on-error off, so a failed destination
+ *                     still runs: the harness kills it first)
  *   STREAM_BREAKS     right after MIGRATE, in setup: the migrate URI is a loopback port nobody listens
  *                     on (an unreachable destination, the connect is refused); later: SIGKILL of the
  *                     destination QEMU
  *
  * Timing, where a scenario needs a status to last (not part of the model, which leaves timing free):
  * `throttle` sets max-bandwidth on the source so that precopy of the 64 MiB guest stays in 'active'
- * for seconds; `stallConnect` points migrate at a listener whose accept queue is full, so QEMU's
+ * for seconds (and `releaseAfter` lifts it after the action that needed it, so a retry or the rest of a
+ * stopped guest's precopy runs at full speed); `stallConnect` points migrate at a listener whose accept queue is full, so QEMU's
  * asynchronous connect stays pending and the source stays in 'setup'.
  */
 import type { QemuPair } from './harness.js';
 import type { Side } from './log.js';
+import type { ControllableEvent } from './model.js';
 import type { Plan, PlannedAction } from './plan.js';
 import { freePort, type StalledListener, stalledListener } from './processes.js';
 import { QmpError, type QmpObject } from './qmp.js';
@@ -28,7 +35,12 @@ export interface Timing {
   readonly throttle?: number;
   /** Route the source's connection to a listener that never answers (holds the source in 'setup'). */
   readonly stallConnect?: boolean;
+  /** Lift the throttle (max-bandwidth RELEASED) right after the first action of this kind, so what follows runs at full speed. */
+  readonly releaseAfter?: ControllableEvent;
 }
+
+/** max-bandwidth once the throttle is lifted: 1 GB/s, far more than loopback TCG precopy needs. */
+export const RELEASED = 1_000_000_000;
 
 /** Capabilities set on one side beyond those the model configuration implies (e.g. return-path alone on the destination). */
 export type ExtraCapabilities = Partial<Record<Side, Readonly<Record<string, boolean>>>>;
@@ -65,8 +77,10 @@ export async function runPlan(pair: QemuPair, plan: Plan, opts: RunOptions = {})
   const timeout = opts.statusTimeoutMs ?? 15_000;
   const say = opts.log ?? (() => undefined);
   let stalled: StalledListener | null = null;
+  let released = false;
   try {
-    for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', capabilitiesFor(plan, side, opts.capabilities));
+    const caps: Record<Side, QmpObject> = { source: capabilitiesFor(plan, 'source', opts.capabilities), destination: capabilitiesFor(plan, 'destination', opts.capabilities) };
+    for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', caps[side]);
     if (opts.timing?.throttle !== undefined) await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': opts.timing.throttle });
     if (opts.timing?.stallConnect) stalled = await stalledListener();
     const acts = plan.actions;
@@ -83,7 +97,11 @@ export async function runPlan(pair: QemuPair, plan: Plan, opts: RunOptions = {})
         continue;
       }
       say(`${a.probe ? 'probe ' : ''}${a.event} (source '${pair.status.source}', destination '${pair.status.destination}')`);
-      await act(pair, a, stalled);
+      await act(pair, a, stalled, caps);
+      if (opts.timing?.releaseAfter === a.event && !a.probe && !released) {
+        released = true;
+        await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': RELEASED });
+      }
     }
     await waitFor(pair, plan.finalWait, timeout);
     await new Promise((r) => setTimeout(r, 150)); // let late events (RESUME, cleanup) arrive
@@ -109,7 +127,7 @@ function ignoreRefusal(e: unknown): void {
   if (!(e instanceof QmpError)) throw e;
 }
 
-async function act(pair: QemuPair, a: PlannedAction, stalled: StalledListener | null): Promise<void> {
+async function act(pair: QemuPair, a: PlannedAction, stalled: StalledListener | null, caps: Record<Side, QmpObject>): Promise<void> {
   try {
     switch (a.event) {
       case 'MIGRATE_INCOMING':
@@ -123,6 +141,19 @@ async function act(pair: QemuPair, a: PlannedAction, stalled: StalledListener | 
         return;
       case 'MIGRATE_CANCEL':
         await pair.execute('source', 'migrate_cancel');
+        return;
+      case 'STOP':
+        await pair.execute(a.side, 'stop');
+        return;
+      case 'CONT':
+        // what the guest is doing just before: query-status is an observation the check narrows on
+        await new Promise((r) => setTimeout(r, 200));
+        await pair.execute(a.side, 'query-status');
+        await pair.execute(a.side, 'cont');
+        return;
+      case 'NEW_PROCESS':
+        await pair.newDestination();
+        await pair.execute('destination', 'migrate-set-capabilities', caps.destination);
         return;
       case 'STREAM_BREAKS':
         if (pair.dead.has('destination')) throw new AdapterError('STREAM_BREAKS: the destination is already gone');

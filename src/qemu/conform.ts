@@ -2,8 +2,8 @@
  * Conformance of an observed QEMU run to the model. The model is walked as a set of possible global
  * states while the observations are read in log order:
  *
- *  - a controllable action (migrate, migrate-incoming, migrate-continue, migrate_cancel, an injected
- *    fault) is the matching environment step; QEMU accepting it needs that step, QEMU refusing it
+ *  - a controllable action (migrate, migrate-incoming, migrate-continue, migrate_cancel, stop, cont, an
+ *    injected fault, a new destination process) is the matching environment step; QEMU accepting it needs that step, QEMU refusing it
  *    needs a state where the model does not take it (or takes it without any visible effect);
  *  - every other step (THREAD_STEP, PENDING_FITS_THRESHOLD, deliveries on the stream and the return path) is
  *    internal and may happen any number of times in between (closure);
@@ -13,7 +13,10 @@
  *    order), so a skipped status, a status the model never has there, or reports in an order the
  *    model's causality forbids are divergences. A report equal to the last one is an unobservable
  *    repeat and ignored;
- *  - a trace fact and a query-status runstate narrow the set to the states where they hold;
+ *  - a trace fact and a query-status runstate (running, paused, inmigrate, postmigrate, finish-migrate)
+ *    narrow the set to the states where they hold;
+ *  - a killed QEMU reports nothing: its variables are not waited for (the model may move them freely)
+ *    until a new process for that side starts (NEW_PROCESS), whose variables are then its initial ones;
  *  - migrate-continue names the status it continues from, and QEMU refuses it unless that is the
  *    current one; migrate-set-capabilities is accepted on the source only while no migration runs,
  *    and only for a valid set (see the rules by Walk.action and Walk.capabilities).
@@ -71,6 +74,24 @@ export interface Incomplete {
  */
 export const MIGRATION_RUNNING: readonly string[] = ['setup', 'active', 'pre-switchover', 'device', 'cancelling'];
 
+/**
+ * The commands that start a migration when QEMU accepts them, and why: qmp_migrate → migrate_init
+ * (migration/migration.c) resets the status and moves it none → setup, after migrate_prepare refused
+ * what it refuses (e.g. "Can't migrate the vm that was paused due to previous migration" in
+ * postmigrate); qmp_migrate_incoming accepts one per process (its `static bool once`, else "The
+ * incoming migration has already been started") and qemu_start_incoming_migration moves it to setup.
+ */
+const STARTS_A_MIGRATION: Partial<Record<ControllableEvent, { readonly side: Side; readonly why: string }>> = {
+  MIGRATE: {
+    side: 'source',
+    why: "an accepted migrate moves the source to 'setup' (migrate_init) and QEMU refuses one while a migration runs or after completed (migrate_prepare)",
+  },
+  MIGRATE_INCOMING: {
+    side: 'destination',
+    why: "QEMU accepts migrate-incoming once per process (qmp_migrate_incoming), from 'none'; a retry needs a new destination process (NEW_PROCESS)",
+  },
+};
+
 /** A side at the end of its migration (a destination may also have ended otherwise, see Walk.incomplete). */
 const ENDED: Readonly<Record<Side, readonly string[]>> = { source: ['completed', 'failed', 'cancelled'], destination: ['completed', 'failed'] };
 
@@ -120,23 +141,30 @@ class Walk {
   private readonly seen: string[];
   /** Sides whose QEMU was killed: they report nothing more, so their variables are not waited for at the end. */
   private readonly dead = new Set<Side>();
+  /** The log line of the fault that killed each dead side. */
+  private readonly killedAt = new Map<Side, number>();
   private readonly stuck = new Map<number, boolean>();
-  /** The source has reported 'active': it had connected to the destination (see incomplete()). */
+  /** The source has reported 'active' since its last migrate: it had connected to the destination (see incomplete()). */
   private sourceWasActive = false;
 
   constructor(private readonly g: ModelGraph) {
     this.seen = [...g.obs[0]!];
   }
 
+  /** Variable k belongs to a QEMU that was killed (and not replaced yet): nothing it does is reported. */
+  private silent(k: number): boolean {
+    return this.dead.has(k < 2 ? 'source' : 'destination');
+  }
+
   private settled(m: number): boolean {
     const o = this.g.obs[m]!;
-    for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k]) return false;
+    for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k] && !this.silent(k)) return false;
     return true;
   }
 
   /** A step m → to may be taken when it changes nothing observable, or when m has nothing unreported. */
   private mayStep(m: number, to: number): boolean {
-    return this.g.changed(m, to).length === 0 || this.settled(m);
+    return this.g.changed(m, to).every((k) => this.silent(k)) || this.settled(m);
   }
 
   private closure(): number[] {
@@ -155,10 +183,25 @@ class Walk {
 
   /** Apply one observation; null when it matches, else what the model allowed instead. */
   take(o: Observation): string[] | null {
+    const revives = o.kind === 'action' && o.revives === o.side;
+    if (this.dead.has(o.side) && !revives) {
+      // a SIGKILLed QEMU has no QMP connection: nothing it reports or answers can follow until a new process starts
+      return [`nothing from the ${o.side}: its QEMU was killed at line ${this.killedAt.get(o.side) ?? '?'} and no new ${o.side} process was started (NEW_PROCESS)`];
+    }
     switch (o.kind) {
       case 'action': {
-        const r = o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined ? this.migrateContinue(o.continueState, o.refused) : this.action(o.side, o.event, o.refused);
-        if (r === null && o.kills) this.dead.add(o.kills);
+        const r =
+          o.event === 'MIGRATE_CONTINUE' && o.continueState !== undefined
+            ? this.migrateContinue(o.continueState, o.refused)
+            : o.refused === null && STARTS_A_MIGRATION[o.event] !== undefined
+              ? this.start(o.event)
+              : this.action(o.side, o.event, o.refused);
+        if (r === null && o.kills) {
+          this.dead.add(o.kills);
+          this.killedAt.set(o.kills, o.line);
+        }
+        if (r === null && o.revives) this.revive(o.revives);
+        if (r === null && o.event === 'MIGRATE' && o.refused === null) this.sourceWasActive = false; // a new migration: has it connected?
         return r;
       }
       case 'capabilities':
@@ -180,6 +223,19 @@ class Walk {
           (m) => o.fact.holds(this.g.sourceContext[m]!, this.g.destinationContext[m]!),
           () => [`no state the model can be in here has: ${o.fact.name}`],
         );
+    }
+  }
+
+  /**
+   * A new QEMU process for `side` (NEW_PROCESS): it reports again, starting from what the model's fresh
+   * process has (every state NEW_PROCESS leads to has the same initial status and run state).
+   */
+  private revive(side: Side): void {
+    this.dead.delete(side);
+    for (const k of [statusVar(side), runningVar(side)]) {
+      const values = unique([...this.cur].map((m) => this.g.obs[m]![k]!));
+      if (values.length !== 1) throw new Error(`internal: a new ${side} process has ${values.join(' or ')} for ${OBSERVABLES[k]}`);
+      this.seen[k] = values[0]!;
     }
   }
 
@@ -213,13 +269,20 @@ class Walk {
   }
 
   /** A controllable action, taken (or refused) from the consistent states where `from` holds (default: all). */
-  private action(side: Side, event: ControllableEvent, refused: string | null, from: (m: number) => boolean = () => true, keep: readonly number[] = []): string[] | null {
+  private action(
+    side: Side,
+    event: ControllableEvent,
+    refused: string | null,
+    from: (m: number) => boolean = () => true,
+    keep: readonly number[] = [],
+    lands: (to: number) => boolean = () => true,
+  ): string[] | null {
     const all = this.closure();
     const cl = all.filter(from);
     const takes = (m: number) => this.g.succ[m]!.filter((e) => e.action === event && e.label.component === side);
     if (refused === null) {
       const next = new Set<number>();
-      for (const m of cl) for (const e of takes(m)) if (this.mayStep(m, e.to)) next.add(e.to);
+      for (const m of cl) for (const e of takes(m)) if (lands(e.to) && this.mayStep(m, e.to)) next.add(e.to);
       if (next.size === 0) return [this.whereTaken(side, event, cl)];
       this.cur = next;
       return null;
@@ -252,6 +315,21 @@ class Walk {
       return [`QEMU accepts migrate-continue only with the current status as its state argument (qmp_migrate_continue); the source is in ${this.statuses(cl, 'source')} here, not '${state}'`];
     }
     return this.action('source', 'MIGRATE_CONTINUE', refused, named, refused === null ? [] : cl.filter((m) => !named(m)));
+  }
+
+  /**
+   * An accepted migrate or migrate-incoming starts a migration: its side goes to 'setup' (see
+   * STARTS_A_MIGRATION). So it must be the model's step to 'setup' — not a command the model answers
+   * with a refusal it records (MIGRATE in 'completed': refusePostmigrate) or a message a finished
+   * destination drops (its catch-all discard), either of which would otherwise match it.
+   */
+  private start(event: ControllableEvent): string[] | null {
+    const rule = STARTS_A_MIGRATION[event]!;
+    const side = rule.side;
+    const cl = this.closure();
+    const starts = (m: number) => this.g.succ[m]!.some((e) => e.action === event && e.label.component === side && this.g.status(e.to, side) === 'setup');
+    if (!cl.some(starts)) return [`${rule.why}; the ${side} is in ${this.statuses(cl, side)} here`];
+    return this.action(side, event, null, starts, [], (to) => this.g.status(to, side) === 'setup');
   }
 
   /**

@@ -1,8 +1,10 @@
 /**
  * Two real QEMUs for one migration: a source (guest running) and a destination (`-incoming defer`),
  * tiny TCG VMs without disks, each with a QMP unix socket and a -trace log in a scratch directory.
- * Every QMP event, command (with its answer), injected fault and enabled trace event is recorded with
- * its side and wall-clock timestamp. `close()` always kills both process groups and removes the
+ * The destination may run with -S (autostart off, as libvirt starts it), and may be replaced by a new
+ * process (`newDestination`, the model's NEW_PROCESS): same command line, a new QMP socket, trace log and
+ * listening port. Every process start, QMP event, command (with its answer), injected fault and enabled
+ * trace event is recorded with its side and wall-clock timestamp. `close()` always kills both process groups and removes the
  * directory; so does process exit (see processes.ts).
  *
  * @example
@@ -23,6 +25,8 @@ export interface PairOptions {
   readonly binary?: string;
   /** Per-command timeout (default 10 s). */
   readonly commandTimeoutMs?: number;
+  /** Run the destination with autostart (default true); false starts it with -S, as libvirt does. */
+  readonly destinationAutostart?: boolean;
 }
 
 /** The statuses after which a side's migration cannot move any more. */
@@ -43,14 +47,49 @@ export class QemuPair {
   /** The last status each side reported in a MIGRATION event. */
   readonly status: Record<Side, string> = { source: 'none', destination: 'none' };
 
+  /** The destination process now running: 0 the first, one more for each newDestination(). */
+  private incarnation = 0;
+  private readonly binary: string;
+  private readonly commandTimeoutMs: number;
+  readonly destinationAutostart: boolean;
+
   constructor(
     readonly dir: string,
     private readonly procs: Record<Side, Managed>,
     private readonly qmp: Record<Side, QmpClient>,
-    /** A free loopback port for the destination to listen on. */
-    readonly incomingPort: number,
+    /** A free loopback port for the destination to listen on (a new one for each new destination process). */
+    public incomingPort: number,
+    opts: PairOptions & { started: number },
   ) {
-    for (const side of SIDES) qmp[side].onEvent((e) => this.onEvent(side, e));
+    this.binary = opts.binary ?? QEMU_BINARY;
+    this.commandTimeoutMs = opts.commandTimeoutMs ?? 10_000;
+    this.destinationAutostart = opts.destinationAutostart ?? true;
+    this.lastStamp = opts.started;
+    for (const side of SIDES) {
+      this.records.push({ side, process: 'start', incarnation: 0, autostart: side === 'source' || this.destinationAutostart, timestamp: timestampOf(opts.started) });
+      qmp[side].onEvent((e) => this.onEvent(side, e));
+    }
+  }
+
+  /**
+   * NEW_PROCESS: replace the destination QEMU by a fresh one with the same command line (-incoming defer,
+   * -S when the first had it) listening on a new port; the old one is killed first if it still runs
+   * (QEMU started with exit-on-error would have exited by itself after a failed load).
+   */
+  async newDestination(): Promise<void> {
+    if (this.closed) throw new HarnessError('newDestination: the pair is closed');
+    this.qmp.destination.destroy();
+    await this.procs.destination.kill();
+    const incarnation = ++this.incarnation;
+    this.records.push({ side: 'destination', process: 'start', incarnation, autostart: this.destinationAutostart, timestamp: timestampOf(this.stamp()) });
+    const proc = startProcess(this.binary, qemuArgs(this.dir, 'destination', incarnation, this.destinationAutostart));
+    this.procs.destination = proc;
+    const client = await connectTo(this.dir, 'destination', incarnation, proc, this.commandTimeoutMs);
+    this.qmp.destination = client;
+    client.onEvent((e) => this.onEvent('destination', e));
+    this.incomingPort = await freePort();
+    this.status.destination = 'none';
+    this.dead.delete('destination');
   }
 
   get incomingUri(): string {
@@ -127,8 +166,10 @@ export class QemuPair {
       for (const side of SIDES) this.qmp[side].destroy();
       await Promise.all(SIDES.map((s) => this.procs[s].kill()));
       for (const side of SIDES) {
-        const file = join(this.dir, `${side}.trace`);
-        if (existsSync(file)) this.records.push(...parseTraceLog(readFileSync(file, 'utf8'), side, new Set(TRACE_EVENTS[side])));
+        for (let inc = 0; inc <= (side === 'destination' ? this.incarnation : 0); inc++) {
+          const file = join(this.dir, `${fileBase(side, inc)}.trace`);
+          if (existsSync(file)) this.records.push(...parseTraceLog(readFileSync(file, 'utf8'), side, new Set(TRACE_EVENTS[side])));
+        }
       }
       removeScratch(this.dir);
     }
@@ -141,16 +182,32 @@ export class QemuPair {
   }
 }
 
-function qemuArgs(dir: string, side: Side): string[] {
+/** The scratch file name of a side's process (a new destination process gets its own files). */
+const fileBase = (side: Side, incarnation: number): string => (incarnation === 0 ? side : `${side}.${incarnation}`);
+
+function qemuArgs(dir: string, side: Side, incarnation: number, autostart: boolean): string[] {
+  const base = fileBase(side, incarnation);
   return [
     '-name', side,
     '-nodefaults', '-machine', 'q35', '-m', '64', '-display', 'none', '-accel', 'tcg',
     '-msg', 'timestamp=on',
-    '-qmp', `unix:${join(dir, `${side}.qmp`)},server=on,wait=off`,
+    '-qmp', `unix:${join(dir, `${base}.qmp`)},server=on,wait=off`,
     ...TRACE_EVENTS[side].flatMap((t) => ['-trace', `enable=${t}`]),
-    '-D', join(dir, `${side}.trace`),
+    '-D', join(dir, `${base}.trace`),
     ...(side === 'destination' ? ['-incoming', 'defer'] : []),
+    // -S: autostart off (vl.c); process_incoming_migration_bh then leaves the guest paused until cont
+    ...(autostart ? [] : ['-S']),
   ];
+}
+
+/** Connect to a just-started QEMU's QMP socket, or fail with its first stderr line if it exits first. */
+async function connectTo(dir: string, side: Side, incarnation: number, p: Managed, commandTimeoutMs: number): Promise<QmpClient> {
+  const connect = QmpClient.connect(join(dir, `${fileBase(side, incarnation)}.qmp`), { timeoutMs: 15_000, commandTimeoutMs });
+  const exited = p.exited.then(({ code, signal }) => {
+    throw new HarnessError(`the ${side} QEMU exited (${signal ?? `code ${code}`}) at start: ${p.stderr().trim().split('\n')[0] ?? ''}`);
+  });
+  exited.catch(() => undefined); // it also settles when the process is killed later on
+  return Promise.race([connect, exited]);
 }
 
 /** Start a source and a destination QEMU and connect to both; on any failure everything is cleaned up. */
@@ -159,18 +216,11 @@ export async function startPair(opts: PairOptions = {}): Promise<QemuPair> {
   const dir = makeScratch();
   const procs: Partial<Record<Side, Managed>> = {};
   const qmp: Partial<Record<Side, QmpClient>> = {};
+  const started = Date.now() * 1000;
   try {
-    for (const side of SIDES) procs[side] = startProcess(binary, qemuArgs(dir, side));
-    for (const side of SIDES) {
-      const p = procs[side]!;
-      const connect = QmpClient.connect(join(dir, `${side}.qmp`), { timeoutMs: 15_000, commandTimeoutMs: opts.commandTimeoutMs ?? 10_000 });
-      const exited = p.exited.then(({ code, signal }) => {
-        throw new HarnessError(`the ${side} QEMU exited (${signal ?? `code ${code}`}) at start: ${p.stderr().trim().split('\n')[0] ?? ''}`);
-      });
-      exited.catch(() => undefined); // it also settles when the process is killed later on
-      qmp[side] = await Promise.race([connect, exited]);
-    }
-    return new QemuPair(dir, procs as Record<Side, Managed>, qmp as Record<Side, QmpClient>, await freePort());
+    for (const side of SIDES) procs[side] = startProcess(binary, qemuArgs(dir, side, 0, side === 'source' || (opts.destinationAutostart ?? true)));
+    for (const side of SIDES) qmp[side] = await connectTo(dir, side, 0, procs[side]!, opts.commandTimeoutMs ?? 10_000);
+    return new QemuPair(dir, procs as Record<Side, Managed>, qmp as Record<Side, QmpClient>, await freePort(), { ...opts, started });
   } catch (e) {
     for (const side of SIDES) qmp[side]?.destroy();
     await Promise.all(SIDES.map((s) => procs[s]?.kill()));

@@ -19,6 +19,7 @@ export { KNOWN_DISAGREEMENTS, MIGRATE_NEEDS_A_LISTENER, type KnownDisagreement }
 export {
   parseLog,
   parseRecord,
+  isProcess,
   formatLog,
   sortRecords,
   LogFormatError,
@@ -27,6 +28,7 @@ export {
   type CommandRecord,
   type FaultRecord,
   type TraceRecord,
+  type ProcessRecord,
   type Side,
   type FaultKind,
 } from './log.js';

@@ -1,6 +1,6 @@
 /**
  * The recorded-run format: one JSON object per line, in time order (both QEMUs merged by timestamp).
- * Every line names its side and is one of four kinds:
+ * Every line names its side and is one of five kinds:
  *
  *   event    a QMP event exactly as that QEMU sent it, plus "side":
  *            {"side":"source","event":"MIGRATION","data":{"status":"active"},"timestamp":{"seconds":…,"microseconds":…}}
@@ -14,6 +14,14 @@
  *            {"side":"source","fault":"kill-destination","action":"STREAM_BREAKS","timestamp":…}
  *   trace    a QEMU trace event from that QEMU's -trace log (name, argument text):
  *            {"side":"source","trace":"source_return_path_thread_switchover_acked","args":"","timestamp":…}
+ *   process  the harness started a QEMU process for that side: its incarnation (0 for the first, one
+ *            more for each new process after that; only the destination gets new ones) and whether it
+ *            runs with autostart (false: started with -S). A new destination process stands for the
+ *            model's NEW_PROCESS: the previous destination QEMU is gone (killed, or killed by the
+ *            harness first if it still ran) and a fresh one with the same command line and -incoming
+ *            defer listens on a new port; every later destination line is that process's:
+ *            {"side":"destination","process":"start","incarnation":1,"autostart":false,"timestamp":…}
+ *            A log without an incarnation-0 record for a side had that side start with autostart on.
  *
  * The timestamp of an event or trace line is QEMU's (wall clock); a command's or fault's is taken just
  * before it was sent (never later than QEMU's clock, so nothing it causes sorts before it).
@@ -63,7 +71,17 @@ export interface TraceRecord {
   readonly timestamp: Timestamp;
 }
 
-export type LogRecord = EventRecord | CommandRecord | FaultRecord | TraceRecord;
+export interface ProcessRecord {
+  readonly side: Side;
+  readonly process: 'start';
+  /** 0 for the side's first process; each new destination process is one more. */
+  readonly incarnation: number;
+  /** false: QEMU was started with -S (the guest stays paused after an incoming migration until cont). */
+  readonly autostart: boolean;
+  readonly timestamp: Timestamp;
+}
+
+export type LogRecord = EventRecord | CommandRecord | FaultRecord | TraceRecord | ProcessRecord;
 
 /** A line that is not a record; `line` is 1-based. */
 export class LogFormatError extends Error {
@@ -83,6 +101,7 @@ export const isEvent = (r: LogRecord): r is EventRecord => 'event' in r;
 export const isCommand = (r: LogRecord): r is CommandRecord => 'execute' in r;
 export const isFault = (r: LogRecord): r is FaultRecord => 'fault' in r;
 export const isTrace = (r: LogRecord): r is TraceRecord => 'trace' in r;
+export const isProcess = (r: LogRecord): r is ProcessRecord => 'process' in r;
 
 /** The records as JSON lines (sorted by timestamp, stable). */
 export function formatLog(records: readonly LogRecord[]): string {
@@ -110,7 +129,7 @@ export function parseLog(text: string): { records: LogRecord[]; lines: number[] 
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const KINDS = ['event', 'execute', 'fault', 'trace'] as const;
+const KINDS = ['event', 'execute', 'fault', 'trace', 'process'] as const;
 
 export function parseRecord(text: string, line: number): LogRecord {
   let v: unknown;
@@ -129,7 +148,7 @@ export function parseRecord(text: string, line: number): LogRecord {
   const timestamp: Timestamp = { seconds: ts['seconds'] as number, microseconds: ts['microseconds'] as number };
   const kinds = KINDS.filter((k) => k in v);
   if (kinds.length !== 1) {
-    throw new LogFormatError(line, `a record has exactly one of "event", "execute", "fault", "trace"${kinds.length > 1 ? `, got ${kinds.join(' and ')}` : ''}`);
+    throw new LogFormatError(line, `a record has exactly one of "event", "execute", "fault", "trace", "process"${kinds.length > 1 ? `, got ${kinds.join(' and ')}` : ''}`);
   }
   switch (kinds[0]!) {
     case 'event': {
@@ -164,6 +183,14 @@ export function parseRecord(text: string, line: number): LogRecord {
       if (v['action'] !== 'STREAM_BREAKS') throw new LogFormatError(line, 'a fault needs "action": "STREAM_BREAKS"');
       if (side !== 'source') throw new LogFormatError(line, 'a fault breaks the source\'s stream: "side" must be "source"');
       return { side, fault: fault as FaultKind, action: 'STREAM_BREAKS', timestamp };
+    }
+    case 'process': {
+      if (v['process'] !== 'start') throw new LogFormatError(line, `a process record needs "process": "start", got ${JSON.stringify(v['process'])}`);
+      const inc = v['incarnation'];
+      if (!Number.isInteger(inc) || (inc as number) < 0) throw new LogFormatError(line, `a process record needs "incarnation": a non-negative integer, got ${JSON.stringify(inc)}`);
+      if (typeof v['autostart'] !== 'boolean') throw new LogFormatError(line, `a process record needs "autostart": true or false, got ${JSON.stringify(v['autostart'])}`);
+      if (side === 'source' && inc !== 0) throw new LogFormatError(line, 'only the destination gets new processes: a source process record has "incarnation": 0');
+      return { side, process: 'start', incarnation: inc as number, autostart: v['autostart'], timestamp };
     }
     case 'trace': {
       if (typeof v['trace'] !== 'string' || typeof (v['args'] ?? '') !== 'string') throw new LogFormatError(line, '"trace" and "args" must be strings');

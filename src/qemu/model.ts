@@ -18,11 +18,21 @@ export interface ModelConfig {
   /** switchover-ack on one host only. */
   readonly oneSide?: Side;
   readonly pauseBeforeSwitchover: boolean;
+  /** The destination QEMU runs with autostart (no -S); default true. libvirt starts it with -S (false). */
+  readonly autostart?: boolean;
+  /** Management may send QMP stop/cont (source stop and cont, destination cont); default false. */
+  readonly management?: boolean;
+  /** New migrations after a failed or cancelled one, each to a new destination process; default 0. */
+  readonly retries?: number;
 }
 
-/** The model events we can cause: management commands and the faults we inject. */
-export type ControllableEvent = 'MIGRATE' | 'MIGRATE_INCOMING' | 'MIGRATE_CANCEL' | 'MIGRATE_CONTINUE' | 'STREAM_BREAKS';
-export const CONTROLLABLE: readonly ControllableEvent[] = ['MIGRATE', 'MIGRATE_INCOMING', 'MIGRATE_CANCEL', 'MIGRATE_CONTINUE', 'STREAM_BREAKS'];
+/**
+ * The model events we can cause: management commands, the faults we inject, and a new destination
+ * process. STOP is the source's QMP `stop`, CONT either side's `cont` (the step's component says which),
+ * NEW_PROCESS a fresh destination QEMU started after the last one failed or was killed.
+ */
+export type ControllableEvent = 'MIGRATE' | 'MIGRATE_INCOMING' | 'MIGRATE_CANCEL' | 'MIGRATE_CONTINUE' | 'STREAM_BREAKS' | 'STOP' | 'CONT' | 'NEW_PROCESS';
+export const CONTROLLABLE: readonly ControllableEvent[] = ['MIGRATE', 'MIGRATE_INCOMING', 'MIGRATE_CANCEL', 'MIGRATE_CONTINUE', 'STREAM_BREAKS', 'STOP', 'CONT', 'NEW_PROCESS'];
 
 /** Observable variables, in this order: source status, source running, destination status, destination running. */
 export const OBSERVABLES = ['source status', 'source running', 'destination status', 'destination running'] as const;
@@ -53,6 +63,9 @@ export class ModelGraph {
       ack: config.ack,
       ...(config.oneSide ? { oneSide: config.oneSide } : {}),
       pauseBeforeSwitchover: config.pauseBeforeSwitchover,
+      ...(config.autostart === false ? { autostart: false } : {}),
+      ...(config.management ? { management: true } : {}),
+      ...(config.retries ? { retries: config.retries } : {}),
       cancel: true,
       faults: true,
     });
@@ -113,7 +126,7 @@ const cache = new Map<string, ModelGraph>();
 
 /** The explored model for a configuration (explored once per process). */
 export function modelGraph(config: ModelConfig): ModelGraph {
-  const key = JSON.stringify([config.ack, config.oneSide ?? null, config.pauseBeforeSwitchover]);
+  const key = JSON.stringify([config.ack, config.oneSide ?? null, config.pauseBeforeSwitchover, config.autostart ?? true, config.management ?? false, config.retries ?? 0]);
   let g = cache.get(key);
   if (!g) {
     g = new ModelGraph(config);
@@ -123,4 +136,7 @@ export function modelGraph(config: ModelConfig): ModelGraph {
 }
 
 export const describeConfig = (c: ModelConfig): string =>
-  `switchover-ack ${c.ack === 'off' ? 'off' : c.oneSide ? `on the ${c.oneSide} only` : 'on'}, pause-before-switchover ${c.pauseBeforeSwitchover ? 'on' : 'off'}`;
+  `switchover-ack ${c.ack === 'off' ? 'off' : c.oneSide ? `on the ${c.oneSide} only` : 'on'}, pause-before-switchover ${c.pauseBeforeSwitchover ? 'on' : 'off'}` +
+  (c.autostart === false ? ', destination started with -S' : '') +
+  (c.management ? ', management stop/cont' : '') +
+  (c.retries ? `, ${c.retries} retr${c.retries === 1 ? 'y' : 'ies'} to a new destination process` : '');

@@ -2,12 +2,14 @@
  * What each line of a recorded run tells the conformance check: a status a side reported (MIGRATION
  * event, query-migrate), its guest stopping or resuming (STOP/RESUME events, query-status), a fact only
  * a QEMU trace event shows (mapped to a predicate on the model's context), or a controllable action
- * taken (a migration command with QEMU's answer, or an injected fault). Also the model configuration
- * the capabilities in the log ask for.
+ * taken (a migration command or stop/cont with QEMU's answer, an injected fault, or a new destination
+ * process — NEW_PROCESS, from a process record with incarnation ≥ 1). Also the model configuration the
+ * log asks for: the capabilities, autostart from the destination's process records (-S), management
+ * stop/cont when the log has such a command, and the retries its new processes and migrate commands need.
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
-import { type CommandRecord, type LogRecord, type Side, isCommand, isEvent, isFault, LogFormatError } from './log.js';
+import { type CommandRecord, type LogRecord, type Side, isCommand, isEvent, isFault, isProcess, LogFormatError } from './log.js';
 import type { ControllableEvent, ModelConfig } from './model.js';
 
 interface Base {
@@ -32,6 +34,8 @@ export type Observation =
       readonly continueState?: string | null;
       /** The fault killed this side's QEMU: it reports nothing from here on. */
       readonly kills?: Side;
+      /** NEW_PROCESS: this side has a fresh QEMU from here on (it reports again, from its initial state). */
+      readonly revives?: Side;
     })
   /**
    * migrate-set-capabilities with QEMU's answer. `invalid` names the rule of migrate_caps_check the
@@ -55,6 +59,10 @@ export const COMMAND_ACTIONS: Readonly<Record<string, ControllableEvent>> = {
   'migrate-incoming': 'MIGRATE_INCOMING',
   'migrate-continue': 'MIGRATE_CONTINUE',
   migrate_cancel: 'MIGRATE_CANCEL',
+  // QMP stop / cont: qmp_stop → vm_stop(RUN_STATE_PAUSED), qmp_cont → vm_start, or only autostart = true
+  // while an incoming migration runs (monitor/qmp-cmds.c); the model's STOP (source) and CONT (either side)
+  stop: 'STOP',
+  cont: 'CONT',
 };
 
 /** The trace events the harness enables on each side, and how each one reads as a fact (null: ignored). */
@@ -109,8 +117,27 @@ export function observationsOf(records: readonly LogRecord[], lines?: readonly n
   const out: Observation[] = [];
   // what each side has accepted so far (QEMU applies a migrate-set-capabilities command whole or not at all)
   const caps: Record<Side, Map<string, boolean>> = { source: new Map(), destination: new Map() };
+  const incarnation: Record<Side, number> = { source: 0, destination: 0 };
   records.forEach((r, index) => {
     const base = { side: r.side, index, line: lines?.[index] ?? index + 1 };
+    if (isProcess(r)) {
+      const want = incarnation[r.side] + (r.incarnation === 0 ? 0 : 1);
+      if (r.incarnation !== want || (r.incarnation === 0 && index !== records.findIndex((x) => x.side === r.side))) {
+        throw new LogFormatError(base.line, `the ${r.side}'s process incarnation ${r.incarnation} is out of order: 0 comes before any other ${r.side} line, then each new process is one more (expected ${incarnation[r.side] + 1})`);
+      }
+      incarnation[r.side] = r.incarnation;
+      if (r.incarnation === 0) return;
+      caps[r.side] = new Map(); // a fresh QEMU starts with every capability off
+      out.push({
+        ...base,
+        kind: 'action',
+        event: 'NEW_PROCESS',
+        refused: null,
+        revives: r.side,
+        text: `a new ${r.side} QEMU process (incarnation ${r.incarnation}${r.autostart ? '' : ', -S'}) was started (NEW_PROCESS)`,
+      });
+      return;
+    }
     if (isEvent(r)) {
       if (r.event === 'MIGRATION') out.push({ ...base, kind: 'status', status: String(r.data['status']), text: `${r.side} reported status '${String(r.data['status'])}'` });
       else if (r.event === 'STOP') out.push({ ...base, kind: 'running', running: false, text: `${r.side} stopped its guest (STOP)` });
@@ -204,11 +231,45 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
   const caps: Record<Side, Map<string, boolean>> = { source: new Map(), destination: new Map() };
   const started: Record<Side, boolean> = { source: false, destination: false };
   let lastLine: Record<Side, number> = { source: 0, destination: 0 };
+  // a new destination process: the capabilities it is given before its migrate-incoming (null: none yet)
+  let renewed: Map<string, boolean> | null = null;
+  let autostart: boolean | null = null;
+  let management = false;
+  let migrations = 0;
+  let restarts = 0;
   records.forEach((r, i) => {
-    if (!isCommand(r) || r.error) return;
     const line = lines?.[i] ?? i + 1;
+    if (isProcess(r)) {
+      if (r.side !== 'destination') return;
+      if (autostart !== null && autostart !== r.autostart) {
+        throw new LogFormatError(line, `the new destination process runs with autostart ${r.autostart ? 'on' : 'off (-S)'}, the first with it ${autostart ? 'on' : 'off (-S)'}; the model's NEW_PROCESS keeps the configuration`);
+      }
+      autostart = r.autostart;
+      if (r.incarnation > 0) {
+        restarts = r.incarnation;
+        renewed = new Map();
+      }
+      return;
+    }
+    if (!isCommand(r)) return;
+    if (r.execute === 'stop' || r.execute === 'cont') management = true;
+    if (r.error) return;
+    if (r.execute === 'migrate' && r.side === 'source') migrations++;
+    if (renewed && r.side === 'destination' && r.execute === STARTS.destination) {
+      for (const cap of MODELLED_CAPABILITIES) {
+        if ((renewed.get(cap) === true) !== (caps.destination.get(cap) === true)) {
+          throw new LogFormatError(line, `the new destination process starts its migration with ${cap} ${renewed.get(cap) === true ? 'on' : 'off'}, the first had it ${caps.destination.get(cap) === true ? 'on' : 'off'}; the model's NEW_PROCESS keeps the configuration`);
+        }
+      }
+      renewed = null;
+      return;
+    }
     if (r.execute === STARTS[r.side]) started[r.side] = true;
     if (r.execute !== 'migrate-set-capabilities') return;
+    if (renewed && r.side === 'destination') {
+      for (const [cap, on] of capabilityList(r, line)) renewed.set(cap, on);
+      return;
+    }
     for (const [cap, on] of capabilityList(r, line)) {
       if (started[r.side] && CHANGES_AFTER_START[r.side].includes(cap) && (caps[r.side].get(cap) === true) !== on) {
         throw new LogFormatError(line, `the ${r.side} turns ${cap} ${on ? 'on' : 'off'} after ${STARTS[r.side]}; the checked model fixes each side's capabilities when its migration starts`);
@@ -232,5 +293,8 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
     ack: ackSrc || ackDst ? 'legacy' : 'off',
     ...(ackSrc !== ackDst ? { oneSide: ackSrc ? ('source' as const) : ('destination' as const) } : {}),
     pauseBeforeSwitchover: on('source', 'pause-before-switchover'),
+    ...(autostart === false ? { autostart: false } : {}),
+    ...(management ? { management: true } : {}),
+    ...(Math.max(restarts, migrations - 1) > 0 ? { retries: Math.max(restarts, migrations - 1) } : {}),
   };
 }

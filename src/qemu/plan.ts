@@ -25,7 +25,7 @@ export type Waypoint =
    */
   | { readonly kind: 'state'; readonly name: string; readonly holds: (s: ModelState) => boolean; readonly pins?: Partial<Record<Side, string>> }
   /** Take the controllable step `event` from a state where `from` holds. */
-  | { readonly kind: 'step'; readonly name: string; readonly event: ControllableEvent; readonly from: (s: ModelState) => boolean }
+  | { readonly kind: 'step'; readonly name: string; readonly event: ControllableEvent; readonly from: (s: ModelState) => boolean; readonly side?: Side }
   /**
    * Here, issue commands the model does not take in this state: QEMU must refuse them. `continueState`:
    * send MIGRATE_CONTINUE with that state argument, which must differ from the model's source status
@@ -65,12 +65,16 @@ export interface Plan {
 /** Steps a path may take on its own between waypoints: internal ones and the ordinary management commands. */
 const ORDINARY: ReadonlySet<ControllableEvent> = new Set(['MIGRATE_INCOMING', 'MIGRATE', 'MIGRATE_CONTINUE']);
 
+/** The side an event is sent to (CONT goes to either: a route takes the side of its model step; a probe of CONT means the source's). */
 const SIDE_OF: Readonly<Record<ControllableEvent, Side>> = {
   MIGRATE: 'source',
   MIGRATE_CANCEL: 'source',
   MIGRATE_CONTINUE: 'source',
   STREAM_BREAKS: 'source',
+  STOP: 'source',
+  CONT: 'source',
   MIGRATE_INCOMING: 'destination',
+  NEW_PROCESS: 'destination',
 };
 
 export class PlanError extends Error {
@@ -98,10 +102,10 @@ export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: 
   const path: string[] = [];
   const before = (i: number) => ({ source: g.status(i, 'source'), destination: g.status(i, 'destination') });
   let pins: Partial<Record<Side, string>> = {};
-  const waitFor = (i: number, event: ControllableEvent, probe = false): Partial<Record<Side, string>> => {
+  const waitFor = (i: number, event: ControllableEvent, probe = false, acting: Side = SIDE_OF[event]): Partial<Record<Side, string>> => {
     const w: Partial<Record<Side, string>> = {};
     for (const [side, status] of Object.entries(pins) as [Side, string][]) if (g.status(i, side) === status) w[side] = status;
-    w[SIDE_OF[event]] = g.status(i, SIDE_OF[event]);
+    w[acting] = g.status(i, acting);
     if (event === 'MIGRATE' && listener && !probe) w.destination = 'setup';
     return w;
   };
@@ -126,7 +130,8 @@ export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: 
     for (const { from, edge } of route) {
       const e = g.succ[from]![edge]!;
       if (e.action) {
-        actions.push({ event: e.action, side: SIDE_OF[e.action], before: before(from), waitFor: waitFor(from, e.action), probe: false });
+        const side = e.label.component as Side;
+        actions.push({ event: e.action, side, before: before(from), waitFor: waitFor(from, e.action, false, side), probe: false });
         pins = {};
       }
       path.push(`${e.label.kind === 'env' ? 'env' : e.label.channel} → ${e.label.component}: ${e.label.event.type}   ⇒ ${describe(g, e.to)}`);
@@ -157,7 +162,7 @@ function bfs(g: ModelGraph, start: number, wp: Exclude<Waypoint, { kind: 'probe'
     const i = queue[q]!;
     const edges = g.succ[i]!;
     if (wp.kind === 'step' && wp.from(stateOf(g, i))) {
-      const k = edges.findIndex((e) => e.action === wp.event);
+      const k = edges.findIndex((e) => e.action === wp.event && (wp.side === undefined || e.label.component === wp.side));
       if (k >= 0) return routeTo(i, { from: i, edge: k });
     }
     for (let k = 0; k < edges.length; k++) {

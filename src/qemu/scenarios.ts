@@ -27,6 +27,12 @@ const PLAIN: ModelConfig = { ack: 'off', pauseBeforeSwitchover: false };
 const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
 const PAUSE: ModelConfig = { ack: 'off', pauseBeforeSwitchover: true };
 const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
+/** The destination started with -S (autostart off, as libvirt does), management may stop and cont. */
+const PAUSED_DESTINATION: ModelConfig = { ...PLAIN, autostart: false, management: true };
+const MANAGED: ModelConfig = { ...PLAIN, management: true };
+const RETRY: ModelConfig = { ...PLAIN, retries: 1 };
+const RETRY_ACK: ModelConfig = { ...ACK, retries: 1 };
+const PAUSED_DESTINATION_ACK: ModelConfig = { ...ACK, autostart: false, management: true };
 
 /** 100 kB/s: precopy of the TCG guest's ~20 MiB of non-zero-page traffic takes minutes, so 'active' lasts. */
 const THROTTLE = 100_000;
@@ -43,6 +49,19 @@ const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => 
   name: `${event} in source '${from}'`,
   event,
   from: (s) => s.source === from && (when?.(s) ?? true),
+});
+const destinationRuns = (running: boolean): Waypoint => ({
+  kind: 'state',
+  name: `the destination guest ${running ? 'runs' : 'is paused'}`,
+  holds: (s) => (s.destinationContext.runstate === 'running') === running,
+});
+/** NEW_PROCESS: a fresh destination QEMU once the source's migration ended in `source` and the destination's failed. */
+const newDestination = (sourceStatus: string): Waypoint => ({
+  kind: 'step',
+  name: `a new destination process after source '${sourceStatus}'`,
+  event: 'NEW_PROCESS',
+  side: 'destination',
+  from: (s) => s.source === sourceStatus && s.destination === 'failed',
 });
 const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
 
@@ -156,6 +175,108 @@ export const SCENARIOS: readonly Scenario[] = [
     capabilities: { destination: { 'return-path': true } },
   },
   {
+    name: 'destination-paused-then-cont',
+    description:
+      'the destination runs with -S (autostart off, as libvirt starts it): after completed its guest stays paused (query-status \'paused\', no RESUME) ' +
+      'until cont on the destination',
+    config: PAUSED_DESTINATION,
+    waypoints: [
+      {
+        kind: 'state',
+        name: "source 'completed', destination 'completed' and paused",
+        holds: (s) => s.source === 'completed' && s.destination === 'completed' && s.destinationContext.runstate === 'paused',
+        pins: { source: 'completed', destination: 'completed' },
+      },
+      { kind: 'step', name: 'cont on the destination', event: 'CONT', side: 'destination', from: (s) => s.destination === 'completed' },
+      destinationRuns(true),
+    ],
+  },
+  {
+    name: 'management-stop-in-active',
+    description:
+      'stop on the source during precopy (a management stop, not the switchover stop): the migration completes and, ' +
+      'as the source guest was paused, the destination guest is left paused',
+    config: MANAGED,
+    waypoints: [both('active', 'active'), step('STOP', 'active'), both('completed', 'completed'), destinationRuns(false)],
+    // the throttle holds 'active' until the stop lands; once the guest is stopped the rest goes at full speed
+    timing: { throttle: THROTTLE, releaseAfter: 'STOP' },
+  },
+  {
+    name: 'management-stop-cont-in-active',
+    description:
+      'stop then cont on the source during precopy: the guest runs again before the switchover, so the switchover stops it and the destination starts its guest',
+    config: MANAGED,
+    waypoints: [
+      both('active', 'active'),
+      step('STOP', 'active'),
+      { kind: 'step', name: 'cont on the source in active', event: 'CONT', side: 'source', from: (s) => s.source === 'active' && s.sourceContext.runstate === 'paused' },
+      both('completed', 'completed'),
+      destinationRuns(true),
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'CONT' },
+  },
+  {
+    name: 'retry-after-destination-killed',
+    description:
+      'the destination is killed during precopy, the source fails; a new destination process, migrate again: both complete',
+    config: RETRY,
+    waypoints: [
+      both('active', 'active'),
+      step('STREAM_BREAKS', 'active'),
+      source('failed'),
+      newDestination('failed'),
+      both('completed', 'completed'),
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'STREAM_BREAKS' },
+  },
+  {
+    name: 'retry-after-cancel',
+    description:
+      'migrate_cancel during precopy: the source is cancelled and the destination fails; a new destination process, migrate again: both complete; ' +
+      'a migrate after completed is refused (migrate_prepare: the guest is in postmigrate)',
+    config: RETRY,
+    waypoints: [
+      both('active', 'active'),
+      step('MIGRATE_CANCEL', 'active'),
+      both('cancelled', 'failed'),
+      newDestination('cancelled'),
+      both('completed', 'completed'),
+      { kind: 'probe', name: 'after completed', events: ['MIGRATE'] },
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'MIGRATE_CANCEL' },
+  },
+  {
+    name: 'retry-after-cancel-with-ack',
+    description:
+      'retry after a cancel with switchover-ack and the return path: the new destination process gets the same capabilities, acks, and both complete',
+    config: RETRY_ACK,
+    waypoints: [
+      both('active', 'active'),
+      step('MIGRATE_CANCEL', 'active'),
+      both('cancelled', 'failed'),
+      newDestination('cancelled'),
+      acked,
+      both('completed', 'completed'),
+    ],
+    timing: { throttle: THROTTLE, releaseAfter: 'MIGRATE_CANCEL' },
+  },
+  {
+    name: 'destination-paused-then-cont-with-ack',
+    description: 'the destination runs with -S and switchover-ack is on: the ack does not start the guest; it stays paused until cont',
+    config: PAUSED_DESTINATION_ACK,
+    waypoints: [
+      acked,
+      {
+        kind: 'state',
+        name: "source 'completed', destination 'completed' and paused",
+        holds: (s) => s.source === 'completed' && s.destination === 'completed' && s.destinationContext.runstate === 'paused',
+        pins: { source: 'completed', destination: 'completed' },
+      },
+      { kind: 'step', name: 'cont on the destination', event: 'CONT', side: 'destination', from: (s) => s.destination === 'completed' },
+      destinationRuns(true),
+    ],
+  },
+  {
     name: 'refused-commands',
     description:
       'commands the model does not take are refused by QEMU: a second migrate, a second migrate-incoming and migrate-continue while active; ' +
@@ -188,7 +309,7 @@ export interface ScenarioRun {
 export async function runScenario(s: Scenario, opts: PairOptions & Omit<RunOptions, 'timing'> = {}): Promise<ScenarioRun> {
   const t0 = performance.now();
   const p = plan(s.config, s.waypoints, s.plan);
-  const pair = await startPair(opts);
+  const pair = await startPair({ ...opts, destinationAutostart: s.config.autostart ?? true });
   let error: string | null = null;
   let records: LogRecord[];
   try {
