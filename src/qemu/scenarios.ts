@@ -65,6 +65,18 @@ const newDestination = (sourceStatus: string): Waypoint => ({
 });
 const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
 
+/** Both sides completed with the destination guest paused (-S), then `cont` there starts it and it runs. */
+const pausedUntilCont: readonly Waypoint[] = [
+  {
+    kind: 'state',
+    name: "source 'completed', destination 'completed' and paused",
+    holds: (s) => s.source === 'completed' && s.destination === 'completed' && s.destinationContext.runstate === 'paused',
+    pins: { source: 'completed', destination: 'completed' },
+  },
+  { kind: 'step', name: 'cont on the destination', event: 'CONT', side: 'destination', from: (s) => s.destination === 'completed' },
+  destinationRuns(true),
+];
+
 export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'precopy-completes',
@@ -181,14 +193,7 @@ export const SCENARIOS: readonly Scenario[] = [
       'until cont on the destination',
     config: PAUSED_DESTINATION,
     waypoints: [
-      {
-        kind: 'state',
-        name: "source 'completed', destination 'completed' and paused",
-        holds: (s) => s.source === 'completed' && s.destination === 'completed' && s.destinationContext.runstate === 'paused',
-        pins: { source: 'completed', destination: 'completed' },
-      },
-      { kind: 'step', name: 'cont on the destination', event: 'CONT', side: 'destination', from: (s) => s.destination === 'completed' },
-      destinationRuns(true),
+      ...pausedUntilCont,
     ],
   },
   {
@@ -266,14 +271,7 @@ export const SCENARIOS: readonly Scenario[] = [
     config: PAUSED_DESTINATION_ACK,
     waypoints: [
       acked,
-      {
-        kind: 'state',
-        name: "source 'completed', destination 'completed' and paused",
-        holds: (s) => s.source === 'completed' && s.destination === 'completed' && s.destinationContext.runstate === 'paused',
-        pins: { source: 'completed', destination: 'completed' },
-      },
-      { kind: 'step', name: 'cont on the destination', event: 'CONT', side: 'destination', from: (s) => s.destination === 'completed' },
-      destinationRuns(true),
+      ...pausedUntilCont,
     ],
   },
   {
