@@ -32,7 +32,8 @@
  *    (vfio_save_prepare), so the postcopy states exist but are unreachable in every system with a device.
  *
  * Left out: colo, background snapshots, multifd (its own model), `failing` (not in QEMU 10.0: its
- * MigrationStatus has no such value), the QMP `migrate` refused while one runs (no state change).
+ * MigrationStatus has no such value — the 10.0.2 binary holds no such QAPI string; which later release
+ * carries the proposed status is unconfirmed), the QMP `migrate` refused while one runs (no state change).
  * Simplified: QEMU's exact query (a PRECOPY_INFO ioctl) runs every round, and INIT_DATA_SENT follows the
  * kernel's counter rather than QEMU's cached precopy_init_size; errors during setup fail it at once
  * (QEMU reports them after the wait-unplug step, with the same end state). Cancel appends
