@@ -174,6 +174,9 @@ describe('check: --qemu, --ack on --machine-type, --device-faults', () => {
     const report = JSON.parse(r.out) as { properties: { name: string; holds: boolean }[] };
     const violated = report.properties.filter((p) => !p.holds).map((p) => p.name);
     expect(violated).toContain('CompletedDestinationKeptDeviceState');
+    // the clause that broke is named: the reset device took nothing into a resuming data_fd
+    const loaded = (report.properties as { name: string; broken?: string[] }[]).find((p) => p.name === 'DestinationCompleteMeansLoaded');
+    expect(loaded?.broken).toEqual(['every device took data into its resuming data_fd']);
     expect(violated).not.toContain('MigrationEnds');
     expect(violated).not.toContain('NoDeviceInError');
   });

@@ -192,6 +192,7 @@ function propertyJson(p: PropertyResult) {
     description: p.description ?? null,
     counterexample: p.counterexample ? p.counterexample.steps : null,
     ...(p.counterexample?.cycleStart !== undefined ? { cycleStart: p.counterexample.cycleStart } : {}),
+    ...(p.broken ? { broken: p.broken } : {}),
   };
 }
 

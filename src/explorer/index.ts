@@ -17,7 +17,7 @@ import { type SearchLimit, search } from './search.js';
 import { CompiledSystem } from './step.js';
 import { dataSymmetryCanon } from './dataSymmetry.js';
 import { symmetryCanon } from './symmetry.js';
-import type { ExploreOptions, SystemSpec } from './system.js';
+import type { ExploreOptions, Invariant, SystemSpec } from './system.js';
 import { type Trace, buildTrace, formatTrace, pathTo } from './trace.js';
 
 export * from './system.js';
@@ -45,6 +45,8 @@ export interface PropertyResult {
   readonly counterexample: Trace | null;
   /** How many states break it, where that is meaningful. */
   readonly count?: number;
+  /** For an invariant made of clauses: the clauses the counterexample's last state breaks. */
+  readonly broken?: readonly string[];
 }
 
 export interface ExploreResult {
@@ -78,14 +80,22 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
   const properties: PropertyResult[] = [];
   // Violations found before a bound stopped the search are real; the absence of one proves nothing.
   const decided = (violated: boolean) => verdictOf(violated, out.limit !== null);
+  const brokenAt = (inv: Invariant, idx: number): string[] => {
+    const t = new Uint32Array(sys.width);
+    out.store.load(idx, t);
+    const view = sys.view(t);
+    return (inv.clauses ?? []).filter((c) => !c.holds(view)).map((c) => c.name);
+  };
   for (const inv of spec.invariants ?? []) {
     const v = out.violations.get(inv.name);
+    const broken = v !== undefined && inv.clauses ? brokenAt(inv, v) : [];
     properties.push({
       name: inv.name,
       kind: 'safety',
       ...decided(v !== undefined),
       ...(inv.description ? { description: inv.description } : {}),
       counterexample: v === undefined ? null : trace(v),
+      ...(broken.length > 0 ? { broken } : {}),
     });
   }
   properties.push({
@@ -166,7 +176,7 @@ export function formatReport(r: ExploreResult): string {
   ];
   if (r.limit) lines.push(`STOPPED: ${r.limit.message}; the figures above are partial`);
   for (const p of r.properties) {
-    lines.push(`  ${verdictMark(p)} ${p.name}${p.count ? ` (${p.count} states)` : ''}`);
+    lines.push(`  ${verdictMark(p)} ${p.name}${p.count ? ` (${p.count} states)` : ''}${p.broken ? ` — broken: ${p.broken.join('; ')}` : ''}`);
     if (p.counterexample) lines.push(formatTrace(p.counterexample).replace(/^/gm, '    '));
   }
   lines.push('coverage:');

@@ -58,6 +58,21 @@ export interface Invariant {
   readonly name: string;
   readonly description?: string;
   readonly holds: (s: GlobalView) => boolean;
+  /**
+   * The parts of the claim, each named: `holds` must be their conjunction (`allClauses` builds both), and
+   * a violation then names the clauses its state breaks.
+   */
+  readonly clauses?: readonly InvariantClause[];
+}
+
+export interface InvariantClause {
+  readonly name: string;
+  readonly holds: (s: GlobalView) => boolean;
+}
+
+/** An invariant that is the conjunction of named clauses. */
+export function allClauses(name: string, description: string, clauses: readonly InvariantClause[]): Invariant {
+  return { name, description, clauses, holds: (s) => clauses.every((c) => c.holds(s)) };
 }
 
 /** The label of one step: who took which event, and from where it came. */

@@ -7,7 +7,7 @@ import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import { type QemuSourceContext, sourcePhase, sourceStatus } from '../../machines/qemuSource.js';
 import type { DeviceRecord } from '../../machines/qemuVfio.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
-import type { GlobalView, Invariant, StepLabel } from '../explorer/system.js';
+import { type GlobalView, type Invariant, type StepLabel, allClauses } from '../explorer/system.js';
 
 export const SOURCE = 'source';
 export const DESTINATION = 'destination';
@@ -83,19 +83,21 @@ export const NoDeviceInError: Invariant = {
  * precopy chunks and final state — and its devices are where its run state puts them: RUNNING under a
  * running guest, still RESUMING under a paused one (-S, or a paused source).
  */
-export const DestinationCompleteMeansLoaded: Invariant = {
-  name: 'DestinationCompleteMeansLoaded',
-  description: 'a completed destination loaded every unit of device data the source sent (precopy and final), its devices RUNNING under a running guest or RESUMING under a paused one',
-  holds: (s) => {
-    if (dstStatus(s) !== 'completed') return true;
-    const d = dst(s);
-    // the source has moved on to a later attempt: its counts are of another migration
-    if (src(s).attempt !== d.incarnation) return true;
-    const sent = src(s).sent;
-    const where = d.runstate === 'running' ? 'RUNNING' : 'RESUMING';
-    return d.runstate !== 'inmigrate' && d.devs.every((dev, i) => dev.state === where && d.received[i] === sent[i] && dev.context.loadedBytes > 0);
-  },
-};
+/** A completed destination of the migration the source is on (a source on a later attempt counts another). */
+const completedNow = (s: GlobalView) => dstStatus(s) === 'completed' && src(s).attempt === dst(s).incarnation;
+export const DestinationCompleteMeansLoaded: Invariant = allClauses(
+  'DestinationCompleteMeansLoaded',
+  'a completed destination loaded every unit of device data the source sent (precopy and final), its devices RUNNING under a running guest or RESUMING under a paused one',
+  [
+    { name: 'the guest is no longer inmigrate', holds: (s) => !completedNow(s) || dst(s).runstate !== 'inmigrate' },
+    {
+      name: 'every device RUNNING under a running guest, RESUMING under a paused one',
+      holds: (s) => !completedNow(s) || dst(s).devs.every((dev) => dev.state === (dst(s).runstate === 'running' ? 'RUNNING' : 'RESUMING')),
+    },
+    { name: 'every unit the source sent was received', holds: (s) => !completedNow(s) || dst(s).devs.every((_, i) => dst(s).received[i] === src(s).sent[i]) },
+    { name: 'every device took data into its resuming data_fd', holds: (s) => !completedNow(s) || dst(s).devs.every((dev) => dev.context.loadedBytes > 0) },
+  ],
+);
 
 /**
  * 3b'. A destination that completed kept every device's migrated state: no device request of its QEMU
@@ -125,15 +127,17 @@ export const AckMeansInitialDataLoaded: Invariant = {
 };
 
 /** 3b. When the migration failed or was cancelled, the source runs again with its devices RUNNING, no session open. */
-export const FailureRestoresSource: Invariant = {
-  name: 'FailureRestoresSource',
-  description: 'after a failed or cancelled migration the source guest is back (running, or paused if management paused it), its devices RUNNING, no saving session, no data_fd held',
-  holds: (s) => {
-    const c = src(s);
-    if (!(['failed', 'cancelled'].includes(srcStatus(s)) && sourceCleanedUp(s))) return true;
-    return (c.runstate === 'running' || c.runstate === 'paused') && c.devs.every((d) => d.state === 'RUNNING' && d.context.session === null && !d.fd);
-  },
-};
+const restored = (s: GlobalView) => ['failed', 'cancelled'].includes(srcStatus(s)) && sourceCleanedUp(s);
+export const FailureRestoresSource: Invariant = allClauses(
+  'FailureRestoresSource',
+  'after a failed or cancelled migration the source guest is back (running, or paused if management paused it), its devices RUNNING, no saving session, no data_fd held',
+  [
+    { name: 'the guest runs (or stays paused)', holds: (s) => !restored(s) || src(s).runstate === 'running' || src(s).runstate === 'paused' },
+    { name: 'every device RUNNING', holds: (s) => !restored(s) || src(s).devs.every((d) => d.state === 'RUNNING') },
+    { name: 'no saving session left', holds: (s) => !restored(s) || src(s).devs.every((d) => d.context.session === null) },
+    { name: 'no data_fd held by QEMU', holds: (s) => !restored(s) || src(s).devs.every((d) => !d.fd) },
+  ],
+);
 
 /** With the return path, the source completes only after the destination has. */
 export const SourceCompleteMeansDestinationComplete: Invariant = {
