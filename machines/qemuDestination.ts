@@ -66,14 +66,22 @@ export interface QemuDestinationContext {
   readonly loadError: string | null;
   /** The first device request that failed on this host. */
   readonly vfioRefused: string | null;
-  /** Ghost: the generation of initial data approved last, per device (-1: none), for property S1. */
-  readonly approvedGen: readonly number[];
   /** Which process this is (0 the first; each new one after a failure one more) = the attempt it serves. */
   readonly incarnation: number;
   readonly restartsLeft: number;
   /** Driver failures the environment may still inject (DRIVER_FAULT), over every process. */
   readonly faultsLeft: number;
 }
+
+/**
+ * Ghost state the observers keep (src/properties/ghosts.ts), out of the imported machine: the hooks
+ * `ghostApprove` (before an approval) and `ghostNewProcess` (after a new process) are no-ops here.
+ */
+export interface QemuDestinationGhosts {
+  /** The generation of initial data approved last, per device (-1: none), for property S1; absent: none yet. */
+  readonly approvedGen?: readonly number[];
+}
+export type CheckedDestinationContext = QemuDestinationContext & QemuDestinationGhosts;
 
 export type QemuDestinationEvent =
   | { type: 'MIGRATE_INCOMING' }
@@ -137,7 +145,6 @@ function fresh(
     switchoverStarted: false,
     loadError: null,
     vfioRefused: null,
-    approvedGen: input.devices.map(() => -1),
     incarnation,
     restartsLeft,
     faultsLeft,
@@ -187,12 +194,7 @@ const destinationSetup = setup({
       if (context.ack === 'legacy' && context.ackPendingNum === 0) enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: context.incarnation });
     }),
     /** qemu_loadvm_approve_switchover. */
-    approveSwitchover: enqueueActions(({ context, enqueue, event }) => {
-      if (event.type === 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT') {
-        const approvedGen = [...context.approvedGen];
-        approvedGen[event.device] = event.gen;
-        enqueue.assign({ approvedGen });
-      }
+    approveSwitchover: enqueueActions(({ context, enqueue }) => {
       if (context.ack === 'per-device') {
         enqueue.emit({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: context.incarnation });
         return;
@@ -245,6 +247,10 @@ const destinationSetup = setup({
       devs[event.device] = armFault(devs[event.device]!, event.leaves);
       return { devs, faultsLeft: context.faultsLeft - 1 };
     }),
+    /** Observer hook: the destination approves a device's initial data (before the approval). */
+    ghostApprove: () => {},
+    /** Observer hook: a new process replaced this one. */
+    ghostNewProcess: () => {},
     /** QEMU does not read this (a finished process, or a dead connection's leftovers). */
     discard: () => {},
     /** Management starts a new destination process, listening with the same configuration. */
@@ -291,7 +297,7 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
         MIG_CMD_OPEN_RETURN_PATH: { actions: 'openReturnPath' },
         VFIO_MIG_FLAG_DEV_INIT_DATA_SENT: [
           { guard: 'initDataUnexpected', target: 'failed', actions: 'failLoad' },
-          { actions: 'approveSwitchover' },
+          { actions: ['ghostApprove', 'approveSwitchover'] },
         ],
         MIG_CMD_SWITCHOVER_START: { actions: 'switchoverStart' },
         VFIO_DEVICE_STATE: [{ guard: 'writeFailed', target: 'failed', actions: 'failLoad' }, { actions: 'loadDeviceState' }],
@@ -313,7 +319,7 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
       description: 'The load failed (QEMU exits with exit-on-error).',
       on: {
         ...FAULT,
-        NEW_PROCESS: { guard: 'mayRestart', target: 'none', actions: 'newProcess' },
+        NEW_PROCESS: { guard: 'mayRestart', target: 'none', actions: ['newProcess', 'ghostNewProcess'] },
         MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' },
         '*': { actions: 'discard' },
       },

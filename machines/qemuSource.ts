@@ -193,16 +193,10 @@ export interface QemuSourceContext {
   readonly reinitsLeft: number | null;
   /** Device dirtying the environment still allows (null: unbounded). */
   readonly dirtiesLeft: number | null;
-  /** Ghost: generation of each device's initial data (mod 4), bumped by every reconfiguration. */
-  readonly gen: readonly number[];
   /** Why QEMU fails the migration on its own (a late ack request, a REINIT budget, an ack underflow). */
   readonly failReason: string | null;
   /** The destination closed its end of the return path. */
   readonly returnPathClosed: boolean;
-  /** Ghost: an ack was outstanding when the VM stopped for switchover (for NoSwitchoverWhileAckPending). */
-  readonly stoppedWithAckPending: boolean;
-  /** Ghost: management cancelled, or the stream broke, after the final state was sent. */
-  readonly intervenedAfterEof: boolean;
   /** Which migration this is (0 the first; each retry one more). */
   readonly attempt: number;
   /** New migrations management may still start after a failed or cancelled one. */
@@ -211,6 +205,25 @@ export interface QemuSourceContext {
   /** Driver failures the environment may still inject (DRIVER_FAULT). */
   readonly faultsLeft: number;
 }
+
+/**
+ * Ghost state: what the properties need to know of a run's past, kept out of the machine an orchestrator
+ * imports. The machine has a hook action at each point where it changes (`ghostSwitchoverStop`,
+ * `ghostNewAttempt`, `noteInterventionAfterEof`, `ghostReconfigure`; no-ops here), and the checked systems
+ * provide them (src/properties/ghosts.ts). A ghost that has its initial value is absent, so a run's states
+ * are the same with and without the observers.
+ */
+export interface QemuSourceGhosts {
+  /** Generation of each device's initial data (mod 4), bumped by every reconfiguration; absent: all 0. */
+  readonly gen?: readonly number[];
+  /** An ack was outstanding when the VM stopped for switchover (for NoSwitchoverWhileAckPending). */
+  readonly stoppedWithAckPending?: true;
+  /** Management cancelled, or the stream broke, after the final state was sent (for the whole run). */
+  readonly intervenedAfterEof?: true;
+}
+
+/** The source's context in a checked system: the model's, with the observers' ghost state. */
+export type CheckedSourceContext = QemuSourceContext & QemuSourceGhosts;
 
 /**
  * What the source emits: messages on the migration stream, and its QMP VFIO_MIGRATION events — outputs
@@ -349,14 +362,15 @@ function iterate(ctx: Ctx): Out {
     }
     if (ctx.ack !== 'off' && !q.initialDataSent[i] && q.devs[i]!.context.initialBytes === 0) {
       q.initialDataSent[i] = true;
-      out.push({ type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT', device: i, gen: ctx.gen[i] ?? 0 });
+      // `gen` is the observers' tag (0 without them): which generation of initial data this marks
+      out.push({ type: 'VFIO_MIG_FLAG_DEV_INIT_DATA_SENT', device: i, gen: (ctx as CheckedSourceContext).gen?.[i] ?? 0 });
     }
   });
   return { patch: { ...queryPatch(ctx, q), sent }, out };
 }
 
-/** Ghost for NoSwitchoverWhileAckPending: is an ack outstanding right now (whatever the gate said)? */
-function ackOutstanding(ctx: Ctx): boolean {
+/** For NoSwitchoverWhileAckPending's observer: is an ack outstanding right now (whatever the gate said)? */
+export function ackOutstanding(ctx: QemuSourceContext): boolean {
   return ctx.ack !== 'off' && (ctx.ack === 'legacy' ? !ctx.switchoverAcked : ctx.pendingAcks > 0);
 }
 
@@ -367,7 +381,7 @@ function ackOutstanding(ctx: Ctx): boolean {
  */
 function stopVm(ctx: Ctx): Out {
   const old = ctx.runstate === 'paused' ? 'paused' : 'running';
-  const base: Patch = { runstate: 'finish-migrate', vmOldState: old, stoppedWithAckPending: ackOutstanding(ctx) };
+  const base: Patch = { runstate: 'finish-migrate', vmOldState: old };
   if (ctx.runstate !== 'running') return { patch: base, out: [] };
   return passOut(vmStateChange(devicePass(ctx), 'finish-migrate'), base);
 }
@@ -478,9 +492,7 @@ function freshAttempt(ctx: Ctx): Patch {
     reinitSeen: 0,
     failReason: null,
     returnPathClosed: false,
-    stoppedWithAckPending: false,
     vmOldState: 'running',
-    // intervenedAfterEof stays: a ghost of the whole run (the hazard it marks may still be live)
   };
 }
 
@@ -581,8 +593,14 @@ const sourceSetup = setup({
     /** migration_cancel / a failure: shut the stream down. */
     shutdownStream: enqueueActions(({ context, enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt })),
     noteStreamError: assign({ streamError: 'stream broken' }),
-    /** Ghost: a cancel or a stream break after the final state was sent. */
-    noteInterventionAfterEof: assign({ intervenedAfterEof: true }),
+    /** Observer hook: a cancel or a stream break after the final state was sent. */
+    noteInterventionAfterEof: () => {},
+    /** Observer hook: the VM stops for the switchover (before the stop's own action). */
+    ghostSwitchoverStop: () => {},
+    /** Observer hook: a new migration starts after a failed or cancelled one. */
+    ghostNewAttempt: () => {},
+    /** Observer hook: the guest reconfigures a device (before the device takes it). */
+    ghostReconfigure: () => {},
     /** The destination closed the return path; with an error (its load failed) the migration fails. */
     noteReturnPathClosed: assign(({ context, event }) => ({
       returnPathClosed: true,
@@ -603,14 +621,8 @@ const sourceSetup = setup({
     guestReconfiguresDevice: assign(({ context, event }) => {
       if (event.type !== 'GUEST_REINITS_DEVICE') return {};
       const devs = [...context.devs];
-      const before = devs[event.device]!;
-      devs[event.device] = deviceCall(before, { type: 'GUEST_REINITS_DEVICE' });
-      // A new generation of initial data — unless the previous one was never touched (nothing read of
-      // it, nothing reported): then the new data simply replaces it and nobody could tell them apart.
-      const untouched = before.context.reinitPending && before.context.initialBytes === before.context.maxBytes;
-      const gen = [...context.gen];
-      if (!untouched) gen[event.device] = ((gen[event.device] ?? 0) + 1) % 4;
-      return { devs, gen, reinitsLeft: context.reinitsLeft === null ? null : context.reinitsLeft - 1 };
+      devs[event.device] = deviceCall(devs[event.device]!, { type: 'GUEST_REINITS_DEVICE' });
+      return { devs, reinitsLeft: context.reinitsLeft === null ? null : context.reinitsLeft - 1 };
     }),
     armDriverFault: assign(({ context, event }) => {
       if (event.type !== 'DRIVER_FAULT') return {};
@@ -673,11 +685,8 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     reinitSeen: 0,
     reinitsLeft: input.design === undefined ? 0 : input.guestReinits === 'unbounded' ? null : (input.guestReinits ?? 1),
     dirtiesLeft: input.guestDirties === 'unbounded' ? null : (input.guestDirties ?? 1),
-    gen: input.devices.map(() => 0),
     failReason: null,
     returnPathClosed: false,
-    stoppedWithAckPending: false,
-    intervenedAfterEof: false,
     attempt: 0,
     retriesLeft: input.retries ?? 0,
     release: input.release ?? (input.ack === 'per-device' ? '11.1' : '10.0'),
@@ -690,7 +699,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     // (a source without the return path has no thread reading it: it never sees the destination go)
     RP_SHUTDOWN: [{ guard: and(['thisAttempt', 'hasReturnPath']), actions: 'noteReturnPathClosed' }, { actions: 'discard' }],
     GUEST_DIRTIES_DEVICE: { guard: 'deviceTracksDirt', actions: 'guestDirtiesDevice' },
-    GUEST_REINITS_DEVICE: { guard: 'guestMayReconfigure', actions: 'guestReconfiguresDevice' },
+    GUEST_REINITS_DEVICE: { guard: 'guestMayReconfigure', actions: ['ghostReconfigure', 'guestReconfiguresDevice'] },
     DRIVER_FAULT: { guard: 'faultMayStrike', actions: 'armDriverFault' },
   },
   states: {
@@ -749,8 +758,8 @@ export const qemuSourceMachine = sourceSetup.createMachine({
                 PENDING_FITS_THRESHOLD: [
                   // a REINIT design: the decision, taken while the vCPUs still run
                   { guard: and(['switchoverPossible', 'designed']), target: 'decided' },
-                  { guard: and(['switchoverPossible', 'pauseBeforeSwitchover']), target: '#qemuSource.migrating.pre-switchover', actions: 'stopVmForSwitchover' },
-                  { guard: 'switchoverPossible', target: '#qemuSource.migrating.device.closing', actions: 'stopAndCompletePrecopy' },
+                  { guard: and(['switchoverPossible', 'pauseBeforeSwitchover']), target: '#qemuSource.migrating.pre-switchover', actions: ['ghostSwitchoverStop', 'stopVmForSwitchover'] },
+                  { guard: 'switchoverPossible', target: '#qemuSource.migrating.device.closing', actions: ['ghostSwitchoverStop', 'stopAndCompletePrecopy'] },
                 ],
               },
             },
@@ -761,9 +770,9 @@ export const qemuSourceMachine = sourceSetup.createMachine({
                   failOnError,
                   { guard: { type: 'commitOutcome', params: { is: 'fail' as const } }, ...fail, actions: ['commitSwitchover', 'shutdownStream'] },
                   { guard: { type: 'commitOutcome', params: { is: 'resume' as const } }, target: 'iterating', actions: 'commitSwitchover' },
-                  { guard: 'pauseBeforeSwitchover', target: '#qemuSource.migrating.pre-switchover', actions: 'commitSwitchover' },
-                  { guard: 'commitFailsLater', target: '#qemuSource.migrating.device.saving', actions: 'commitSwitchover' },
-                  { target: '#qemuSource.migrating.device.closing', actions: 'commitAndCompletePrecopy' },
+                  { guard: 'pauseBeforeSwitchover', target: '#qemuSource.migrating.pre-switchover', actions: ['ghostSwitchoverStop', 'commitSwitchover'] },
+                  { guard: 'commitFailsLater', target: '#qemuSource.migrating.device.saving', actions: ['ghostSwitchoverStop', 'commitSwitchover'] },
+                  { target: '#qemuSource.migrating.device.closing', actions: ['ghostSwitchoverStop', 'commitAndCompletePrecopy'] },
                 ],
               },
             },
@@ -812,7 +821,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       on: { MIGRATE_CANCEL: {} },
       states: {
         recovering: { on: { THREAD_STEP: { target: 'done', actions: 'recoverAfterFailure' } } },
-        done: { on: { MIGRATE: { guard: 'retryAllowed', target: '#qemuSource.migrating', actions: 'migrateAgain' } } },
+        done: { on: { MIGRATE: { guard: 'retryAllowed', target: '#qemuSource.migrating', actions: ['ghostNewAttempt', 'migrateAgain'] } } },
       },
     },
     cancelling: {
@@ -831,7 +840,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       description: 'Cancelled; the guest is back as it was on the source.',
       on: {
         MIGRATE_CANCEL: {}, // accepted, and nothing to do
-        MIGRATE: { guard: 'retryAllowed', target: 'migrating', actions: 'migrateAgain' },
+        MIGRATE: { guard: 'retryAllowed', target: 'migrating', actions: ['ghostNewAttempt', 'migrateAgain'] },
       },
     },
     'postcopy-device': {

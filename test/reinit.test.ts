@@ -4,8 +4,9 @@
  */
 import { createActor } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import type { QemuDestinationContext } from '../machines/qemuDestination.js';
-import { type QemuSourceContext, type ReinitDesign, qemuSourceMachine, sourcePhase } from '../machines/qemuSource.js';
+import type { CheckedDestinationContext, QemuDestinationContext } from '../machines/qemuDestination.js';
+import { type CheckedSourceContext, type QemuSourceContext, type ReinitDesign, qemuSourceMachine, sourcePhase } from '../machines/qemuSource.js';
+import { approvedGenOf, genOf, withObservers } from '../src/properties/ghosts.js';
 import { FEATURE_SETS, type FeatureSet } from '../machines/vfioArcs.js';
 import { type ExploreResult, type Invariant, explore } from '../src/explorer/index.js';
 import { migrationSystem } from '../src/systems/migration.js';
@@ -95,13 +96,13 @@ describe('the counterexamples are short and tell the story', () => {
 });
 
 describe('REINIT is explored at every point of precopy', () => {
-  const src = (s: Parameters<Invariant['holds']>[0]) => s.context<QemuSourceContext>('source');
-  const dst = (s: Parameters<Invariant['holds']>[0]) => s.context<QemuDestinationContext>('destination');
+  const src = (s: Parameters<Invariant['holds']>[0]) => s.context<CheckedSourceContext>('source');
+  const dst = (s: Parameters<Invariant['holds']>[0]) => s.context<CheckedDestinationContext>('destination');
   // Each witness claims a situation never happens; the model must refute every one.
-  const reinitDone = (s: Parameters<Invariant['holds']>[0]) => src(s).reinitsLeft === 0 && src(s).gen[0] === 1;
+  const reinitDone = (s: Parameters<Invariant['holds']>[0]) => src(s).reinitsLeft === 0 && genOf(src(s), 0) === 1;
   const decided = (s: Parameters<Invariant['holds']>[0]) => sourcePhase(s.value('source')) === 'decided';
   const witnesses: Invariant[] = [
-    { name: 'before INIT_DATA_SENT', holds: (s) => !(reinitDone(s) && !src(s).initialDataSent[0] && dst(s).approvedGen[0] === -1) },
+    { name: 'before INIT_DATA_SENT', holds: (s) => !(reinitDone(s) && !src(s).initialDataSent[0] && approvedGenOf(dst(s), 0) === -1) },
     { name: 'after INIT_DATA_SENT, before the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 1 && !decided(s)) },
     { name: 'after the ack', holds: (s) => !(reinitDone(s) && src(s).initialDataSent[0] && src(s).pendingAcks === 0 && !decided(s)) },
     { name: 'between the decision and the stop', holds: (s) => !(reinitDone(s) && decided(s)) },
@@ -115,13 +116,14 @@ describe('REINIT is explored at every point of precopy', () => {
   }
 
   it('never after the stop: the source ignores a reconfiguration once the vCPUs are stopped (the kvm thread’s premise)', () => {
-    const a = createActor(qemuSourceMachine, { input: { devices: [P2P], ack: 'per-device', design: 'recheck-resume', guestReinits: 2 } }).start();
+    // the generation is the observers' ghost: the checked machine keeps it
+    const a = createActor(withObservers(qemuSourceMachine, 'source') as typeof qemuSourceMachine, { input: { devices: [P2P], ack: 'per-device', design: 'recheck-resume', guestReinits: 2 } }).start();
     for (const e of ['MIGRATE', 'THREAD_STEP', 'THREAD_STEP', 'THREAD_STEP'] as const) a.send({ type: e });
     a.send({ type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: 0 });
     a.send({ type: 'PENDING_FITS_THRESHOLD' }); // the decision
     expect(sourcePhase(a.getSnapshot().value)).toBe('decided');
     a.send({ type: 'GUEST_REINITS_DEVICE', device: 0 }); // vCPUs still run: a new generation
-    expect(a.getSnapshot().context.gen).toEqual([1]);
+    expect((a.getSnapshot().context as CheckedSourceContext).gen).toEqual([1]);
     a.send({ type: 'THREAD_STEP' }); // recheck: REINIT found, the decision is revoked, precopy resumes
     expect(a.getSnapshot().value).toEqual({ migrating: { active: 'iterating' } });
     expect(a.getSnapshot().context).toMatchObject({ runstate: 'running', pendingAcks: 1 });

@@ -3,8 +3,9 @@
  * (src/systems/migration.ts). Each reads only the components it needs; safety claims are invariants
  * checked in every reachable state, the liveness claim is the system's goal.
  */
-import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
-import { type QemuSourceContext, sourcePhase, sourceStatus } from '../../machines/qemuSource.js';
+import type { CheckedDestinationContext, QemuDestinationContext } from '../../machines/qemuDestination.js';
+import { type CheckedSourceContext, type QemuSourceContext, sourcePhase, sourceStatus } from '../../machines/qemuSource.js';
+import { approvedGenOf } from './ghosts.js';
 import type { DeviceRecord } from '../../machines/qemuVfio.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
 import { type GlobalView, type Invariant, type StepLabel, allClauses } from '../explorer/system.js';
@@ -12,8 +13,8 @@ import { type GlobalView, type Invariant, type StepLabel, allClauses } from '../
 export const SOURCE = 'source';
 export const DESTINATION = 'destination';
 
-const src = (s: GlobalView) => s.context<QemuSourceContext>(SOURCE);
-const dst = (s: GlobalView) => s.context<QemuDestinationContext>(DESTINATION);
+const src = (s: GlobalView) => s.context<CheckedSourceContext>(SOURCE);
+const dst = (s: GlobalView) => s.context<CheckedDestinationContext>(DESTINATION);
 /** The source's MigrationStatus (QAPI spelling) and the phase below it. */
 export const srcStatus = (s: GlobalView): string => sourceStatus(s.value(SOURCE));
 const srcPhase = (s: GlobalView) => sourcePhase(s.value(SOURCE));
@@ -44,7 +45,7 @@ export const NoSwitchoverWhileAckPending: Invariant = {
   // the stop, which is the failure path of reusable-ack, not a switchover under an outstanding ack.
   // A guest management paused is not held by the gate (migration_can_switchover: "no reason to wait
   // for switchover ACK if VM is stopped"): the claim is about running guests.
-  holds: (s) => !src(s).stoppedWithAckPending || src(s).vmOldState === 'paused',
+  holds: (s) => src(s).stoppedWithAckPending !== true || src(s).vmOldState === 'paused',
 };
 
 const allDevs = (s: GlobalView): DeviceRecord[] => [...src(s).devs, ...dst(s).devs];
@@ -122,7 +123,7 @@ export const AckMeansInitialDataLoaded: Invariant = {
   description: 'the destination approves a device only after it wrote that device’s precopy data into its RESUMING data_fd',
   holds: (s) => {
     const d = dst(s);
-    return dstStatus(s) !== 'active' || d.approvedGen.every((g, i) => g < 0 || (d.devs[i]?.context.loadedBytes ?? 0) > 0);
+    return dstStatus(s) !== 'active' || d.devs.every((dev, i) => approvedGenOf(d, i) < 0 || dev.context.loadedBytes > 0);
   },
 };
 
@@ -156,7 +157,7 @@ export const SourceCompleteMeansDestinationComplete: Invariant = {
 export const GuestRunsOnOneSide: Invariant = {
   name: 'GuestRunsOnOneSide',
   description: 'the guest never runs on both hosts at once, unless a cancel or a stream break came after the final state was sent',
-  holds: (s) => !(src(s).runstate === 'running' && dst(s).runstate === 'running') || src(s).intervenedAfterEof,
+  holds: (s) => !(src(s).runstate === 'running' && dst(s).runstate === 'running') || src(s).intervenedAfterEof === true,
 };
 
 /**

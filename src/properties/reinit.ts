@@ -15,16 +15,17 @@
  * every reconfiguration, INIT_DATA_SENT carries the generation it closes, and the destination remembers
  * the generation it approved last.
  */
-import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
-import type { QemuSourceContext } from '../../machines/qemuSource.js';
+import type { CheckedDestinationContext } from '../../machines/qemuDestination.js';
+import type { CheckedSourceContext } from '../../machines/qemuSource.js';
 import { hasPreCopy } from '../../machines/qemuVfio.js';
 import type { GlobalView, Invariant, StepLabel } from '../explorer/system.js';
 import { DESTINATION, SOURCE, finalStateSent, srcStatus } from './migration.js';
+import { approvedGenOf, genOf } from './ghosts.js';
 
 const currentDataApproved = (s: GlobalView) => {
-  const c = s.context<QemuSourceContext>(SOURCE);
-  const d = s.context<QemuDestinationContext>(DESTINATION);
-  return c.devices.every((f, i) => !hasPreCopy(f) || (c.initialDataSent[i] === true && d.approvedGen[i] === c.gen[i]));
+  const c = s.context<CheckedSourceContext>(SOURCE);
+  const d = s.context<CheckedDestinationContext>(DESTINATION);
+  return c.devices.every((f, i) => !hasPreCopy(f) || (c.initialDataSent[i] === true && approvedGenOf(d, i) === genOf(c, i)));
 };
 
 export const NoStaleSwitchover: Invariant = {
@@ -38,7 +39,7 @@ export const NoStaleStop: Invariant = {
   description: 'stricter than S1: the devices leave precopy for STOP_COPY only with their current initial data approved',
   holds: (s) => {
     const status = srcStatus(s);
-    const c = s.context<QemuSourceContext>(SOURCE);
+    const c = s.context<CheckedSourceContext>(SOURCE);
     if (!['pre-switchover', 'device', 'completed'].includes(status) || c.runstate === 'running') return true;
     return currentDataApproved(s);
   },

@@ -20,6 +20,7 @@ import type { DataSymmetry } from '../explorer/dataSymmetry.js';
 import { NoStaleStop, NoStaleSwitchover, isReinitLoopStep, reinitLivelockScope } from '../properties/reinit.js';
 import type { QemuRelease, ReinitDesign } from '../../machines/qemuSource.js';
 import { DESTINATION, MIGRATION_INVARIANTS, SOURCE, isInterventionOrFault, migrationEnded } from '../properties/migration.js';
+import { withObservers } from '../properties/ghosts.js';
 
 export interface MigrationOptions {
   /** Feature set of each device (the same on both hosts unless `destinationDevices` says otherwise). */
@@ -78,6 +79,9 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     }
   }
   const dstDevices = o.destinationDevices ?? o.devices;
+  // the machines as the explorer runs them: with the properties' observers (src/properties/ghosts.ts)
+  const srcMachine = withObservers(o.sourceMachine ?? qemuSourceMachine, 'source');
+  const dstMachine = withObservers(o.destinationMachine ?? qemuDestinationMachine, 'destination');
   // A design fixes the ack mode: QEMU <= 11.0 has only the legacy ack, 11.1 and the proposal per-device acks.
   const ack: AckMode = o.design === undefined ? o.ack : o.design === 'legacy' ? 'legacy' : 'per-device';
   const srcAck: AckMode = o.oneSide === 'destination' ? 'off' : ack;
@@ -114,7 +118,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     components: [
       {
         name: SOURCE,
-        machine: o.sourceMachine ?? qemuSourceMachine,
+        machine: srcMachine,
         input: {
           devices: o.devices,
           ack: srcAck,
@@ -131,7 +135,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
       },
       {
         name: DESTINATION,
-        machine: o.destinationMachine ?? qemuDestinationMachine,
+        machine: dstMachine,
         input: {
           devices: dstDevices,
           ack: dstAck,
@@ -160,7 +164,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     terminal: migrationEnded,
     goal: migrationEnded,
     goalVia: (step) => !isInterventionOrFault(step),
-    ...(o.symmetry ? { dataSymmetry: deviceSymmetry(o.devices, dstDevices, o.sourceMachine ?? qemuSourceMachine, o.destinationMachine ?? qemuDestinationMachine) } : {}),
+    ...(o.symmetry ? { dataSymmetry: deviceSymmetry(o.devices, dstDevices, srcMachine, dstMachine) } : {}),
     goalName: 'MigrationEnds',
     goalDescription: 'from every reachable state the migration can end (completed, failed or cancelled on both sides) without a cancel or a fault',
   };
@@ -220,7 +224,7 @@ function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], 
     perms: permutationsWithin(src.map((f, i) => `${f}/${dst[i]}`)),
     permuteSnapshot(component, s, perm) {
       const ctx = { ...(s.context as Record<string, unknown>) };
-      for (const key of perArray[component] ?? []) ctx[key] = permuted(ctx[key] as readonly unknown[], perm);
+      for (const key of perArray[component] ?? []) if (ctx[key] !== undefined) ctx[key] = permuted(ctx[key] as readonly unknown[], perm);
       return machineOf[component]!.resolveState({ value: s.value, context: ctx }) as AnySnapshot;
     },
     permuteEvent(e, perm) {
