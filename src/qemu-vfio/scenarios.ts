@@ -1,0 +1,135 @@
+/**
+ * Scenarios on real QEMU with real VFIO devices (mtty in the nested VM, nested.ts). As for the runs
+ * without a device (src/qemu/scenarios.ts), each is a model configuration and targets in the model;
+ * its controllable actions come from the model path to those targets (plan.ts) and the same adapter
+ * (runPlan) issues them, here on the two QEMUs inside the VM.
+ *
+ * The recorded run is checked against the status-level model with checkLog (conform.ts): the model of
+ * runs without a device has no device events, and observationsOf reads only MIGRATION, STOP and RESUME
+ * among the events, so the VFIO_MIGRATION events are in the log but not (yet) checked by it; the tests
+ * check their sequences directly (deviceStates). One trace fact is device-specific and left out of that
+ * check (statusLevelRecords): with a VFIO device that supports switchover-ack the destination counts one
+ * pending approval per device (loadvm_state_switchover_ack_needed num=N, N > 0; vfio_switchover_ack_needed
+ * in hw/vfio/migration.c is true for a device with PRE_COPY), while the model without devices always
+ * counts 0.
+ */
+import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
+import { type ExtraCapabilities, runPlan } from '../qemu/adapter.js';
+import { type LogRecord, type Side, isEvent, isTrace, sortRecords } from '../qemu/log.js';
+import type { ModelConfig } from '../qemu/model.js';
+import { type Plan, type Waypoint, plan } from '../qemu/plan.js';
+import { type NestedOptions, type NestedTiming, startNestedPair } from './nested.js';
+
+export interface NestedScenario {
+  readonly name: string;
+  readonly description: string;
+  readonly config: ModelConfig;
+  readonly waypoints: readonly Waypoint[];
+  /** mtty devices per side. */
+  readonly devices: Readonly<Record<Side, 1 | 2>>;
+  /** Capabilities beyond those `config` implies. */
+  readonly capabilities?: ExtraCapabilities;
+}
+
+const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
+const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
+
+const both = (source: string, destination: string): Waypoint => ({
+  kind: 'state',
+  name: `source '${source}', destination '${destination}'`,
+  holds: (s) => s.source === source && s.destination === destination,
+  pins: { source, destination },
+});
+const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
+const ONE = { source: 1, destination: 1 } as const;
+const TWO = { source: 2, destination: 2 } as const;
+
+export const NESTED_SCENARIOS: readonly NestedScenario[] = [
+  {
+    name: 'vfio-precopy-ack',
+    description: 'precopy with switchover-ack, one mtty per side: the destination acks once the device data arrived, both complete',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-pause-ack',
+    description: 'pause-before-switchover with switchover-ack, one mtty per side: pre-switchover, migrate-continue, both complete',
+    config: PAUSE_ACK,
+    waypoints: [source('pre-switchover'), acked, both('completed', 'completed')],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-two-devices-ack',
+    description: 'precopy with switchover-ack, two mtty devices per side: both complete',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: TWO,
+  },
+];
+
+function source(status: string): Waypoint {
+  return { kind: 'state', name: `source '${status}'`, holds: (s) => s.source === status, pins: { source: status } };
+}
+
+export interface NestedRun {
+  readonly scenario: NestedScenario;
+  readonly plan: Plan;
+  readonly records: readonly LogRecord[];
+  readonly result: ConformResult;
+  readonly timing: NestedTiming & { readonly totalMs: number; readonly migrationMs: number };
+  /** A harness failure (a status never reached, a QEMU died), distinct from a divergence. */
+  readonly error: string | null;
+}
+
+/** The VFIO_MIGRATION device-state sequence of each device on one side, in log order, by device-id. */
+export function deviceStates(records: readonly LogRecord[], side: Side): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of records) {
+    if (!isEvent(r) || r.side !== side || r.event !== 'VFIO_MIGRATION') continue;
+    const id = String(r.data['device-id'] ?? r.data['qom-path'] ?? '?');
+    const list = out.get(id) ?? [];
+    list.push(String(r.data['device-state']));
+    out.set(id, list);
+  }
+  return out;
+}
+
+/** The records the status-level model can judge: all but the destination's non-zero ack count (see the header). */
+export function statusLevelRecords(records: readonly LogRecord[]): LogRecord[] {
+  return records.filter((r) => !(isTrace(r) && r.trace === 'loadvm_state_switchover_ack_needed' && !/num=0\b/.test(r.args)));
+}
+
+/** Plan a scenario, run it in a fresh nested VM, check the recorded run. */
+export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOptions, 'devices'> & { log?: (line: string) => void } = {}): Promise<NestedRun> {
+  const t0 = Date.now();
+  const p = plan(s.config, s.waypoints);
+  const pair = await startNestedPair({ ...opts, devices: s.devices });
+  let error: string | null = null;
+  let records: LogRecord[];
+  const t1 = Date.now();
+  try {
+    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(opts.log ? { log: opts.log } : {}) });
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    records = sortRecords(await pair.close());
+  }
+  const migrationMs = Date.now() - t1;
+  return { scenario: s, plan: p, records, result: checkLog(statusLevelRecords(records)), timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs }, error };
+}
+
+/** A report of one run: the verdict, timings and the device-state sequences. */
+export function formatNestedRun(r: NestedRun): string {
+  const verdict = r.error ? `ERROR: ${r.error}` : r.result.divergence ? 'DIVERGES' : r.result.incomplete ? 'INCOMPLETE' : 'conforms';
+  const t = r.timing;
+  const lines = [
+    `${r.scenario.name}: ${verdict} (${(t.totalMs / 1000).toFixed(1)} s: VM ready ${(t.readyMs / 1000).toFixed(1)} s, QMP ${(t.connectedMs / 1000).toFixed(1)} s, migration ${(t.migrationMs / 1000).toFixed(1)} s)`,
+    formatResult(r.result).replace(/^/gm, '  '),
+  ];
+  for (const side of ['source', 'destination'] as const) {
+    for (const [id, states] of deviceStates(r.records, side)) lines.push(`  ${side} ${id}: ${states.join(' -> ')}`);
+  }
+  if (r.error || r.result.divergence || r.result.incomplete) lines.push('  model path:', ...r.plan.path.map((l) => `    ${l}`));
+  return lines.join('\n');
+}
