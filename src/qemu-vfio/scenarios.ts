@@ -18,7 +18,7 @@ import { type ExtraCapabilities, runPlan } from '../qemu/adapter.js';
 import { type LogRecord, type Side, isEvent, isTrace, sortRecords } from '../qemu/log.js';
 import type { ModelConfig } from '../qemu/model.js';
 import { type Plan, type Waypoint, plan } from '../qemu/plan.js';
-import { type NestedOptions, type NestedTiming, startNestedPair } from './nested.js';
+import { type NestedOptions, type NestedTiming, TERMINAL, startNestedPair } from './nested.js';
 
 export interface NestedScenario {
   readonly name: string;
@@ -29,6 +29,11 @@ export interface NestedScenario {
   readonly devices: Readonly<Record<Side, 1 | 2>>;
   /** Capabilities beyond those `config` implies. */
   readonly capabilities?: ExtraCapabilities;
+  /**
+   * After the plan: wait up to this long for both sides to end (for outcomes the device-free model does
+   * not predict, e.g. the one-sided ack), then query both once more.
+   */
+  readonly settleMs?: number;
 }
 
 const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
@@ -60,6 +65,25 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
     devices: ONE,
   },
   {
+    name: 'vfio-ack-source-only',
+    description:
+      'switchover-ack (and return-path) on the source only, one mtty per side: the source sends the device\'s INIT_DATA_SENT flag, ' +
+      'the destination (ack off) refuses it in vfio_load_state ("Received INIT_DATA_SENT but switchover ack is not used"): the destination fails',
+    config: { ack: 'legacy', oneSide: 'source', pauseBeforeSwitchover: false },
+    waypoints: [both('active', 'active')],
+    devices: ONE,
+    settleMs: 20_000,
+  },
+  {
+    name: 'vfio-ack-destination-only',
+    description: 'switchover-ack (and return-path) on the destination only, one mtty per side: the source never sends INIT_DATA_SENT nor waits for an ack',
+    config: { ack: 'legacy', oneSide: 'destination', pauseBeforeSwitchover: false },
+    // the device-free model has no path to both completed here (plan: unreachable): run to active and watch
+    waypoints: [both('active', 'active')],
+    devices: ONE,
+    settleMs: 20_000,
+  },
+  {
     name: 'vfio-two-devices-ack',
     description: 'precopy with switchover-ack, two mtty devices per side: both complete',
     config: ACK,
@@ -78,6 +102,8 @@ export interface NestedRun {
   readonly records: readonly LogRecord[];
   readonly result: ConformResult;
   readonly timing: NestedTiming & { readonly totalMs: number; readonly migrationMs: number };
+  /** What each inner QEMU wrote on stderr (its error_report lines). */
+  readonly stderr: Readonly<Record<Side, string>>;
   /** A harness failure (a status never reached, a QEMU died), distinct from a divergence. */
   readonly error: string | null;
 }
@@ -109,14 +135,30 @@ export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOpti
   let records: LogRecord[];
   const t1 = Date.now();
   try {
-    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(opts.log ? { log: opts.log } : {}) });
+    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(opts.log ? { log: opts.log } : {}), finalQueries: s.settleMs === undefined });
+    if (s.settleMs !== undefined) {
+      for (const side of ['source', 'destination'] as const) await pair.waitForAny(side, TERMINAL[side], s.settleMs).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      for (const side of ['source', 'destination'] as const) {
+        await pair.execute(side, 'query-migrate');
+        await pair.execute(side, 'query-status');
+      }
+    }
   } catch (e) {
     error = (e as Error).message;
   } finally {
     records = sortRecords(await pair.close());
   }
   const migrationMs = Date.now() - t1;
-  return { scenario: s, plan: p, records, result: checkLog(statusLevelRecords(records)), timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs }, error };
+  return {
+    scenario: s,
+    plan: p,
+    records,
+    result: checkLog(statusLevelRecords(records)),
+    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs },
+    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
+    error,
+  };
 }
 
 /** A report of one run: the verdict, timings and the device-state sequences. */

@@ -39,6 +39,8 @@ export interface RunOptions {
   readonly statusTimeoutMs?: number;
   /** Called with a line for each thing done (for verbose runs). */
   readonly log?: (line: string) => void;
+  /** query-migrate and query-status on both sides after the final wait (default true). */
+  readonly finalQueries?: boolean;
 }
 
 /**
@@ -101,6 +103,7 @@ export async function runPlan(pair: PlanPair, plan: Plan, opts: RunOptions = {})
     await waitFor(pair, plan.finalWait, timeout);
     await new Promise((r) => setTimeout(r, 150)); // let late events (RESUME, cleanup) arrive
     for (const side of ['source', 'destination'] as const) {
+      if (opts.finalQueries === false) break;
       if (pair.dead.has(side)) continue;
       await pair.execute(side, 'query-migrate');
       await pair.execute(side, 'query-status');
