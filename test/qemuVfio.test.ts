@@ -99,6 +99,30 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(r.result.divergence?.did).toBe("source reported status 'completed'");
   }, 120_000);
 
+  it('migrate_cancel in active with switchover-ack: the source is cancelled, the destination fails, the source device goes back to running', async () => {
+    const r = await run('vfio-cancel-in-active-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['cancelled', 'failed']);
+    expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: ['pre-copy', 'running'] });
+    expect(Object.fromEntries(deviceStates(r.records, 'destination'))).toEqual({ mtty0: ['resuming'] });
+    conforms(r);
+  }, 120_000);
+
+  it('migrate_cancel in pre-switchover with switchover-ack: the device was already in stop-copy and comes back through running-p2p', async () => {
+    const r = await run('vfio-cancel-in-pre-switchover-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['cancelled', 'failed']);
+    // the guest stops at pre-switchover, so vfio_vmstate_change moves the device to stop-copy before the pause
+    expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running'] });
+    expect(Object.fromEntries(deviceStates(r.records, 'destination'))).toEqual({ mtty0: ['resuming'] });
+    conforms(r);
+  }, 120_000);
+
+  it('destination SIGKILLed in active with switchover-ack: the source fails and its device goes back to running', async () => {
+    const r = await run('vfio-destination-killed-in-active-ack');
+    expect(lastStatus(r.records, 'source')).toBe('failed');
+    expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: ['pre-copy', 'running'] });
+    conforms(r);
+  }, 120_000);
+
   it('two mtty devices per side with switchover-ack: two approvals, both devices through their states, both complete', async () => {
     const r = await run('vfio-two-devices-ack');
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);

@@ -19,6 +19,14 @@ const CASES: readonly { name: string; source: Record<string, string[]>; destinat
   { name: 'vfio-precopy-ack', source: { mtty0: SRC }, destination: { mtty0: DST }, divergence: null },
   { name: 'vfio-pause-ack', source: { mtty0: SRC }, destination: { mtty0: DST }, divergence: null },
   { name: 'vfio-two-devices-ack', source: { mtty0: SRC, mtty1: SRC }, destination: { mtty0: DST, mtty1: DST }, divergence: null },
+  { name: 'vfio-cancel-in-active-ack', source: { mtty0: ['pre-copy', 'running'] }, destination: { mtty0: ['resuming'] }, divergence: null },
+  {
+    name: 'vfio-cancel-in-pre-switchover-ack',
+    source: { mtty0: ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running'] },
+    destination: { mtty0: ['resuming'] },
+    divergence: null,
+  },
+  { name: 'vfio-destination-killed-in-active-ack', source: { mtty0: ['pre-copy', 'running'] }, destination: { mtty0: ['resuming'] }, divergence: null },
   // outcomes the device-free model does not predict (see test/qemuVfio.test.ts)
   { name: 'vfio-ack-source-only', source: { mtty0: ['pre-copy', 'running'] }, destination: { mtty0: ['resuming'] }, divergence: "destination reported status 'failed'" },
   { name: 'vfio-ack-destination-only', source: { mtty0: SRC }, destination: { mtty0: DST }, divergence: "source reported status 'completed'" },

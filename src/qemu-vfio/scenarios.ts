@@ -14,9 +14,9 @@
  * counts 0.
  */
 import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
-import { type ExtraCapabilities, runPlan } from '../qemu/adapter.js';
+import { type ExtraCapabilities, type Timing, runPlan } from '../qemu/adapter.js';
 import { type LogRecord, type Side, isEvent, isTrace, sortRecords } from '../qemu/log.js';
-import type { ModelConfig } from '../qemu/model.js';
+import type { ControllableEvent, ModelConfig } from '../qemu/model.js';
 import { type Plan, type Waypoint, plan } from '../qemu/plan.js';
 import { type NestedOptions, type NestedTiming, TERMINAL, startNestedPair } from './nested.js';
 
@@ -34,6 +34,8 @@ export interface NestedScenario {
    * not predict, e.g. the one-sided ack), then query both once more.
    */
   readonly settleMs?: number;
+  /** Holding a status long enough to act in it (a bandwidth limit on the source). */
+  readonly timing?: Timing;
 }
 
 const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
@@ -47,6 +49,9 @@ const both = (source: string, destination: string): Waypoint => ({
 });
 const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
 const ONE = { source: 1, destination: 1 } as const;
+/** 100 kB/s: the inner guest's RAM then takes many seconds, so 'active' lasts (as in src/qemu/scenarios.ts). */
+const THROTTLE = 100_000;
+const step = (event: ControllableEvent, from: string): Waypoint => ({ kind: 'step', name: `${event} in source '${from}'`, event, from: (s) => s.source === from });
 const TWO = { source: 2, destination: 2 } as const;
 
 export const NESTED_SCENARIOS: readonly NestedScenario[] = [
@@ -82,6 +87,29 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
     waypoints: [both('active', 'active')],
     devices: ONE,
     settleMs: 20_000,
+  },
+  {
+    name: 'vfio-cancel-in-active-ack',
+    description: 'switchover-ack, one mtty per side, the source throttled: migrate_cancel in active; the source is cancelled, the destination fails, the device runs again',
+    config: ACK,
+    waypoints: [both('active', 'active'), step('MIGRATE_CANCEL', 'active'), both('cancelled', 'failed')],
+    devices: ONE,
+    timing: { throttle: THROTTLE },
+  },
+  {
+    name: 'vfio-cancel-in-pre-switchover-ack',
+    description: 'pause-before-switchover with switchover-ack, one mtty per side: migrate_cancel in pre-switchover (guest and device already stopped)',
+    config: PAUSE_ACK,
+    waypoints: [source('pre-switchover'), step('MIGRATE_CANCEL', 'pre-switchover'), both('cancelled', 'failed')],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-destination-killed-in-active-ack',
+    description: 'switchover-ack, one mtty per side, the source throttled: the destination QEMU is SIGKILLed in active; the source fails, its device runs again',
+    config: ACK,
+    waypoints: [both('active', 'active'), step('STREAM_BREAKS', 'active'), source('failed')],
+    devices: ONE,
+    timing: { throttle: THROTTLE },
   },
   {
     name: 'vfio-two-devices-ack',
@@ -135,7 +163,7 @@ export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOpti
   let records: LogRecord[];
   const t1 = Date.now();
   try {
-    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(opts.log ? { log: opts.log } : {}), finalQueries: s.settleMs === undefined });
+    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(s.timing ? { timing: s.timing } : {}), ...(opts.log ? { log: opts.log } : {}), finalQueries: s.settleMs === undefined });
     if (s.settleMs !== undefined) {
       for (const side of ['source', 'destination'] as const) await pair.waitForAny(side, TERMINAL[side], s.settleMs).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
