@@ -95,7 +95,8 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(traces(r.records, 'destination', 'loadvm_approve_switchover')).toEqual([]);
     expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: SOURCE_STATES });
     expect(Object.fromEntries(deviceStates(r.records, 'destination'))).toEqual({ mtty0: DESTINATION_STATES });
-    // the device-free model does not let the source complete here (plan: both completed unreachable)
+    // the device-free model does not let the source complete here (plan: both completed unreachable);
+    // device-independent: two host QEMUs without a device diverge at the same report
     expect(r.result.divergence?.did).toBe("source reported status 'completed'");
   }, 120_000);
 

@@ -83,7 +83,8 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
     name: 'vfio-ack-destination-only',
     description: 'switchover-ack (and return-path) on the destination only, one mtty per side: the source never sends INIT_DATA_SENT nor waits for an ack',
     config: { ack: 'legacy', oneSide: 'destination', pauseBeforeSwitchover: false },
-    // the device-free model has no path to both completed here (plan: unreachable): run to active and watch
+    // the device-free model has no path to both completed here (plan: unreachable; two host QEMUs
+    // without a device complete too, so that is the status-level model's): run to active and watch
     waypoints: [both('active', 'active')],
     devices: ONE,
     settleMs: 20_000,
