@@ -124,6 +124,20 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     conforms(r);
   }, 120_000);
 
+  it('destination SIGKILLed at pre-switchover with switchover-ack: migrate-continue fails the migration, the device comes back from stop-copy', async () => {
+    const r = await run('vfio-destination-killed-in-pre-switchover-ack');
+    expect(lastStatus(r.records, 'source')).toBe('failed');
+    expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running'] });
+    conforms(r);
+  }, 120_000);
+
+  it('migrate to a port nobody listens on: setup, then failed, and the device is never touched', async () => {
+    const r = await run('vfio-unreachable-destination');
+    expect(lastStatus(r.records, 'source')).toBe('failed');
+    expect(deviceStates(r.records, 'source').size).toBe(0);
+    if (r.result.divergence || r.result.incomplete) expect.fail(formatNestedRun(r));
+  }, 120_000);
+
   it('two mtty devices per side with switchover-ack: two approvals, both devices through their states, both complete', async () => {
     const r = await run('vfio-two-devices-ack');
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);

@@ -27,6 +27,13 @@ const CASES: readonly { name: string; source: Record<string, string[]>; destinat
     divergence: null,
   },
   { name: 'vfio-destination-killed-in-active-ack', source: { mtty0: ['pre-copy', 'running'] }, destination: { mtty0: ['resuming'] }, divergence: null },
+  {
+    name: 'vfio-destination-killed-in-pre-switchover-ack',
+    source: { mtty0: ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running'] },
+    destination: { mtty0: ['resuming'] },
+    divergence: null,
+  },
+  { name: 'vfio-unreachable-destination', source: {}, destination: {}, divergence: null },
   // outcomes the device-free model does not predict (see test/qemuVfio.test.ts)
   { name: 'vfio-ack-source-only', source: { mtty0: ['pre-copy', 'running'] }, destination: { mtty0: ['resuming'] }, divergence: "destination reported status 'failed'" },
   { name: 'vfio-ack-destination-only', source: { mtty0: SRC }, destination: { mtty0: DST }, divergence: "source reported status 'completed'" },

@@ -17,7 +17,7 @@ import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
 import { type ExtraCapabilities, type Timing, runPlan } from '../qemu/adapter.js';
 import { type LogRecord, type Side, isEvent, isTrace, sortRecords } from '../qemu/log.js';
 import type { ControllableEvent, ModelConfig } from '../qemu/model.js';
-import { type Plan, type Waypoint, plan } from '../qemu/plan.js';
+import { type ModelState, type Plan, type PlanOptions, type Waypoint, plan } from '../qemu/plan.js';
 import { type NestedOptions, type NestedTiming, TERMINAL, startNestedPair } from './nested.js';
 
 export interface NestedScenario {
@@ -36,6 +36,7 @@ export interface NestedScenario {
   readonly settleMs?: number;
   /** Holding a status long enough to act in it (a bandwidth limit on the source). */
   readonly timing?: Timing;
+  readonly plan?: PlanOptions;
 }
 
 const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
@@ -51,7 +52,12 @@ const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds
 const ONE = { source: 1, destination: 1 } as const;
 /** 100 kB/s: the inner guest's RAM then takes many seconds, so 'active' lasts (as in src/qemu/scenarios.ts). */
 const THROTTLE = 100_000;
-const step = (event: ControllableEvent, from: string): Waypoint => ({ kind: 'step', name: `${event} in source '${from}'`, event, from: (s) => s.source === from });
+const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => boolean): Waypoint => ({
+  kind: 'step',
+  name: `${event} in source '${from}'`,
+  event,
+  from: (s) => s.source === from && (when?.(s) ?? true),
+});
 const TWO = { source: 2, destination: 2 } as const;
 
 export const NESTED_SCENARIOS: readonly NestedScenario[] = [
@@ -113,6 +119,27 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
     timing: { throttle: THROTTLE },
   },
   {
+    name: 'vfio-destination-killed-in-pre-switchover-ack',
+    description:
+      'pause-before-switchover with switchover-ack, one mtty per side: the destination is SIGKILLed while the source is paused, migrate-continue then fails the migration',
+    config: PAUSE_ACK,
+    waypoints: [
+      both('pre-switchover', 'active'),
+      step('STREAM_BREAKS', 'pre-switchover'),
+      step('MIGRATE_CONTINUE', 'pre-switchover', (s) => s.sourceContext.streamError !== null),
+      source('failed'),
+    ],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-unreachable-destination',
+    description: 'migrate to a port nobody listens on inside the VM, one mtty on the source: setup, then failed; the device never leaves running',
+    config: { ack: 'off', pauseBeforeSwitchover: false },
+    waypoints: [step('STREAM_BREAKS', 'setup', (s) => s.destination === 'none' && s.sourcePhase !== 'saved'), both('failed', 'none')],
+    plan: { migrateNeedsListener: false },
+    devices: ONE,
+  },
+  {
     name: 'vfio-two-devices-ack',
     description: 'precopy with switchover-ack, two mtty devices per side: both complete',
     config: ACK,
@@ -158,7 +185,7 @@ export function statusLevelRecords(records: readonly LogRecord[]): LogRecord[] {
 /** Plan a scenario, run it in a fresh nested VM, check the recorded run. */
 export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOptions, 'devices'> & { log?: (line: string) => void } = {}): Promise<NestedRun> {
   const t0 = Date.now();
-  const p = plan(s.config, s.waypoints);
+  const p = plan(s.config, s.waypoints, s.plan);
   const pair = await startNestedPair({ ...opts, devices: s.devices });
   let error: string | null = null;
   let records: LogRecord[];
