@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatLog, isCommand, isTrace, type LogRecord, type Side } from '../src/qemu/log.js';
 import { buildNestedImage } from '../src/qemu-vfio/nested.js';
-import { NESTED_SCENARIOS, type NestedRun, deviceStates, formatNestedRun, runNestedScenario } from '../src/qemu-vfio/scenarios.js';
+import { NESTED_SCENARIOS, type NestedRun, deviceStates, formatNestedRun, runNestedScenario, runStopCont } from '../src/qemu-vfio/scenarios.js';
 
 const SOURCE_STATES = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
 const DESTINATION_STATES = ['resuming', 'running-p2p', 'running'];
@@ -41,8 +41,8 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     buildMs = buildNestedImage().ms;
   }, 900_000);
 
-  const run = async (name: string): Promise<NestedRun> => {
-    const r = await runNestedScenario(scenario(name));
+  const run = async (name: string, start: () => Promise<NestedRun> = () => runNestedScenario(scenario(name))): Promise<NestedRun> => {
+    const r = await start();
     runs.push(r);
     console.log(formatNestedRun(r));
     if (r.error) expect.fail(formatNestedRun(r));
@@ -136,6 +136,32 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(lastStatus(r.records, 'source')).toBe('failed');
     expect(deviceStates(r.records, 'source').size).toBe(0);
     if (r.result.divergence || r.result.incomplete) expect.fail(formatNestedRun(r));
+  }, 120_000);
+
+  // management stop/cont (hand-written: not actions of the status-level model; the composed model with
+  // management: true predicts both outcomes, DataFdInSync and MigrationEnds)
+  it('stop + cont of the source during precopy, ack off: the device session ends, the final save\'s data_fd is "out of sync", the migration fails with EBADF', async () => {
+    const r = await run('vfio-stop-cont-in-precopy', () => runStopCont(false));
+    expect(lastStatus(r.records, 'source')).toBe('failed');
+    expect(r.stderr.source).toMatch(/data_fd out of sync/);
+    expect(String(lastQuery(r.records, 'source')['error-desc'])).toMatch(/Bad file descriptor/);
+    expect(deviceStates(r.records, 'source').get('mtty0')).toEqual([
+      'pre-copy', 'pre-copy-p2p', 'stop-copy', // stop: vfio_vmstate_change during precopy
+      'running-p2p', 'running', // cont: the saving session is over
+      'running-p2p', 'stop', 'stop-copy', // the switchover: a new session, a new data_fd
+      'running-p2p', 'running', // the failure: the guest runs on the source again
+    ]);
+  }, 120_000);
+
+  it('stop + cont of the source during precopy, ack on: INIT_DATA_SENT never comes, the source stays active until cancelled', async () => {
+    const r = await run('vfio-stop-cont-in-precopy-ack', () => runStopCont(true));
+    const watched = r.records.filter((x) => isCommand(x) && x.side === 'source' && x.execute === 'query-migrate')[0];
+    const ret = watched && isCommand(watched) ? (watched.return as { status?: string; vfio?: { transferred?: number } }) : {};
+    expect(ret.status).toBe('active'); // 8 s after the limits were lifted
+    expect(ret.vfio?.transferred).toBe(0);
+    expect(traces(r.records, 'destination', 'loadvm_approve_switchover')).toEqual([]);
+    expect(lastStatus(r.records, 'source')).toBe('cancelled');
+    expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running']);
   }, 120_000);
 
   it('two mtty devices per side with switchover-ack: two approvals, both devices through their states, both complete', async () => {

@@ -40,6 +40,19 @@ const CASES: readonly { name: string; source: Record<string, string[]>; destinat
 ];
 
 describe('recorded real runs with mtty devices', () => {
+  // management stop + cont during precopy (hand-written runs; the status-level model has no stop/cont)
+  it('vfio-stop-cont-in-precopy: the device session ends at cont, the switchover opens a new one, the migration fails', () => {
+    const records = load('vfio-stop-cont-in-precopy');
+    expect(deviceStates(records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running', 'running-p2p', 'stop', 'stop-copy', 'running-p2p', 'running']);
+    expect(records.some((r) => 'event' in r && r.side === 'source' && r.event === 'MIGRATION' && r.data['status'] === 'failed')).toBe(true);
+  });
+  it('vfio-stop-cont-in-precopy-ack: no approval ever comes; cancelled', () => {
+    const records = load('vfio-stop-cont-in-precopy-ack');
+    expect(deviceStates(records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running']);
+    expect(records.some((r) => 'trace' in r && r.trace === 'loadvm_approve_switchover')).toBe(false);
+    expect(records.some((r) => 'event' in r && r.side === 'source' && r.event === 'MIGRATION' && r.data['status'] === 'cancelled')).toBe(true);
+  });
+
   for (const c of CASES) {
     it(`${c.name}: device states and the status-level verdict`, () => {
       const records = load(c.name);

@@ -231,3 +231,75 @@ export function formatNestedRun(r: NestedRun): string {
   if (r.error || r.result.divergence || r.result.incomplete) lines.push('  model path:', ...r.plan.path.map((l) => `    ${l}`));
   return lines.join('\n');
 }
+
+/**
+ * Management `stop` then `cont` of the source during precopy, with one mtty per side — hand-written, not
+ * planned: stop/cont are not actions of the status-level model (the composed model has them with
+ * `migrationSystem({ management: true })`, which predicts both outcomes this observes). The source is
+ * held in precopy (max-bandwidth 1000 B/s, downtime-limit 1 ms), `stop` and `cont` are sent back to back,
+ * then the limits are lifted and the run is watched for `watchMs`:
+ *  - switchover-ack off: the stop moves the device to stop-copy and the cont back to running
+ *    (vfio_vmstate_change), which ends the kernel's saving session; the final save gets a new data_fd
+ *    while QEMU still holds the old one ("data_fd out of sync", vfio_save_complete_precopy → -EBADF), so
+ *    the migration fails;
+ *  - switchover-ack on: the new session never sends INIT_DATA_SENT, so no ack comes and the source stays
+ *    in 'active' for good; the run ends with migrate_cancel.
+ */
+export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devices'> & { watchMs?: number } = {}): Promise<NestedRun> {
+  const s: NestedScenario = {
+    name: ack ? 'vfio-stop-cont-in-precopy-ack' : 'vfio-stop-cont-in-precopy',
+    description: `management stop + cont of the source during precopy, switchover-ack ${ack ? 'on' : 'off'} (hand-written)`,
+    config: ack ? ACK : { ack: 'off', pauseBeforeSwitchover: false },
+    waypoints: [both('active', 'active')],
+    devices: ONE,
+  };
+  const t0 = Date.now();
+  const p = plan(s.config, s.waypoints);
+  const pair = await startNestedPair({ ...opts, devices: s.devices });
+  const t1 = Date.now();
+  let error: string | null = null;
+  let records: LogRecord[];
+  try {
+    const caps = {
+      capabilities: [
+        { capability: 'events', state: true },
+        { capability: 'return-path', state: ack },
+        { capability: 'switchover-ack', state: ack },
+      ],
+    };
+    for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', caps);
+    await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': 1000, 'downtime-limit': 1 });
+    await pair.execute('destination', 'migrate-incoming', { uri: pair.incomingUri, 'exit-on-error': false });
+    await pair.execute('source', 'migrate', { uri: pair.incomingUri });
+    await pair.waitForStatus('source', 'active', 30_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    await Promise.all([pair.execute('source', 'stop'), pair.execute('source', 'cont')]);
+    await new Promise((r) => setTimeout(r, 500));
+    await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': 10_000_000_000, 'downtime-limit': 300 });
+    await pair.waitForAny('source', TERMINAL.source, opts.watchMs ?? 8000).catch(() => undefined);
+    await pair.execute('source', 'query-migrate');
+    if (!TERMINAL.source.includes(pair.status.source)) {
+      await pair.execute('source', 'migrate_cancel');
+      await pair.waitForAny('source', TERMINAL.source, 10_000);
+    }
+    await pair.waitForAny('destination', TERMINAL.destination, 10_000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const side of ['source', 'destination'] as const) {
+      await pair.execute(side, 'query-migrate');
+      await pair.execute(side, 'query-status');
+    }
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    records = sortRecords(await pair.close());
+  }
+  return {
+    scenario: s,
+    plan: p,
+    records,
+    result: checkLog(statusLevelRecords(records)),
+    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs: Date.now() - t1 },
+    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
+    error,
+  };
+}
