@@ -164,6 +164,17 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running']);
   }, 120_000);
 
+  it('stop alone during precopy, ack on and not yet given: QEMU switches over without the ack; the destination completes paused, its device left in resuming', async () => {
+    const r = await run('vfio-stop-in-precopy-ack', () => runStopCont(true, { cont: false }));
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    expect(traces(r.records, 'destination', 'loadvm_approve_switchover')).toEqual([]);
+    expect(traces(r.records, 'source', 'source_return_path_thread_switchover_acked')).toEqual([]);
+    expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(SOURCE_STATES);
+    expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(['resuming']);
+    const st = r.records.filter((x) => isCommand(x) && x.side === 'destination' && x.execute === 'query-status').pop();
+    expect(st && isCommand(st) ? (st.return as { status?: string }).status : undefined).toBe('paused');
+  }, 120_000);
+
   it('two mtty devices per side with switchover-ack: two approvals, both devices through their states, both complete', async () => {
     const r = await run('vfio-two-devices-ack');
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);

@@ -46,6 +46,12 @@ describe('recorded real runs with mtty devices', () => {
     expect(deviceStates(records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running', 'running-p2p', 'stop', 'stop-copy', 'running-p2p', 'running']);
     expect(records.some((r) => 'event' in r && r.side === 'source' && r.event === 'MIGRATION' && r.data['status'] === 'failed')).toBe(true);
   });
+  it('vfio-stop-in-precopy-ack: switched over without the ack; the paused destination leaves its device resuming', () => {
+    const records = load('vfio-stop-in-precopy-ack');
+    expect(deviceStates(records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop']);
+    expect(deviceStates(records, 'destination').get('mtty0')).toEqual(['resuming']);
+    expect(records.some((r) => 'trace' in r && r.trace === 'source_return_path_thread_switchover_acked')).toBe(false);
+  });
   it('vfio-stop-cont-in-precopy-ack: no approval ever comes; cancelled', () => {
     const records = load('vfio-stop-cont-in-precopy-ack');
     expect(deviceStates(records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running']);

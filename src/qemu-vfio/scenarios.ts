@@ -244,11 +244,15 @@ export function formatNestedRun(r: NestedRun): string {
  *    the migration fails;
  *  - switchover-ack on: the new session never sends INIT_DATA_SENT, so no ack comes and the source stays
  *    in 'active' for good; the run ends with migrate_cancel.
+ * With `cont: false` (a stop alone, ack on, before the ack came): QEMU switches over without the ack
+ * (migration_can_switchover: "No reason to wait for switchover ACK if VM is stopped"), and the
+ * destination of a paused source completes paused, its device left in RESUMING.
  */
-export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devices'> & { watchMs?: number } = {}): Promise<NestedRun> {
+export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devices'> & { watchMs?: number; cont?: boolean } = {}): Promise<NestedRun> {
+  const cont = opts.cont ?? true;
   const s: NestedScenario = {
-    name: ack ? 'vfio-stop-cont-in-precopy-ack' : 'vfio-stop-cont-in-precopy',
-    description: `management stop + cont of the source during precopy, switchover-ack ${ack ? 'on' : 'off'} (hand-written)`,
+    name: `vfio-stop${cont ? '-cont' : ''}-in-precopy${ack ? '-ack' : ''}`,
+    description: `management stop${cont ? ' + cont' : ''} of the source during precopy, switchover-ack ${ack ? 'on' : 'off'} (hand-written)`,
     config: ack ? ACK : { ack: 'off', pauseBeforeSwitchover: false },
     waypoints: [both('active', 'active')],
     devices: ONE,
@@ -273,7 +277,7 @@ export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devic
     await pair.execute('source', 'migrate', { uri: pair.incomingUri });
     await pair.waitForStatus('source', 'active', 30_000);
     await new Promise((r) => setTimeout(r, 1000));
-    await Promise.all([pair.execute('source', 'stop'), pair.execute('source', 'cont')]);
+    await Promise.all([pair.execute('source', 'stop'), ...(cont ? [pair.execute('source', 'cont')] : [])]);
     await new Promise((r) => setTimeout(r, 500));
     await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': 10_000_000_000, 'downtime-limit': 300 });
     await pair.waitForAny('source', TERMINAL.source, opts.watchMs ?? 8000).catch(() => undefined);
