@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatLog, isCommand, isTrace, type LogRecord, type Side } from '../src/qemu/log.js';
 import { buildNestedImage } from '../src/qemu-vfio/nested.js';
-import { NESTED_SCENARIOS, type NestedRun, deviceStates, formatNestedRun, runNestedScenario, runStopCont } from '../src/qemu-vfio/scenarios.js';
+import { NESTED_SCENARIOS, type NestedRun, deviceStates, formatNestedRun, runNestedScenario, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
 
 const SOURCE_STATES = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
 const DESTINATION_STATES = ['resuming', 'running-p2p', 'running'];
@@ -173,6 +173,19 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(['resuming']);
     const st = r.records.filter((x) => isCommand(x) && x.side === 'destination' && x.execute === 'query-status').pop();
     expect(st && isCommand(st) ? (st.return as { status?: string }).status : undefined).toBe('paused');
+  }, 120_000);
+
+  it('destination started paused (-S, as libvirt does), ack on: completes paused with its device in resuming; cont takes it through running-p2p to running', async () => {
+    const r = await run('vfio-destination-paused-then-cont-ack', () => runPausedDestination());
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(SOURCE_STATES);
+    expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(DESTINATION_STATES);
+    const cont = r.records.findIndex((x) => isCommand(x) && x.side === 'destination' && x.execute === 'cont');
+    const running = r.records.findIndex((x) => 'event' in x && x.side === 'destination' && x.event === 'VFIO_MIGRATION' && x.data['device-state'] === 'running-p2p');
+    const completed = r.records.findIndex((x) => 'event' in x && x.side === 'destination' && x.event === 'MIGRATION' && x.data['status'] === 'completed');
+    expect(completed).toBeGreaterThan(-1);
+    expect(cont).toBeGreaterThan(completed); // the destination completed while paused…
+    expect(running).toBeGreaterThan(cont); // …and its device left resuming only at cont
   }, 120_000);
 
   it('two mtty devices per side with switchover-ack: two approvals, both devices through their states, both complete', async () => {

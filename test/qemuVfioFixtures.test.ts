@@ -40,7 +40,8 @@ const CASES: readonly { name: string; source: Record<string, string[]>; destinat
 ];
 
 describe('recorded real runs with mtty devices', () => {
-  // management stop + cont during precopy (hand-written runs; the status-level model has no stop/cont)
+  // hand-written runs: management stop/cont and a destination started with -S are outside the status-level
+  // model (it diverges at the first RESUME of a stopped source, or expects the destination to run on completion)
   it('vfio-stop-cont-in-precopy: the device session ends at cont, the switchover opens a new one, the migration fails', () => {
     const records = load('vfio-stop-cont-in-precopy');
     expect(deviceStates(records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running', 'running-p2p', 'stop', 'stop-copy', 'running-p2p', 'running']);
@@ -51,6 +52,14 @@ describe('recorded real runs with mtty devices', () => {
     expect(deviceStates(records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop']);
     expect(deviceStates(records, 'destination').get('mtty0')).toEqual(['resuming']);
     expect(records.some((r) => 'trace' in r && r.trace === 'source_return_path_thread_switchover_acked')).toBe(false);
+  });
+  it('vfio-destination-paused-then-cont-ack: the destination completes paused (-S), its device leaves resuming only at cont', () => {
+    const records = load('vfio-destination-paused-then-cont-ack');
+    expect(deviceStates(records, 'destination').get('mtty0')).toEqual(['resuming', 'running-p2p', 'running']);
+    const completed = records.findIndex((r) => 'event' in r && r.side === 'destination' && r.event === 'MIGRATION' && r.data['status'] === 'completed');
+    const cont = records.findIndex((r) => 'execute' in r && r.side === 'destination' && r.execute === 'cont');
+    expect(completed).toBeGreaterThan(-1);
+    expect(cont).toBeGreaterThan(completed);
   });
   it('vfio-stop-cont-in-precopy-ack: no approval ever comes; cancelled', () => {
     const records = load('vfio-stop-cont-in-precopy-ack');

@@ -307,3 +307,44 @@ export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devic
     error,
   };
 }
+
+/**
+ * The destination started paused (`-S`, as libvirt starts it), switchover-ack on, one mtty per side —
+ * hand-written (the status-level model has no `cont`): the migration completes with the destination
+ * paused and its device left in RESUMING (QEMU moves it on only when the VM starts,
+ * vfio_vmstate_change); `cont` on the destination then takes it through running-p2p to running.
+ */
+export async function runPausedDestination(opts: Omit<NestedOptions, 'devices' | 'extraArgs'> = {}): Promise<NestedRun> {
+  const s: NestedScenario = {
+    name: 'vfio-destination-paused-then-cont-ack',
+    description: 'destination started with -S, switchover-ack on: completes paused, then cont (hand-written)',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: ONE,
+  };
+  const t0 = Date.now();
+  const p = plan(s.config, s.waypoints);
+  const pair = await startNestedPair({ ...opts, devices: s.devices, extraArgs: { destination: ['-S'] } });
+  const t1 = Date.now();
+  let error: string | null = null;
+  let records: LogRecord[];
+  try {
+    await runPlan(pair, p, { statusTimeoutMs: 90_000 });
+    await pair.execute('destination', 'cont');
+    await new Promise((r) => setTimeout(r, 500));
+    await pair.execute('destination', 'query-status');
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    records = sortRecords(await pair.close());
+  }
+  return {
+    scenario: s,
+    plan: p,
+    records,
+    result: checkLog(statusLevelRecords(records)),
+    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs: Date.now() - t1 },
+    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
+    error,
+  };
+}
