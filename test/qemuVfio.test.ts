@@ -10,11 +10,12 @@
  * hw/vfio/migration.c), the switchover-ack traces, and the status-level conformance check (checkLog)
  * where the device-free model applies. QEMU_RECORD_FIXTURES=1 re-records test/fixtures/qemu-vfio/.
  */
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatLog, isCommand, isTrace, type LogRecord, type Side } from '../src/qemu/log.js';
-import { buildNestedImage } from '../src/qemu-vfio/nested.js';
+import { NestedError, buildNestedImage, startNestedPair } from '../src/qemu-vfio/nested.js';
 import { NESTED_SCENARIOS, type NestedRun, deviceStates, formatNestedRun, runNestedScenario, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
 
 const SOURCE_STATES = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
@@ -196,6 +197,17 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(traces(r.records, 'destination', 'loadvm_state_switchover_ack_needed')).toEqual(['Switchover ack pending num=2']);
     expect(traces(r.records, 'destination', 'loadvm_approve_switchover')).toEqual(['Switchover ack pending num=1', 'Switchover ack pending num=0']);
     conforms(r);
+  }, 120_000);
+
+  it('a failure at start is one line naming the cause, and leaves no VM and no scratch directory behind', async () => {
+    const scratch = () => readdirSync(tmpdir()).filter((d) => d.startsWith('qemu-vfio-'));
+    const before = new Set(scratch());
+    await expect(startNestedPair({ qemu: '/nonexistent/qemu' })).rejects.toBeInstanceOf(NestedError);
+    const e = await startNestedPair({ extraArgs: { source: ['-no-such-option'] }, startTimeoutMs: 60_000 }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(NestedError);
+    expect((e as Error).message).toMatch(/the source QEMU exited at start.*-no-such-option/);
+    expect((e as Error).message).not.toMatch(/\n/);
+    expect(scratch().filter((d) => !before.has(d))).toEqual([]);
   }, 120_000);
 
   afterAll(() => {
