@@ -51,3 +51,4 @@ fi
 
 npm ci --no-audit --no-fund
 bash scripts/vfio-vm.sh || { rc=$?; [ "$rc" = 3 ] || exit "$rc"; }   # the real-kernel VFIO VM (.cache/vfio-vm); 3: not Debian amd64, said in one line
+bash scripts/qemu-vfio-vm.sh || { rc=$?; [ "$rc" = 3 ] || exit "$rc"; }   # the nested VFIO VM (.cache/qemu-vfio-vm): the host QEMU inside it, four mtty mdevs

@@ -23,12 +23,11 @@
  * stopped guest's precopy runs at full speed); `stallConnect` points migrate at a listener whose accept queue is full, so QEMU's
  * asynchronous connect stays pending and the source stays in 'setup'.
  */
-import type { QemuPair } from './harness.js';
-import type { Side } from './log.js';
+import type { FaultKind, Side } from './log.js';
 import type { ControllableEvent } from './model.js';
 import type { Plan, PlannedAction } from './plan.js';
 import { freePort, type StalledListener, stalledListener } from './processes.js';
-import { QmpError, type QmpObject } from './qmp.js';
+import { QmpError, type QmpObject, type QmpValue } from './qmp.js';
 
 export interface Timing {
   /** max-bandwidth on the source, bytes per second (holds the source in 'active'). */
@@ -52,6 +51,24 @@ export interface RunOptions {
   readonly statusTimeoutMs?: number;
   /** Called with a line for each thing done (for verbose runs). */
   readonly log?: (line: string) => void;
+  /** query-migrate and query-status on both sides after the final wait (default true). */
+  readonly finalQueries?: boolean;
+}
+
+/**
+ * What runPlan needs of a pair of QEMUs: QemuPair (harness.ts) or the nested pair with VFIO devices
+ * (src/qemu-vfio/nested.ts).
+ */
+export interface PlanPair {
+  readonly dead: ReadonlySet<Side>;
+  readonly status: Readonly<Record<Side, string>>;
+  readonly incomingUri: string;
+  execute(side: Side, command: string, args?: QmpObject, opts?: { fault?: FaultKind }): Promise<QmpValue>;
+  waitForStatus(side: Side, status: string, timeoutMs: number): Promise<void>;
+  recordFault(fault: FaultKind): void;
+  kill(side: Side): Promise<void>;
+  /** A fresh destination process in place of the old one (NEW_PROCESS); pairs that cannot leave it out. */
+  newDestination?(): Promise<void>;
 }
 
 export class AdapterError extends Error {
@@ -73,7 +90,7 @@ export function capabilitiesFor(plan: Plan, side: Side, extra: ExtraCapabilities
 }
 
 /** Run a plan on a started pair: capabilities, timing, each action at its point, then wait for the final statuses. */
-export async function runPlan(pair: QemuPair, plan: Plan, opts: RunOptions = {}): Promise<void> {
+export async function runPlan(pair: PlanPair, plan: Plan, opts: RunOptions = {}): Promise<void> {
   const timeout = opts.statusTimeoutMs ?? 15_000;
   const say = opts.log ?? (() => undefined);
   let stalled: StalledListener | null = null;
@@ -106,6 +123,7 @@ export async function runPlan(pair: QemuPair, plan: Plan, opts: RunOptions = {})
     await waitFor(pair, plan.finalWait, timeout);
     await new Promise((r) => setTimeout(r, 150)); // let late events (RESUME, cleanup) arrive
     for (const side of ['source', 'destination'] as const) {
+      if (opts.finalQueries === false) break;
       if (pair.dead.has(side)) continue;
       await pair.execute(side, 'query-migrate');
       await pair.execute(side, 'query-status');
@@ -115,7 +133,7 @@ export async function runPlan(pair: QemuPair, plan: Plan, opts: RunOptions = {})
   }
 }
 
-async function waitFor(pair: QemuPair, want: Partial<Record<Side, string>>, timeoutMs: number): Promise<void> {
+async function waitFor(pair: PlanPair, want: Partial<Record<Side, string>>, timeoutMs: number): Promise<void> {
   for (const side of ['source', 'destination'] as const) {
     const status = want[side];
     if (status === undefined || pair.dead.has(side)) continue;
@@ -127,7 +145,7 @@ function ignoreRefusal(e: unknown): void {
   if (!(e instanceof QmpError)) throw e;
 }
 
-async function act(pair: QemuPair, a: PlannedAction, stalled: StalledListener | null, caps: Record<Side, QmpObject>): Promise<void> {
+async function act(pair: PlanPair, a: PlannedAction, stalled: StalledListener | null, caps: Record<Side, QmpObject>): Promise<void> {
   try {
     switch (a.event) {
       case 'MIGRATE_INCOMING':
@@ -152,6 +170,7 @@ async function act(pair: QemuPair, a: PlannedAction, stalled: StalledListener | 
         await pair.execute(a.side, 'cont');
         return;
       case 'NEW_PROCESS':
+        if (!pair.newDestination) throw new AdapterError('NEW_PROCESS: this pair cannot start a new destination process');
         await pair.newDestination();
         await pair.execute('destination', 'migrate-set-capabilities', caps.destination);
         return;

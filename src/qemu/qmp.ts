@@ -1,5 +1,6 @@
 /**
- * A small QMP client (QEMU Machine Protocol, docs/interop/qmp-spec.rst) over a unix socket: the
+ * A small QMP client (QEMU Machine Protocol, docs/interop/qmp-spec.rst) over a unix socket (or a TCP
+ * address written `tcp:HOST:PORT`, e.g. a QMP listener forwarded out of a VM): the
  * greeting and `qmp_capabilities`, `execute` with a result or a typed error, the asynchronous event
  * stream kept in arrival order with a wait for the first event that matches a predicate, and close.
  * Every wait is bounded: a command, an event wait and the connection each have a timeout.
@@ -97,7 +98,7 @@ export class QmpClient {
   }
 
   /**
-   * Connect to a QMP unix socket (retrying while it does not exist yet or refuses), read the
+   * Connect to a QMP unix socket or `tcp:HOST:PORT` (retrying while it does not exist yet or refuses), read the
    * greeting and leave capabilities negotiation mode.
    */
   static async connect(path: string, opts: ConnectOptions = {}): Promise<QmpClient> {
@@ -291,9 +292,16 @@ export function eventMicros(e: QmpEvent): number {
   return e.timestamp.seconds * 1_000_000 + e.timestamp.microseconds;
 }
 
+/** `tcp:HOST:PORT` as a TCP address; anything else is a unix socket path. */
+function tcpAddress(path: string): { host: string; port: number } | null {
+  const m = /^tcp:(.+):(\d+)$/.exec(path);
+  return m ? { host: m[1]!, port: Number(m[2]) } : null;
+}
+
 function openSocket(path: string, timeoutMs: number): Promise<Socket> {
   return new Promise<Socket>((resolve, reject) => {
-    const s = createConnection({ path });
+    const tcp = tcpAddress(path);
+    const s = tcp ? createConnection(tcp) : createConnection({ path });
     const timer = setTimeout(() => {
       s.destroy();
       reject(new QmpTimeoutError(`connect to ${path} timed out`));

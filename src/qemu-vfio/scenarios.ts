@@ -1,0 +1,350 @@
+/**
+ * Scenarios on real QEMU with real VFIO devices (mtty in the nested VM, nested.ts). As for the runs
+ * without a device (src/qemu/scenarios.ts), each is a model configuration and targets in the model;
+ * its controllable actions come from the model path to those targets (plan.ts) and the same adapter
+ * (runPlan) issues them, here on the two QEMUs inside the VM.
+ *
+ * The recorded run is checked against the status-level model with checkLog (conform.ts): the model of
+ * runs without a device has no device events, and observationsOf reads only MIGRATION, STOP and RESUME
+ * among the events, so the VFIO_MIGRATION events are in the log but not (yet) checked by it; the tests
+ * check their sequences directly (deviceStates). One trace fact is device-specific and left out of that
+ * check (statusLevelRecords): with a VFIO device that supports switchover-ack the destination counts one
+ * pending approval per device (loadvm_state_switchover_ack_needed num=N, N > 0; vfio_switchover_ack_needed
+ * in hw/vfio/migration.c is true for a device with PRE_COPY), while the model without devices always
+ * counts 0.
+ */
+import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
+import { type ExtraCapabilities, type Timing, runPlan } from '../qemu/adapter.js';
+import { type LogRecord, type Side, isEvent, isTrace, sortRecords } from '../qemu/log.js';
+import type { ControllableEvent, ModelConfig } from '../qemu/model.js';
+import { type ModelState, type Plan, type PlanOptions, type Waypoint, plan } from '../qemu/plan.js';
+import { type NestedOptions, type NestedTiming, TERMINAL, startNestedPair } from './nested.js';
+
+export interface NestedScenario {
+  readonly name: string;
+  readonly description: string;
+  readonly config: ModelConfig;
+  readonly waypoints: readonly Waypoint[];
+  /** mtty devices per side. */
+  readonly devices: Readonly<Record<Side, 1 | 2>>;
+  /** Capabilities beyond those `config` implies. */
+  readonly capabilities?: ExtraCapabilities;
+  /**
+   * After the plan: wait up to this long for both sides to end (for outcomes the device-free model does
+   * not predict, e.g. the one-sided ack), then query both once more.
+   */
+  readonly settleMs?: number;
+  /** Holding a status long enough to act in it (a bandwidth limit on the source). */
+  readonly timing?: Timing;
+  readonly plan?: PlanOptions;
+}
+
+const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
+const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
+
+const both = (source: string, destination: string): Waypoint => ({
+  kind: 'state',
+  name: `source '${source}', destination '${destination}'`,
+  holds: (s) => s.source === source && s.destination === destination,
+  pins: { source, destination },
+});
+const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
+const ONE = { source: 1, destination: 1 } as const;
+/** 100 kB/s: the inner guest's RAM then takes many seconds, so 'active' lasts (as in src/qemu/scenarios.ts). */
+const THROTTLE = 100_000;
+const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => boolean): Waypoint => ({
+  kind: 'step',
+  name: `${event} in source '${from}'`,
+  event,
+  from: (s) => s.source === from && (when?.(s) ?? true),
+});
+const TWO = { source: 2, destination: 2 } as const;
+
+export const NESTED_SCENARIOS: readonly NestedScenario[] = [
+  {
+    name: 'vfio-precopy-ack',
+    description: 'precopy with switchover-ack, one mtty per side: the destination acks once the device data arrived, both complete',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-pause-ack',
+    description: 'pause-before-switchover with switchover-ack, one mtty per side: pre-switchover, migrate-continue, both complete',
+    config: PAUSE_ACK,
+    waypoints: [source('pre-switchover'), acked, both('completed', 'completed')],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-ack-source-only',
+    description:
+      'switchover-ack (and return-path) on the source only, one mtty per side: the source sends the device\'s INIT_DATA_SENT flag, ' +
+      'the destination (ack off) refuses it in vfio_load_state ("Received INIT_DATA_SENT but switchover ack is not used"): the destination fails',
+    config: { ack: 'legacy', oneSide: 'source', pauseBeforeSwitchover: false },
+    waypoints: [both('active', 'active')],
+    devices: ONE,
+    settleMs: 20_000,
+  },
+  {
+    name: 'vfio-ack-destination-only',
+    description: 'switchover-ack (and return-path) on the destination only, one mtty per side: the source never sends INIT_DATA_SENT nor waits for an ack',
+    config: { ack: 'legacy', oneSide: 'destination', pauseBeforeSwitchover: false },
+    // the device-free model has no path to both completed here (plan: unreachable; two host QEMUs
+    // without a device complete too, so that is the status-level model's): run to active and watch
+    waypoints: [both('active', 'active')],
+    devices: ONE,
+    settleMs: 20_000,
+  },
+  {
+    name: 'vfio-cancel-in-active-ack',
+    description: 'switchover-ack, one mtty per side, the source throttled: migrate_cancel in active; the source is cancelled, the destination fails, the device runs again',
+    config: ACK,
+    waypoints: [both('active', 'active'), step('MIGRATE_CANCEL', 'active'), both('cancelled', 'failed')],
+    devices: ONE,
+    timing: { throttle: THROTTLE },
+  },
+  {
+    name: 'vfio-cancel-in-pre-switchover-ack',
+    description: 'pause-before-switchover with switchover-ack, one mtty per side: migrate_cancel in pre-switchover (guest and device already stopped)',
+    config: PAUSE_ACK,
+    waypoints: [source('pre-switchover'), step('MIGRATE_CANCEL', 'pre-switchover'), both('cancelled', 'failed')],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-destination-killed-in-active-ack',
+    description: 'switchover-ack, one mtty per side, the source throttled: the destination QEMU is SIGKILLed in active; the source fails, its device runs again',
+    config: ACK,
+    waypoints: [both('active', 'active'), step('STREAM_BREAKS', 'active'), source('failed')],
+    devices: ONE,
+    timing: { throttle: THROTTLE },
+  },
+  {
+    name: 'vfio-destination-killed-in-pre-switchover-ack',
+    description:
+      'pause-before-switchover with switchover-ack, one mtty per side: the destination is SIGKILLed while the source is paused, migrate-continue then fails the migration',
+    config: PAUSE_ACK,
+    waypoints: [
+      both('pre-switchover', 'active'),
+      step('STREAM_BREAKS', 'pre-switchover'),
+      step('MIGRATE_CONTINUE', 'pre-switchover', (s) => s.sourceContext.streamError !== null),
+      source('failed'),
+    ],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-unreachable-destination',
+    description: 'migrate to a port nobody listens on inside the VM, one mtty on the source: setup, then failed; the device never leaves running',
+    config: { ack: 'off', pauseBeforeSwitchover: false },
+    waypoints: [step('STREAM_BREAKS', 'setup', (s) => s.destination === 'none' && s.sourcePhase !== 'saved'), both('failed', 'none')],
+    plan: { migrateNeedsListener: false },
+    devices: ONE,
+  },
+  {
+    name: 'vfio-two-devices-ack',
+    description: 'precopy with switchover-ack, two mtty devices per side: both complete',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: TWO,
+  },
+];
+
+function source(status: string): Waypoint {
+  return { kind: 'state', name: `source '${status}'`, holds: (s) => s.source === status, pins: { source: status } };
+}
+
+export interface NestedRun {
+  readonly scenario: NestedScenario;
+  readonly plan: Plan;
+  readonly records: readonly LogRecord[];
+  readonly result: ConformResult;
+  readonly timing: NestedTiming & { readonly totalMs: number; readonly migrationMs: number };
+  /** What each inner QEMU wrote on stderr (its error_report lines). */
+  readonly stderr: Readonly<Record<Side, string>>;
+  /** A harness failure (a status never reached, a QEMU died), distinct from a divergence. */
+  readonly error: string | null;
+}
+
+/** The VFIO_MIGRATION device-state sequence of each device on one side, in log order, by device-id. */
+export function deviceStates(records: readonly LogRecord[], side: Side): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const r of records) {
+    if (!isEvent(r) || r.side !== side || r.event !== 'VFIO_MIGRATION') continue;
+    const id = String(r.data['device-id'] ?? r.data['qom-path'] ?? '?');
+    const list = out.get(id) ?? [];
+    list.push(String(r.data['device-state']));
+    out.set(id, list);
+  }
+  return out;
+}
+
+/** The records the status-level model can judge: all but the destination's non-zero ack count (see the header). */
+export function statusLevelRecords(records: readonly LogRecord[]): LogRecord[] {
+  return records.filter((r) => !(isTrace(r) && r.trace === 'loadvm_state_switchover_ack_needed' && !/num=0\b/.test(r.args)));
+}
+
+/** Plan a scenario, run it in a fresh nested VM, check the recorded run. */
+export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOptions, 'devices'> & { log?: (line: string) => void } = {}): Promise<NestedRun> {
+  const t0 = Date.now();
+  const p = plan(s.config, s.waypoints, s.plan);
+  const pair = await startNestedPair({ ...opts, devices: s.devices });
+  let error: string | null = null;
+  let records: LogRecord[];
+  const t1 = Date.now();
+  try {
+    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(s.timing ? { timing: s.timing } : {}), ...(opts.log ? { log: opts.log } : {}), finalQueries: s.settleMs === undefined });
+    if (s.settleMs !== undefined) {
+      for (const side of ['source', 'destination'] as const) await pair.waitForAny(side, TERMINAL[side], s.settleMs).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      for (const side of ['source', 'destination'] as const) {
+        await pair.execute(side, 'query-migrate');
+        await pair.execute(side, 'query-status');
+      }
+    }
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    records = sortRecords(await pair.close());
+  }
+  const migrationMs = Date.now() - t1;
+  return {
+    scenario: s,
+    plan: p,
+    records,
+    result: checkLog(statusLevelRecords(records)),
+    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs },
+    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
+    error,
+  };
+}
+
+/** A report of one run: the verdict, timings and the device-state sequences. */
+export function formatNestedRun(r: NestedRun): string {
+  const verdict = r.error ? `ERROR: ${r.error}` : r.result.divergence ? 'DIVERGES' : r.result.incomplete ? 'INCOMPLETE' : 'conforms';
+  const t = r.timing;
+  const lines = [
+    `${r.scenario.name}: ${verdict} (${(t.totalMs / 1000).toFixed(1)} s: VM ready ${(t.readyMs / 1000).toFixed(1)} s, QMP ${(t.connectedMs / 1000).toFixed(1)} s, migration ${(t.migrationMs / 1000).toFixed(1)} s)`,
+    formatResult(r.result).replace(/^/gm, '  '),
+  ];
+  for (const side of ['source', 'destination'] as const) {
+    for (const [id, states] of deviceStates(r.records, side)) lines.push(`  ${side} ${id}: ${states.join(' -> ')}`);
+  }
+  if (r.error || r.result.divergence || r.result.incomplete) lines.push('  model path:', ...r.plan.path.map((l) => `    ${l}`));
+  return lines.join('\n');
+}
+
+/**
+ * Management `stop` then `cont` of the source during precopy, with one mtty per side — hand-written, not
+ * planned: stop/cont are not actions of the status-level model (the composed model has them with
+ * `migrationSystem({ management: true })`, which predicts both outcomes this observes). The source is
+ * held in precopy (max-bandwidth 1000 B/s, downtime-limit 1 ms), `stop` and `cont` are sent back to back,
+ * then the limits are lifted and the run is watched for `watchMs`:
+ *  - switchover-ack off: the stop moves the device to stop-copy and the cont back to running
+ *    (vfio_vmstate_change), which ends the kernel's saving session; the final save gets a new data_fd
+ *    while QEMU still holds the old one ("data_fd out of sync", vfio_save_complete_precopy → -EBADF), so
+ *    the migration fails;
+ *  - switchover-ack on: the new session never sends INIT_DATA_SENT, so no ack comes and the source stays
+ *    in 'active' for good; the run ends with migrate_cancel.
+ * With `cont: false` (a stop alone, ack on, before the ack came): QEMU switches over without the ack
+ * (migration_can_switchover: "No reason to wait for switchover ACK if VM is stopped"), and the
+ * destination of a paused source completes paused, its device left in RESUMING.
+ */
+export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devices'> & { watchMs?: number; cont?: boolean } = {}): Promise<NestedRun> {
+  const cont = opts.cont ?? true;
+  const s: NestedScenario = {
+    name: `vfio-stop${cont ? '-cont' : ''}-in-precopy${ack ? '-ack' : ''}`,
+    description: `management stop${cont ? ' + cont' : ''} of the source during precopy, switchover-ack ${ack ? 'on' : 'off'} (hand-written)`,
+    config: ack ? ACK : { ack: 'off', pauseBeforeSwitchover: false },
+    waypoints: [both('active', 'active')],
+    devices: ONE,
+  };
+  const t0 = Date.now();
+  const p = plan(s.config, s.waypoints);
+  const pair = await startNestedPair({ ...opts, devices: s.devices });
+  const t1 = Date.now();
+  let error: string | null = null;
+  let records: LogRecord[];
+  try {
+    const caps = {
+      capabilities: [
+        { capability: 'events', state: true },
+        { capability: 'return-path', state: ack },
+        { capability: 'switchover-ack', state: ack },
+      ],
+    };
+    for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', caps);
+    await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': 1000, 'downtime-limit': 1 });
+    await pair.execute('destination', 'migrate-incoming', { uri: pair.incomingUri, 'exit-on-error': false });
+    await pair.execute('source', 'migrate', { uri: pair.incomingUri });
+    await pair.waitForStatus('source', 'active', 30_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    await Promise.all([pair.execute('source', 'stop'), ...(cont ? [pair.execute('source', 'cont')] : [])]);
+    await new Promise((r) => setTimeout(r, 500));
+    await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': 10_000_000_000, 'downtime-limit': 300 });
+    await pair.waitForAny('source', TERMINAL.source, opts.watchMs ?? 8000).catch(() => undefined);
+    await pair.execute('source', 'query-migrate');
+    if (!TERMINAL.source.includes(pair.status.source)) {
+      await pair.execute('source', 'migrate_cancel');
+      await pair.waitForAny('source', TERMINAL.source, 10_000);
+    }
+    await pair.waitForAny('destination', TERMINAL.destination, 10_000).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const side of ['source', 'destination'] as const) {
+      await pair.execute(side, 'query-migrate');
+      await pair.execute(side, 'query-status');
+    }
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    records = sortRecords(await pair.close());
+  }
+  return {
+    scenario: s,
+    plan: p,
+    records,
+    result: checkLog(statusLevelRecords(records)),
+    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs: Date.now() - t1 },
+    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
+    error,
+  };
+}
+
+/**
+ * The destination started paused (`-S`, as libvirt starts it), switchover-ack on, one mtty per side —
+ * hand-written (the status-level model has no `cont`): the migration completes with the destination
+ * paused and its device left in RESUMING (QEMU moves it on only when the VM starts,
+ * vfio_vmstate_change); `cont` on the destination then takes it through running-p2p to running.
+ */
+export async function runPausedDestination(opts: Omit<NestedOptions, 'devices' | 'extraArgs'> = {}): Promise<NestedRun> {
+  const s: NestedScenario = {
+    name: 'vfio-destination-paused-then-cont-ack',
+    description: 'destination started with -S, switchover-ack on: completes paused, then cont (hand-written)',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: ONE,
+  };
+  const t0 = Date.now();
+  const p = plan(s.config, s.waypoints);
+  const pair = await startNestedPair({ ...opts, devices: s.devices, extraArgs: { destination: ['-S'] } });
+  const t1 = Date.now();
+  let error: string | null = null;
+  let records: LogRecord[];
+  try {
+    await runPlan(pair, p, { statusTimeoutMs: 90_000 });
+    await pair.execute('destination', 'cont');
+    await new Promise((r) => setTimeout(r, 500));
+    await pair.execute('destination', 'query-status');
+  } catch (e) {
+    error = (e as Error).message;
+  } finally {
+    records = sortRecords(await pair.close());
+  }
+  return {
+    scenario: s,
+    plan: p,
+    records,
+    result: checkLog(statusLevelRecords(records)),
+    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs: Date.now() - t1 },
+    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
+    error,
+  };
+}
