@@ -86,7 +86,7 @@ describe('negative numbers', () => {
   it('name the value and the flag in one line, exit 2', () => {
     const cases: [string[], string][] = [
       [['explore', '--devices', '-1'], "migration-statecharts: bad --devices '-1': negative; expected an integer 1..8"],
-      [['check', '--devices', '-2'], "migration-statecharts: bad --devices '-2': negative; expected an integer 1..6"],
+      [['check', '--devices', '-2'], "migration-statecharts: bad --devices '-2': negative; expected an integer 1..8"],
       [['check', '--max-states', '-5'], "migration-statecharts: bad --max-states '-5': negative; expected an integer 1..1000000000"],
       [['tests', 'generate', '--system', 'device', '--criterion', 'random', '--seed', '-1'], "migration-statecharts: bad --seed '-1': negative; expected an integer 0..4294967295"],
       [['explore', '--devices=-3'], "migration-statecharts: bad --devices '-3': negative; expected an integer 1..8"],

@@ -86,7 +86,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
   if (values['virtio-net'] !== undefined) return virtioNetCheck(values, out, err);
   for (const o of VIRTIO_NET_ONLY) if (values[o] !== undefined && values[o] !== false) throw new UsageError(`--${o} needs --virtio-net`);
   const sets = (values.features ?? 'p2p,pre-copy').split('/').map((f) => parseFeatures(f));
-  const n = parseCount(values.devices, '--devices', sets.length > 1 ? sets.length : 2, 1, 6);
+  const n = parseCount(values.devices, '--devices', sets.length > 1 ? sets.length : 2, 1, 8);
   if (sets.length > 1 && sets.length !== n) throw new UsageError(`--features lists ${sets.length} devices but --devices is ${n}`);
   const devices: FeatureSet[] = sets.length > 1 ? sets : Array.from({ length: n }, () => sets[0]!);
   const release = values.qemu as QemuRelease | undefined;

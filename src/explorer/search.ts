@@ -3,6 +3,7 @@
  * on each new state as it is discovered (so the first violation found has a shortest trace), deadlocks
  * noted as states are expanded, and the search stopped cleanly at `maxStates` or the memory budget.
  */
+import { getHeapStatistics } from 'node:v8';
 import { Progress } from './progress.js';
 import { type CompiledSystem, BoundView } from './step.js';
 import { StateStore } from './store.js';
@@ -66,10 +67,19 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
       if (!violations.has(inv.name) && !inv.holds(view)) violations.set(inv.name, idx);
     }
   };
+  // The JavaScript heap has its own limit (node's --max-old-space-size), often below the budget: stop
+  // cleanly before V8 aborts the process with an out-of-memory crash.
+  const heapLimit = getHeapStatistics().heap_size_limit;
+  let heapNear = false;
   const overBudget = (extra: number) => {
     const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers + extra > budget;
+    heapNear = m.heapUsed > 0.8 * heapLimit;
+    return heapNear || m.heapUsed + m.arrayBuffers + extra > budget;
   };
+  const memoryMessage = () =>
+    heapNear
+      ? `the JavaScript heap limit of ${fmtBytes(heapLimit)} is near at ${store.size} states (raise it with NODE_OPTIONS=--max-old-space-size=MB)`
+      : `memory budget of ${fmtBytes(budget)} reached at ${store.size} states`;
 
   const init = sys.initialTuple();
   checkNew(store.insertWords(init, -1), init);
@@ -119,7 +129,7 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     // room for every successor of the batch before it starts (the table may grow one batch early)
     while (store.wouldGrow(n)) {
       if (overBudget(store.nextGrowthBytes)) {
-        limit = { kind: 'memory', message: `memory budget of ${fmtBytes(budget)} reached at ${store.size} states` };
+        limit = { kind: 'memory', message: memoryMessage() };
         break;
       }
       store.grow();
@@ -142,7 +152,7 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     }
     if ((from & 0xffff) === 0) {
       progress.tick(store.size, store.size - from);
-      if (!limit && overBudget(0)) limit = { kind: 'memory', message: `memory budget of ${fmtBytes(budget)} reached at ${store.size} states` };
+      if (!limit && overBudget(0)) limit = { kind: 'memory', message: memoryMessage() };
     }
   }
   progress.done();
