@@ -36,7 +36,8 @@ const CASES: readonly { name: string; source: Record<string, string[]>; destinat
   { name: 'vfio-unreachable-destination', source: {}, destination: {}, divergence: null },
   // outcomes the device-free model does not predict (see test/qemuVfio.test.ts)
   { name: 'vfio-ack-source-only', source: { mtty0: ['pre-copy', 'running'] }, destination: { mtty0: ['resuming'] }, divergence: "destination reported status 'failed'" },
-  { name: 'vfio-ack-destination-only', source: { mtty0: SRC }, destination: { mtty0: DST }, divergence: "source reported status 'completed'" },
+  // conforms since the model's source takes the return path from its own capabilities (it diverged before)
+  { name: 'vfio-ack-destination-only', source: { mtty0: SRC }, destination: { mtty0: DST }, divergence: null },
 ];
 
 describe('recorded real runs with mtty devices', () => {

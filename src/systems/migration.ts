@@ -86,7 +86,10 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
   const ack: AckMode = o.design === undefined ? o.ack : o.design === 'legacy' ? 'legacy' : 'per-device';
   const srcAck: AckMode = o.oneSide === 'destination' ? 'off' : ack;
   const dstAck: AckMode = o.oneSide === 'source' ? 'off' : ack;
-  const returnPath = ack !== 'off';
+  // The source's return-path capability goes with its switchover-ack (it is what opens the return path:
+  // MIG_CMD_OPEN_RETURN_PATH); a destination with the ack alone opens none. Real QEMU 10.0 with the ack on
+  // the destination only: the source completes without waiting for the destination (nested mtty run).
+  const returnPath = srcAck !== 'off';
   // Without a design the guest dirties device state; with one it reconfigures devices instead (REINIT).
   const guestEvent = o.design === undefined ? 'GUEST_DIRTIES_DEVICE' : 'GUEST_REINITS_DEVICE';
   const srcEnv: EventObject[] = [
