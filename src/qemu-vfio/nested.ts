@@ -30,10 +30,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newcArchive } from '../kernel/vm.js';
-import { type FaultKind, type LogRecord, type Side, SIDES, parseTraceLog, timestampOf } from '../qemu/log.js';
+import { type FaultKind, type LogRecord, type Side, SIDES, parseTraceLog } from '../qemu/log.js';
 import { TRACE_EVENTS } from '../qemu/observations.js';
+import { executeRecorded, faultRecord } from '../qemu/record.js';
 import { freePort, makeScratch, removeScratch } from '../qemu/processes.js';
-import { type QmpEvent, type QmpObject, type QmpValue, QmpClient, QmpError, eventMicros } from '../qemu/qmp.js';
+import { type QmpEvent, type QmpObject, type QmpValue, QmpClient, eventMicros } from '../qemu/qmp.js';
 import { groupWatchdog, killGroup } from '../os/watchdog.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
@@ -242,21 +243,12 @@ export class NestedPair {
 
   /** Run a QMP command on one side and record it with QEMU's answer; QmpError is recorded and rethrown. */
   async execute(side: Side, command: string, args?: QmpObject, opts: { fault?: FaultKind } = {}): Promise<QmpValue> {
-    const timestamp = timestampOf(this.stamp());
-    if (opts.fault) this.records.push({ side: 'source', fault: opts.fault, action: 'STREAM_BREAKS', timestamp: timestampOf(this.stamp()) });
-    try {
-      const ret = await this.qmp[side].execute(command, args);
-      this.records.push({ side, execute: command, ...(args ? { arguments: args } : {}), return: ret, timestamp });
-      return ret;
-    } catch (e) {
-      if (e instanceof QmpError) this.records.push({ side, execute: command, ...(args ? { arguments: args } : {}), error: { class: e.errorClass, desc: e.desc }, timestamp });
-      throw e;
-    }
+    return executeRecorded(this.qmp[side], this.records, () => this.stamp(), side, command, args, opts);
   }
 
   /** Record a fault standing for STREAM_BREAKS (the caller injects it right after). */
   recordFault(fault: FaultKind): void {
-    this.records.push({ side: 'source', fault, action: 'STREAM_BREAKS', timestamp: timestampOf(this.stamp()) });
+    this.records.push(faultRecord(fault, () => this.stamp()));
   }
 
   /** SIGKILL one inner QEMU (a fault): a command on the VM's console; waits until it has exited. */

@@ -18,7 +18,7 @@ import { type ExtraCapabilities, type Timing, runPlan } from '../qemu/adapter.js
 import { type LogRecord, type Side, isEvent, isTrace, sortRecords } from '../qemu/log.js';
 import type { ControllableEvent, ModelConfig } from '../qemu/model.js';
 import { type ModelState, type Plan, type PlanOptions, type Waypoint, plan } from '../qemu/plan.js';
-import { type NestedOptions, type NestedTiming, TERMINAL, startNestedPair } from './nested.js';
+import { type NestedOptions, type NestedPair, type NestedTiming, TERMINAL, startNestedPair } from './nested.js';
 
 export interface NestedScenario {
   readonly name: string;
@@ -89,8 +89,8 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
     name: 'vfio-ack-destination-only',
     description: 'switchover-ack (and return-path) on the destination only, one mtty per side: the source never sends INIT_DATA_SENT nor waits for an ack',
     config: { ack: 'legacy', oneSide: 'destination', pauseBeforeSwitchover: false },
-    // the device-free model has no path to both completed here (plan: unreachable; two host QEMUs
-    // without a device complete too, so that is the status-level model's): run to active and watch
+    // run to active and watch it end (planning to both completed works too since the model's source
+    // takes its return path from its own capabilities)
     waypoints: [both('active', 'active')],
     devices: ONE,
     settleMs: 20_000,
@@ -183,23 +183,18 @@ export function statusLevelRecords(records: readonly LogRecord[]): LogRecord[] {
 }
 
 /** Plan a scenario, run it in a fresh nested VM, check the recorded run. */
-export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOptions, 'devices'> & { log?: (line: string) => void } = {}): Promise<NestedRun> {
+/**
+ * Start a nested pair for `s`, run `body` on it, close it and check the recorded run: what every runner
+ * shares. An error of `body` is the run's error (the log is still checked).
+ */
+async function recordRun(s: NestedScenario, p: Plan, opts: NestedOptions, body: (pair: NestedPair) => Promise<void>): Promise<NestedRun> {
   const t0 = Date.now();
-  const p = plan(s.config, s.waypoints, s.plan);
-  const pair = await startNestedPair({ ...opts, devices: s.devices });
+  const pair = await startNestedPair(opts);
+  const t1 = Date.now();
   let error: string | null = null;
   let records: LogRecord[];
-  const t1 = Date.now();
   try {
-    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(s.timing ? { timing: s.timing } : {}), ...(opts.log ? { log: opts.log } : {}), finalQueries: s.settleMs === undefined });
-    if (s.settleMs !== undefined) {
-      for (const side of ['source', 'destination'] as const) await pair.waitForAny(side, TERMINAL[side], s.settleMs).catch(() => undefined);
-      await new Promise((r) => setTimeout(r, 300));
-      for (const side of ['source', 'destination'] as const) {
-        await pair.execute(side, 'query-migrate');
-        await pair.execute(side, 'query-status');
-      }
-    }
+    await body(pair);
   } catch (e) {
     error = (e as Error).message;
   } finally {
@@ -215,6 +210,21 @@ export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOpti
     stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
     error,
   };
+}
+
+export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOptions, 'devices'> & { log?: (line: string) => void } = {}): Promise<NestedRun> {
+  const p = plan(s.config, s.waypoints, s.plan);
+  return recordRun(s, p, { ...opts, devices: s.devices }, async (pair) => {
+    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(s.timing ? { timing: s.timing } : {}), ...(opts.log ? { log: opts.log } : {}), finalQueries: s.settleMs === undefined });
+    if (s.settleMs !== undefined) {
+      for (const side of ['source', 'destination'] as const) await pair.waitForAny(side, TERMINAL[side], s.settleMs).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      for (const side of ['source', 'destination'] as const) {
+        await pair.execute(side, 'query-migrate');
+        await pair.execute(side, 'query-status');
+      }
+    }
+  });
 }
 
 /** A report of one run: the verdict, timings and the device-state sequences. */
@@ -257,13 +267,8 @@ export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devic
     waypoints: [both('active', 'active')],
     devices: ONE,
   };
-  const t0 = Date.now();
   const p = plan(s.config, s.waypoints);
-  const pair = await startNestedPair({ ...opts, devices: s.devices });
-  const t1 = Date.now();
-  let error: string | null = null;
-  let records: LogRecord[];
-  try {
+  return recordRun(s, p, { ...opts, devices: s.devices }, async (pair) => {
     const caps = {
       capabilities: [
         { capability: 'events', state: true },
@@ -292,20 +297,7 @@ export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devic
       await pair.execute(side, 'query-migrate');
       await pair.execute(side, 'query-status');
     }
-  } catch (e) {
-    error = (e as Error).message;
-  } finally {
-    records = sortRecords(await pair.close());
-  }
-  return {
-    scenario: s,
-    plan: p,
-    records,
-    result: checkLog(statusLevelRecords(records)),
-    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs: Date.now() - t1 },
-    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
-    error,
-  };
+  });
 }
 
 /**
@@ -322,29 +314,11 @@ export async function runPausedDestination(opts: Omit<NestedOptions, 'devices' |
     waypoints: [acked, both('completed', 'completed')],
     devices: ONE,
   };
-  const t0 = Date.now();
   const p = plan(s.config, s.waypoints);
-  const pair = await startNestedPair({ ...opts, devices: s.devices, extraArgs: { destination: ['-S'] } });
-  const t1 = Date.now();
-  let error: string | null = null;
-  let records: LogRecord[];
-  try {
+  return recordRun(s, p, { ...opts, devices: s.devices, extraArgs: { destination: ['-S'] } }, async (pair) => {
     await runPlan(pair, p, { statusTimeoutMs: 90_000 });
     await pair.execute('destination', 'cont');
     await new Promise((r) => setTimeout(r, 500));
     await pair.execute('destination', 'query-status');
-  } catch (e) {
-    error = (e as Error).message;
-  } finally {
-    records = sortRecords(await pair.close());
-  }
-  return {
-    scenario: s,
-    plan: p,
-    records,
-    result: checkLog(statusLevelRecords(records)),
-    timing: { ...pair.timing, totalMs: Date.now() - t0, migrationMs: Date.now() - t1 },
-    stderr: { source: pair.stderr('source'), destination: pair.stderr('destination') },
-    error,
-  };
+  });
 }

@@ -16,8 +16,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type FaultKind, type LogRecord, type Side, SIDES, parseTraceLog, timestampOf } from './log.js';
 import { TRACE_EVENTS } from './observations.js';
+import { executeRecorded, faultRecord } from './record.js';
 import { type Managed, freePort, makeScratch, removeScratch, startProcess } from './processes.js';
-import { type QmpEvent, type QmpObject, type QmpValue, QmpClient, QmpError, eventMicros } from './qmp.js';
+import { type QmpEvent, type QmpObject, type QmpValue, QmpClient, eventMicros } from './qmp.js';
 
 export const QEMU_BINARY = 'qemu-system-x86_64';
 
@@ -117,21 +118,12 @@ export class QemuPair {
    * recorded as happening right after the command was sent, before anything QEMU reports about it.
    */
   async execute(side: Side, command: string, args?: QmpObject, opts: { fault?: FaultKind } = {}): Promise<QmpValue> {
-    const timestamp = timestampOf(this.stamp());
-    if (opts.fault) this.records.push({ side: 'source', fault: opts.fault, action: 'STREAM_BREAKS', timestamp: timestampOf(this.stamp()) });
-    try {
-      const ret = await this.qmp[side].execute(command, args);
-      this.records.push({ side, execute: command, ...(args ? { arguments: args } : {}), return: ret, timestamp });
-      return ret;
-    } catch (e) {
-      if (e instanceof QmpError) this.records.push({ side, execute: command, ...(args ? { arguments: args } : {}), error: { class: e.errorClass, desc: e.desc }, timestamp });
-      throw e;
-    }
+    return executeRecorded(this.qmp[side], this.records, () => this.stamp(), side, command, args, opts);
   }
 
   /** Record a fault standing for STREAM_BREAKS (the caller injects it right after). */
   recordFault(fault: FaultKind): void {
-    this.records.push({ side: 'source', fault, action: 'STREAM_BREAKS', timestamp: timestampOf(this.stamp()) });
+    this.records.push(faultRecord(fault, () => this.stamp()));
   }
 
   /** SIGKILL one QEMU (a fault); its QMP connection closes. */
