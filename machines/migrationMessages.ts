@@ -38,7 +38,45 @@ export type MainStreamMessage =
    */
   | { type: 'QEMU_VM_EOF'; guest: 'running' | 'paused' }
   /** The source shut the stream of migration `attempt` down (cancel or error); the destination's load fails. */
-  | { type: 'STREAM_SHUTDOWN'; attempt: number };
+  | { type: 'STREAM_SHUTDOWN'; attempt: number }
+  /**
+   * VFIO_MIG_FLAG_END_OF_STATE alone (vfio_multifd_emit_dummy_eos): with multifd device-state transfer the
+   * device's sections on the main stream are empty — the data goes over the multifd channels.
+   */
+  | { type: 'VFIO_MIG_FLAG_END_OF_STATE'; device: number }
+  /**
+   * VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY (0xffffffffef100006, QEMU 10.1+): sent by vfio_save_state in the
+   * non-iterable phase instead of the dummy END_OF_STATE when x-migration-load-config-after-iter is on; the
+   * destination's load thread loads the config only after it.
+   */
+  | { type: 'VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY'; device: number }
+  /**
+   * RAM_SAVE_FLAG_MULTIFD_FLUSH (migration/multifd-nocomp.c multifd_ram_flush_and_sync): follows a SYNC
+   * packet on every multifd channel; the destination's main thread waits until every channel has reached
+   * its SYNC (multifd_recv_sync_main) before it reads on.
+   */
+  | { type: 'RAM_SAVE_FLAG_MULTIFD_FLUSH' };
+
+/**
+ * A packet on multifd channel k (its event type is `MULTIFD_k`; migration/multifd.c). A device-state
+ * packet (multifd_queue_device_state, hw/vfio/migration-multifd.c VFIODeviceStatePacket) carries a chunk
+ * of one device's STOP_COPY stream with its index, or — flag VFIO_DEVICE_STATE_CONFIG_STATE — the device's
+ * config, always last; `units` abstracts its length. `SYNC` is MULTIFD_FLAG_SYNC; `EOF` stands for the
+ * channel's connection ending (the source shut it down, or the network broke it) after what it carried.
+ */
+export type MultifdPacket =
+  | { readonly kind: 'device-state'; readonly device: number; readonly idx: number; readonly units: number; readonly config: boolean }
+  | { readonly kind: 'SYNC' }
+  | { readonly kind: 'EOF' };
+export interface MultifdChannelMessage {
+  readonly type: MultifdChannelType;
+  readonly packet: MultifdPacket;
+}
+/** The event type of multifd channel k's messages. */
+export type MultifdChannelType = `MULTIFD_${number}`;
+export const multifdChannelType = (k: number): MultifdChannelType => `MULTIFD_${k}`;
+/** The most multifd channels the model takes (QEMU's multifd-channels goes to 255; the checker's bound). */
+export const MAX_MULTIFD_CHANNELS = 4;
 
 /** Destination → source, return path. */
 export type ReturnPathMessage =
@@ -59,6 +97,9 @@ export const MAIN_STREAM_MESSAGES: readonly MainStreamMessage['type'][] = [
   'VFIO_DEVICE_STATE',
   'QEMU_VM_EOF',
   'STREAM_SHUTDOWN',
+  'VFIO_MIG_FLAG_END_OF_STATE',
+  'VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY',
+  'RAM_SAVE_FLAG_MULTIFD_FLUSH',
 ];
 
 export const RETURN_PATH_MESSAGES: readonly ReturnPathMessage['type'][] = ['MIG_RP_MSG_SWITCHOVER_ACK', 'RP_SHUTDOWN'];

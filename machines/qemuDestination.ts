@@ -31,8 +31,9 @@
  *   dst.send({ type: 'MIGRATE_INCOMING' });
  *   dst.send({ type: 'MIG_STREAM_HEADER', attempt: 0 }); // the device goes to RESUMING
  */
-import { assign, enqueueActions, setup } from 'xstate';
-import type { AckMode, MainStreamMessage, ReturnPathMessage } from './migrationMessages.js';
+import { assign, enqueueActions, not, setup } from 'xstate';
+import { type AckMode, MAX_MULTIFD_CHANNELS, type MainStreamMessage, type MultifdChannelMessage, type ReturnPathMessage, multifdChannelType } from './migrationMessages.js';
+import { type MultifdLoadRecord, initialLoad, loadCall, loadCan, nextBufferUnits } from './multifdLoad.js';
 import { type DevicePass, type VfioMigrationEvent, armFault, closeFd, deviceCall, eachDevice, hasPreCopy, initialDevice, startPass, vmStateChange } from './qemuVfio.js';
 import type { DeviceRecord } from './qemuVfio.js';
 import { UNIT_COUNT_MODULUS } from './qemuSource.js';
@@ -48,6 +49,42 @@ export interface QemuDestinationInput {
   readonly restarts?: number;
   /** How many driver failures the environment may inject into this host's device SETs (default 0). */
   readonly deviceFaults?: number;
+  /** The multifd capability and the devices' multifd load settings (machines/multifdLoad.ts); absent: off. */
+  readonly multifd?: DestinationMultifdInput;
+}
+
+/**
+ * Multifd on the destination: `channels` (multifd-channels, the same as the source's); each device's
+ * x-migration-multifd-transfer (AUTO as on the source: on when send-switchover-start is) decided at load
+ * setup; x-migration-max-queued-buffers-size (`cap`, units; null = no limit, the default) and
+ * x-migration-load-config-after-iter, both QEMU 10.1.
+ */
+export interface DestinationMultifdInput {
+  readonly channels: number;
+  readonly transfer?: 'auto' | 'on' | 'off';
+  readonly sendSwitchoverStart?: boolean;
+  readonly cap?: number | null;
+  readonly loadConfigAfterIter?: boolean;
+}
+
+export interface DestinationMultifd {
+  readonly channels: number;
+  /** migration->multifd_transfer of the devices (vfio_multifd_setup at load setup). */
+  readonly transfer: boolean;
+  readonly loadConfigAfterIter: boolean;
+  readonly cap: number | null;
+  /** One store and load thread per device. */
+  readonly loads: readonly MultifdLoadRecord[];
+  /** Channel k's receive thread has read its SYNC and waits for the main thread (multifd_recv_sync_main). */
+  readonly syncWaiting: readonly boolean[];
+  /** Channel k's connection ended (EOF): its receive thread has exited. */
+  readonly ended: readonly boolean[];
+  /** A receive thread failed (its error is set, every receive thread exits: multifd_recv_terminate_threads). */
+  readonly recvError: string | null;
+  /** The main stream reached EOF: the main thread waits for the load threads (qemu_loadvm_thread_pool_wait). */
+  readonly eofSeen: boolean;
+  /** The guest run state the EOF's global state carried (for the end of the load after the wait). */
+  readonly eofGuest: 'running' | 'paused';
 }
 
 export interface QemuDestinationContext {
@@ -71,6 +108,8 @@ export interface QemuDestinationContext {
   readonly restartsLeft: number;
   /** Driver failures the environment may still inject (DRIVER_FAULT), over every process. */
   readonly faultsLeft: number;
+  /** Multifd (null: the capability is off). */
+  readonly multifd: DestinationMultifd | null;
 }
 
 /**
@@ -89,6 +128,16 @@ export type QemuDestinationEvent =
   | { type: 'NEW_PROCESS' }
   /** The environment: the driver of `device` fails the first arc of its next SET (see DeviceRecord.fault). */
   | { type: 'DRIVER_FAULT'; device: number; leaves: 'reached' | 'ERROR' }
+  /** Multifd: device `device`'s load thread takes its next step (a write, or the config load). */
+  | { type: 'LOAD_THREAD_STEP'; device: number }
+  /** The environment: the connection of multifd channel `channel` resets (its receive thread fails). */
+  | { type: 'MULTIFD_RECV_RESET'; channel: number }
+  /**
+   * The environment as a malicious (or broken) source: a device-state packet arrives on a multifd channel
+   * whatever the protocol says — any index, any time during the load.
+   */
+  | { type: 'FORGED_PACKET'; device: number; idx: number; units: number }
+  | MultifdChannelMessage
   | MainStreamMessage;
 
 /**
@@ -126,8 +175,79 @@ function loadEnd(ctx: Ctx, guest: 'running' | 'paused'): Out {
   return { patch: { devs: closed.devs, runstate: 'paused' }, out: [] };
 }
 
+type MultifdSettings = Pick<DestinationMultifd, 'channels' | 'transfer' | 'loadConfigAfterIter' | 'cap'>;
+
+/** The settings a destination process starts with (AUTO as vfio_multifd_transfer_supported decides it). */
+function multifdSettings(m: DestinationMultifdInput): MultifdSettings {
+  const transfer = m.transfer ?? 'auto';
+  return {
+    channels: m.channels,
+    transfer: transfer === 'on' || (transfer === 'auto' && (m.sendSwitchoverStart ?? true)),
+    loadConfigAfterIter: m.loadConfigAfterIter ?? false,
+    cap: m.cap ?? null,
+  };
+}
+
+function freshMultifd(m: MultifdSettings, devices: number): DestinationMultifd {
+  return {
+    ...m,
+    loads: Array.from({ length: devices }, () => initialLoad({ cap: m.cap, configAfterIter: m.loadConfigAfterIter })),
+    syncWaiting: Array.from({ length: m.channels }, () => false),
+    ended: Array.from({ length: m.channels }, () => false),
+    recvError: null,
+    eofSeen: false,
+    eofGuest: 'running',
+  };
+}
+
+/** A device-state packet, a SYNC or the end of multifd channel k, as its receive thread takes it. */
+function receive(ctx: Ctx, k: number, event: MultifdChannelMessage): Patch {
+  const m = ctx.multifd!;
+  const p = event.packet;
+  if (p.kind === 'SYNC') return { multifd: { ...m, syncWaiting: m.syncWaiting.map((w, i) => w || i === k) } };
+  if (p.kind === 'EOF') return { multifd: { ...m, ended: m.ended.map((e, i) => e || i === k) } };
+  if (!m.transfer) return { multifd: { ...m, recvError: `device ${p.device}: got device state packet but not doing multifd transfer` } };
+  const loads = [...m.loads];
+  loads[p.device] = loadCall(loads[p.device]!, { type: 'PACKET', idx: p.idx, units: p.units, config: p.config });
+  const error = loads[p.device]!.state === 'failed' ? `device ${p.device}: ${loads[p.device]!.context.error}` : null;
+  return { multifd: { ...m, loads, recvError: m.recvError ?? error } };
+}
+
+/** One step of device i's load thread: write its next buffer into the device, or load the config. */
+function loadThreadStep(ctx: Ctx, i: number): Patch {
+  const m = ctx.multifd!;
+  const loads = [...m.loads];
+  const rec = loads[i]!;
+  if (!loadCan(rec, { type: 'WROTE' })) {
+    loads[i] = loadCall(rec, { type: 'LOAD_CONFIG' });
+    return { multifd: { ...m, loads } };
+  }
+  const units = nextBufferUnits(rec);
+  const devs = [...ctx.devs];
+  let d = devs[i]!;
+  let ok = true;
+  for (let u = 0; u < units && ok; u++) {
+    d = deviceCall(d, { type: 'DATA_FD_WRITE' });
+    ok = d.context.last?.op === 'DATA_FD_WRITE' && d.context.last.ok;
+  }
+  devs[i] = d;
+  loads[i] = loadCall(rec, { type: ok ? 'WROTE' : 'WRITE_FAILED' });
+  const received = [...ctx.received];
+  if (ok) received[i] = ((received[i] ?? 0) + units) % UNIT_COUNT_MODULUS;
+  return { devs, received, multifd: { ...m, loads } };
+}
+
+/** qemu_loadvm_thread_pool_wait returned: every load thread has exited. */
+const loadThreadsExited = (m: DestinationMultifd): boolean => m.loads.every((l) => l.state !== 'queuing' && l.state !== 'loading');
+
+/** The multifd channel a message came on, or null. */
+function channelOf(event: { type: string }): number | null {
+  const m = /^MULTIFD_(\d+)$/.exec(event.type);
+  return m ? Number(m[1]) : null;
+}
+
 function fresh(
-  input: { devices: readonly FeatureSet[]; ack: AckMode; maxBytes: number; autostart: boolean },
+  input: { devices: readonly FeatureSet[]; ack: AckMode; maxBytes: number; autostart: boolean; multifd: MultifdSettings | null },
   incarnation: number,
   restartsLeft: number,
   faultsLeft: number,
@@ -148,6 +268,7 @@ function fresh(
     incarnation,
     restartsLeft,
     faultsLeft,
+    multifd: input.multifd ? freshMultifd(input.multifd, input.devices.length) : null,
   };
 }
 
@@ -185,8 +306,73 @@ const destinationSetup = setup({
     newerConnection: ({ context, event }) => event.type === 'MIG_STREAM_HEADER' && event.attempt > context.incarnation,
     mayRestart: ({ context }) => context.restartsLeft > 0,
     faultMayStrike: ({ context, event }) => event.type === 'DRIVER_FAULT' && context.faultsLeft > 0 && context.devs[event.device]?.fault === undefined,
+    multifdTransfer: ({ context }) => context.multifd !== null && context.multifd.transfer && context.devs.length > 0,
+    /** No receive thread reads channel k any more (it ended, or a receive thread failed and all exited). */
+    channelUnread: ({ context, event }) => {
+      const k = channelOf(event);
+      return context.multifd === null || k === null || context.multifd.recvError !== null || context.multifd.ended[k] === true;
+    },
+    /** Channel k's receive thread reads on: it is not parked after a SYNC. */
+    channelReads: ({ context, event }) => {
+      const k = channelOf(event);
+      return k !== null && context.multifd?.syncWaiting[k] === false;
+    },
+    /** multifd_recv_sync_main: every channel's receive thread has reached its SYNC. */
+    allChannelsSynced: ({ context }) => context.multifd === null || context.multifd.syncWaiting.every(Boolean),
+    loadThreadMayStep: ({ context, event }) => {
+      if (event.type !== 'LOAD_THREAD_STEP' || context.multifd === null) return false;
+      const l = context.multifd.loads[event.device];
+      return l !== undefined && (loadCan(l, { type: 'WROTE' }) || loadCan(l, { type: 'LOAD_CONFIG' }));
+    },
+    /** At EOF: an error is already set (a receive thread failed) — qemu_loadvm_state fails without waiting. */
+    multifdErrorAtEof: ({ context }) => context.multifd?.recvError != null,
+    /** The main thread waits for the load threads (after EOF). */
+    waitingForLoadThreads: ({ context }) => context.multifd?.eofSeen === true,
+    loadThreadsDone: ({ context }) => context.multifd !== null && context.multifd.eofSeen && loadThreadsExited(context.multifd),
+    /** After the wait: migrate_has_error (a load or receive thread failed). */
+    loadThreadsFailed: ({ context }) =>
+      context.multifd !== null && context.multifd.eofSeen && loadThreadsExited(context.multifd) && (context.multifd.recvError !== null || context.multifd.loads.some((l) => l.state === 'failed')),
+    /** DEV_CONFIG_LOAD_READY this destination refuses (vfio_load_state_config_load_ready). */
+    configReadyUnexpected: ({ context, event }) => {
+      if (event.type !== 'VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY') return false;
+      const m = context.multifd;
+      return m === null || !m.transfer || !m.loadConfigAfterIter || m.loads[event.device]?.context.iterDone !== false;
+    },
+    forgedPacketArrives: ({ context, event }) => event.type === 'FORGED_PACKET' && context.multifd !== null && context.multifd.recvError === null && !context.multifd.eofSeen,
+    recvResetPossible: ({ context, event }) => event.type === 'MULTIFD_RECV_RESET' && context.multifd !== null && context.multifd.recvError === null && context.multifd.ended[event.channel] === false,
   },
   actions: {
+    receiveForged: assign(({ context, event }) =>
+      event.type === 'FORGED_PACKET'
+        ? receive(context, 0, { type: 'MULTIFD_0', packet: { kind: 'device-state', device: event.device, idx: event.idx, units: event.units, config: false } })
+        : {},
+    ),
+    multifdReceive: assign(({ context, event }) => {
+      const k = channelOf(event);
+      return k === null ? {} : receive(context, k, event as MultifdChannelMessage);
+    }),
+    loadThreadStep: assign(({ context, event }) => (event.type === 'LOAD_THREAD_STEP' ? loadThreadStep(context, event.device) : {})),
+    /** vfio_switchover_start: each device's load thread starts. */
+    startLoadThreads: assign(({ context }) =>
+      context.multifd?.transfer ? { multifd: { ...context.multifd, loads: context.multifd.loads.map((l) => loadCall(l, { type: 'START' })) } } : {},
+    ),
+    configLoadReady: assign(({ context, event }) => {
+      if (event.type !== 'VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY' || !context.multifd) return {};
+      const loads = [...context.multifd.loads];
+      loads[event.device] = loadCall(loads[event.device]!, { type: 'CONFIG_LOAD_READY' });
+      return { multifd: { ...context.multifd, loads } };
+    }),
+    ramSyncDone: assign(({ context }) => (context.multifd ? { multifd: { ...context.multifd, syncWaiting: context.multifd.syncWaiting.map(() => false) } } : {})),
+    noteEof: assign(({ context, event }) =>
+      context.multifd ? { multifd: { ...context.multifd, eofSeen: true, eofGuest: event.type === 'QEMU_VM_EOF' ? event.guest : 'running' } } : {},
+    ),
+    /** qemu_loadvm_state_cleanup: the load threads still running exit. */
+    abortLoadThreads: assign(({ context }) =>
+      context.multifd ? { multifd: { ...context.multifd, loads: context.multifd.loads.map((l) => loadCall(l, { type: 'ABORT' })) } } : {},
+    ),
+    recvReset: assign(({ context, event }) =>
+      context.multifd && event.type === 'MULTIFD_RECV_RESET' ? { multifd: { ...context.multifd, recvError: `multifd channel ${event.channel}: connection reset` } } : {},
+    ),
     loadSetup: enqueueActions(({ context, enqueue }) => apply(enqueue, loadSetup(context))),
     /** MIG_CMD_OPEN_RETURN_PATH; legacy: with nothing to approve, the ack goes at once. */
     openReturnPath: enqueueActions(({ context, enqueue }) => {
@@ -218,7 +404,7 @@ const destinationSetup = setup({
     }),
     /** The load is over: the guest starts here (or stays paused) and the return path closes cleanly. */
     finishLoad: enqueueActions(({ context, enqueue, event }) => {
-      apply(enqueue, loadEnd(context, event.type === 'QEMU_VM_EOF' ? event.guest : 'running'));
+      apply(enqueue, loadEnd(context, event.type === 'QEMU_VM_EOF' ? event.guest : (context.multifd?.eofGuest ?? 'running')));
       if (context.returnPathOpen) enqueue.emit({ type: 'RP_SHUTDOWN', error: false, attempt: context.incarnation });
     }),
     /** QMP cont on a destination whose load is over: vm_start. */
@@ -255,7 +441,12 @@ const destinationSetup = setup({
     discard: () => {},
     /** Management starts a new destination process, listening with the same configuration. */
     newProcess: assign(({ context }) =>
-      fresh({ devices: context.devices, ack: context.ack, maxBytes: context.maxBytes, autostart: context.autostart }, context.incarnation + 1, context.restartsLeft - 1, context.faultsLeft),
+      fresh(
+        { devices: context.devices, ack: context.ack, maxBytes: context.maxBytes, autostart: context.autostart, multifd: context.multifd },
+        context.incarnation + 1,
+        context.restartsLeft - 1,
+        context.faultsLeft,
+      ),
     ),
   },
 });
@@ -263,12 +454,32 @@ const destinationSetup = setup({
 /** A driver failure can be armed in every state; listed in each, before the states' '*' transitions. */
 const FAULT = { DRIVER_FAULT: { guard: 'faultMayStrike', actions: 'armDriverFault' } } as const;
 
+/** The same transitions for the messages of every multifd channel. */
+function onEveryChannel<T>(t: T): Record<`MULTIFD_${number}`, T> {
+  return Object.fromEntries(Array.from({ length: MAX_MULTIFD_CHANNELS }, (_, k) => [multifdChannelType(k), t])) as Record<`MULTIFD_${number}`, T>;
+}
+/**
+ * After the load, nothing reads the multifd channels. Before it (none, setup) their packets wait: the
+ * receive threads run from the channels' connection, but a device-state packet read before load setup
+ * would be refused ("not doing multifd transfer") — a race the source cannot lose in practice (it sends
+ * device state only at the switchover, long after the header), left out.
+ */
+const MULTIFD_UNREAD = onEveryChannel({ actions: 'discard' } as const);
+/** During the load: the receive threads, each parked after a SYNC until the main thread's flush. */
+const MULTIFD_RECEIVE = onEveryChannel([{ guard: 'channelUnread', actions: 'discard' }, { guard: 'channelReads', actions: 'multifdReceive' }] as const);
+
 /** The machine. State keys are QEMU's MigrationStatus strings for the incoming side. */
 export const qemuDestinationMachine = destinationSetup.createMachine({
   id: 'qemuDestination',
   description: "QEMU's incoming migration (MigrationIncomingState.state) and its VFIO devices",
   initial: 'none',
-  context: ({ input }) => fresh({ devices: input.devices, ack: input.ack, maxBytes: input.maxBytes ?? 1, autostart: input.autostart ?? true }, 0, input.restarts ?? 0, input.deviceFaults ?? 0),
+  context: ({ input }) =>
+    fresh(
+      { devices: input.devices, ack: input.ack, maxBytes: input.maxBytes ?? 1, autostart: input.autostart ?? true, multifd: input.multifd ? multifdSettings(input.multifd) : null },
+      0,
+      input.restarts ?? 0,
+      input.deviceFaults ?? 0,
+    ),
   states: {
     none: {
       description: 'QEMU started with -incoming defer; nothing yet.',
@@ -291,18 +502,36 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
     },
     active: {
       description: 'Loading: devices in RESUMING take in their data; switchover-ack approvals go back.',
-      always: { guard: 'vfioRefused', target: 'failed', actions: 'failLoad' },
+      always: [
+        { guard: 'vfioRefused', target: 'failed', actions: 'failLoad' },
+        // multifd: the wait for the load threads is over
+        { guard: 'loadThreadsFailed', target: 'failed', actions: 'failLoad' },
+        { guard: 'loadThreadsDone', target: 'completed', actions: 'finishLoad' },
+      ],
       on: {
         ...FAULT,
+        ...MULTIFD_RECEIVE,
+        LOAD_THREAD_STEP: { guard: 'loadThreadMayStep', actions: 'loadThreadStep' },
+        MULTIFD_RECV_RESET: { guard: 'recvResetPossible', actions: 'recvReset' },
+        FORGED_PACKET: { guard: 'forgedPacketArrives', actions: 'receiveForged' },
+        VFIO_MIG_FLAG_END_OF_STATE: { actions: 'discard' },
+        VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY: [{ guard: 'configReadyUnexpected', target: 'failed', actions: 'failLoad' }, { actions: 'configLoadReady' }],
+        RAM_SAVE_FLAG_MULTIFD_FLUSH: { guard: 'allChannelsSynced', actions: 'ramSyncDone' },
         MIG_CMD_OPEN_RETURN_PATH: { actions: 'openReturnPath' },
         VFIO_MIG_FLAG_DEV_INIT_DATA_SENT: [
           { guard: 'initDataUnexpected', target: 'failed', actions: 'failLoad' },
           { actions: ['ghostApprove', 'approveSwitchover'] },
         ],
-        MIG_CMD_SWITCHOVER_START: { actions: 'switchoverStart' },
+        MIG_CMD_SWITCHOVER_START: { actions: ['switchoverStart', 'startLoadThreads'] },
         VFIO_DEVICE_STATE: [{ guard: 'writeFailed', target: 'failed', actions: 'failLoad' }, { actions: 'loadDeviceState' }],
-        QEMU_VM_EOF: { target: 'completed', actions: 'finishLoad' },
-        STREAM_SHUTDOWN: { target: 'failed', actions: 'failLoad' },
+        QEMU_VM_EOF: [
+          { guard: 'multifdErrorAtEof', target: 'failed', actions: 'failLoad' },
+          // multifd device state: qemu_loadvm_state waits for the load threads (the always above ends it)
+          { guard: 'multifdTransfer', actions: 'noteEof' },
+          { target: 'completed', actions: 'finishLoad' },
+        ],
+        // (while the main thread waits for the load threads nobody reads the main stream)
+        STREAM_SHUTDOWN: { guard: not('waitingForLoadThreads'), target: 'failed', actions: 'failLoad' },
         CONT: { actions: 'setAutostart' },
       },
     },
@@ -310,6 +539,7 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
       description: 'Loaded; the guest runs here, or waits paused for cont.',
       on: {
         ...FAULT,
+        ...MULTIFD_UNREAD,
         CONT: { guard: 'guestPaused', actions: 'startGuest' },
         MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' },
         '*': { actions: 'discard' }, // QEMU no longer reads the stream
@@ -317,8 +547,10 @@ export const qemuDestinationMachine = destinationSetup.createMachine({
     },
     failed: {
       description: 'The load failed (QEMU exits with exit-on-error).',
+      entry: 'abortLoadThreads',
       on: {
         ...FAULT,
+        ...MULTIFD_UNREAD,
         NEW_PROCESS: { guard: 'mayRestart', target: 'none', actions: ['newProcess', 'ghostNewProcess'] },
         MIG_STREAM_HEADER: { guard: 'newerConnection', actions: 'refuseConnection' },
         '*': { actions: 'discard' },

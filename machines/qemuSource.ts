@@ -46,7 +46,9 @@
  *   src.send({ type: 'THREAD_STEP' }); // save setup: the device goes RUNNING -> PRE_COPY
  */
 import { and, assign, enqueueActions, not, setup } from 'xstate';
-import type { AckMode, MainStreamMessage } from './migrationMessages.js';
+import { type AckMode, type MainStreamMessage, type MultifdChannelMessage, multifdChannelType } from './migrationMessages.js';
+import { type MultifdSaveRecord, initialSave, saveCall } from './multifdSave.js';
+import { GENERIC_PROFILE } from './vfioProfiles.js';
 import {
   type DevicePass,
   type DeviceRecord,
@@ -107,6 +109,42 @@ export interface QemuSourceInput {
   readonly release?: QemuRelease;
   /** How many driver failures the environment may inject into this host's device SETs (default 0). */
   readonly deviceFaults?: number;
+  /** The multifd capability with its device-state transfer (machines/multifdSave.ts); absent: multifd off. */
+  readonly multifd?: SourceMultifdInput;
+  /** Units a stopped device adds to its saving stream (the generic profile's finalBytes; default 1). */
+  readonly finalBytes?: number;
+}
+
+/**
+ * Multifd on the source (migration/multifd*.c, hw/vfio/migration-multifd.c, QEMU 10.0.2): `channels` is
+ * multifd-channels; `transfer` is each VFIO device's x-migration-multifd-transfer (AUTO: on when multifd is
+ * on — mapped-ram off and compression none, which the model assumes — and send-switchover-start is on;
+ * vfio_multifd_transfer_supported). `sendSwitchoverStart` is the migration property (off for machine types
+ * up to 9.2, hw_compat_9_2, which also sets x-migration-multifd-transfer off). `loadConfigAfterIter` is
+ * x-migration-load-config-after-iter (QEMU 10.1; AUTO is on only for ARM targets, off for machine types
+ * up to 10.0): the source then sends DEV_CONFIG_LOAD_READY where it would send the dummy END_OF_STATE of
+ * vfio_save_state.
+ */
+export interface SourceMultifdInput {
+  readonly channels: number;
+  readonly transfer?: 'auto' | 'on' | 'off';
+  readonly sendSwitchoverStart?: boolean;
+  readonly loadConfigAfterIter?: boolean;
+}
+
+/** The source's multifd state: the setting fixed at setup, the save threads, and the completion's BQL. */
+export interface SourceMultifd {
+  readonly channels: number;
+  /** migration->multifd_transfer (vfio_multifd_setup): device state goes over the multifd channels. */
+  readonly transfer: boolean;
+  /** x-migration-multifd-transfer=on asked for a transfer this configuration does not support. */
+  readonly unsupported: boolean;
+  readonly sendSwitchoverStart: boolean;
+  readonly loadConfigAfterIter: boolean;
+  /** One save thread per device. */
+  readonly threads: readonly MultifdSaveRecord[];
+  /** The completion runs (threads spawned, not yet joined): the migration thread holds the BQL. */
+  readonly completing: boolean;
 }
 
 /** QEMU releases the machines distinguish. */
@@ -204,6 +242,8 @@ export interface QemuSourceContext {
   readonly release: QemuRelease;
   /** Driver failures the environment may still inject (DRIVER_FAULT). */
   readonly faultsLeft: number;
+  /** Multifd (null: the capability is off). */
+  readonly multifd: SourceMultifd | null;
 }
 
 /**
@@ -229,7 +269,7 @@ export type CheckedSourceContext = QemuSourceContext & QemuSourceGhosts;
  * What the source emits: messages on the migration stream, and its QMP VFIO_MIGRATION events — outputs
  * to the world, not messages (the migration system declares them as observations).
  */
-export type SourceOutput = MainStreamMessage | VfioMigrationEvent;
+export type SourceOutput = MainStreamMessage | MultifdChannelMessage | VfioMigrationEvent;
 
 export type QemuSourceEvent =
   | { type: 'MIGRATE' }
@@ -245,6 +285,8 @@ export type QemuSourceEvent =
   | { type: 'STREAM_BREAKS' }
   /** The environment: the driver of `device` fails the first arc of its next SET (see DeviceRecord.fault). */
   | { type: 'DRIVER_FAULT'; device: number; leaves: 'reached' | 'ERROR' }
+  /** Multifd: device `device`'s save thread takes its next step; a packet it queues goes on `channel`. */
+  | { type: 'SAVE_THREAD_STEP'; device: number; channel: number }
   | { type: 'MIG_RP_MSG_SWITCHOVER_ACK'; attempt: number }
   | { type: 'RP_SHUTDOWN'; error: boolean; attempt: number };
 
@@ -284,7 +326,10 @@ function saveSetup(ctx: Ctx): Out {
     if (ctx.ack === 'per-device') requests++; // request_switchover_ack at setup (11.1)
     return deviceCall(d, { type: 'VFIO_MIG_GET_PRECOPY_INFO' });
   });
-  return passOut({ ...r, devs }, { pendingAcks: ctx.pendingAcks + requests }, out);
+  // vfio_save_setup → vfio_multifd_setup: an explicit x-migration-multifd-transfer=on that this
+  // configuration cannot do fails the setup
+  const unsupported = ctx.multifd?.unsupported && ctx.devs.length > 0 ? 'Multifd device transfer requested but unsupported in the current config' : null;
+  return passOut({ ...r, devs }, { pendingAcks: ctx.pendingAcks + requests, failReason: ctx.failReason ?? unsupported }, out);
 }
 
 /** What QEMU's exact pending queries change: the device, the re-requested acks, the REINITs seen. */
@@ -431,9 +476,80 @@ export function commitSwitchover(ctx: Ctx): { outcome: CommitOutcome; patch: Pat
   return { outcome: 'proceed', patch: { ...stopped, ...queryPatch(ctx, q), failReason, vfioRefused: pass.refused }, out: [...pass.events] };
 }
 
+/** The multifd RAM sync at the end of RAM's last round: a SYNC on every channel, then the FLUSH. */
+function ramSync(m: SourceMultifd): SourceOutput[] {
+  return [
+    ...Array.from({ length: m.channels }, (_, k): SourceOutput => ({ type: multifdChannelType(k), packet: { kind: 'SYNC' } })),
+    { type: 'RAM_SAVE_FLAG_MULTIFD_FLUSH' },
+  ];
+}
+
+/**
+ * Multifd device-state transfer, the start of the completion: MIG_CMD_SWITCHOVER_START, then every
+ * device's save thread is spawned (qemu_savevm_state_complete_precopy_iterable); the iterable handlers run
+ * at the thread's next pass (saveIterables).
+ */
+function spawnSaveThreads(ctx: Ctx, m: SourceMultifd): Out {
+  return {
+    patch: { multifd: { ...m, threads: m.threads.map((t) => saveCall(t, { type: 'SPAWN' })), completing: true } },
+    out: [{ type: 'MIG_CMD_SWITCHOVER_START' }],
+  };
+}
+
+/**
+ * The iterable handlers of the completion, while the save threads run: RAM's last round ends with the
+ * multifd sync, then each device's handler (vfio_save_complete_precopy) only puts the dummy END_OF_STATE.
+ */
+function saveIterables(ctx: Ctx): Out {
+  const m = ctx.multifd!;
+  return { patch: {}, out: [...ramSync(m), ...ctx.devices.map((_, device): SourceOutput => ({ type: 'VFIO_MIG_FLAG_END_OF_STATE', device }))] };
+}
+
+/**
+ * After the join (every save thread returned true): the non-iterables — each device's vfio_save_state puts
+ * DEV_CONFIG_LOAD_READY (load-config-after-iter) or the dummy END_OF_STATE — the global state and EOF.
+ */
+function saveNonIterables(ctx: Ctx): Out {
+  const m = ctx.multifd!;
+  const marks = ctx.devices.map((_, device): SourceOutput => ({ type: m.loadConfigAfterIter ? 'VFIO_MIG_FLAG_DEV_CONFIG_LOAD_READY' : 'VFIO_MIG_FLAG_END_OF_STATE', device }));
+  return { patch: { multifd: { ...m, completing: false } }, out: [...marks, { type: 'QEMU_VM_EOF', guest: ctx.vmOldState }] };
+}
+
+/**
+ * One step of device `i`'s save thread (vfio_multifd_save_complete_precopy_thread): the STOP_COPY request
+ * (channel 0 only: it queues nothing), or one read — a chunk queued as the next packet on `channel`, or at
+ * EOF the config packet with the CONFIG_STATE flag.
+ */
+function saveThreadStep(ctx: Ctx, i: number, channel: number): Out {
+  const m = ctx.multifd!;
+  const threads = [...m.threads];
+  const t = threads[i]!;
+  if (t.state === 'stopping') {
+    const r = eachDevice(devicePass(ctx), () => ['STOP_COPY', 'STOP'], i);
+    threads[i] = saveCall(t, r.failed ? { type: 'SET_FAILED', reason: r.refused ?? 'STOP_COPY refused' } : { type: 'STOPPED' });
+    return passOut(r, { multifd: { ...m, threads } });
+  }
+  const devs = [...ctx.devs];
+  const read = readChunk(devs[i]!);
+  devs[i] = read.dev;
+  const last = read.dev.context.last;
+  if (last?.op === 'DATA_FD_READ' && !last.ok) {
+    threads[i] = saveCall(t, { type: 'READ_FAILED', reason: `device ${i}: reading state buffer ${t.context.idx} failed: -${last.errno}` });
+    return { patch: { devs, multifd: { ...m, threads } }, out: [] };
+  }
+  const config = read.units === 0;
+  const packet: MultifdChannelMessage = { type: multifdChannelType(channel), packet: { kind: 'device-state', device: i, idx: t.context.idx, units: read.units, config } };
+  threads[i] = saveCall(t, { type: config ? 'CONFIG_QUEUED' : 'CHUNK_QUEUED' });
+  const sent = [...ctx.sent];
+  sent[i] = (sent[i]! + read.units) % UNIT_COUNT_MODULUS;
+  return { patch: { devs, sent, multifd: { ...m, threads } }, out: [packet] };
+}
+
 /** migration_switchover_start + qemu_savevm_state_complete_precopy + the global state + EOF. */
 function completePrecopy(ctx: Ctx): Out {
-  const out: SourceOutput[] = [{ type: 'MIG_CMD_SWITCHOVER_START' }];
+  if (ctx.multifd?.transfer && ctx.devs.length > 0) return spawnSaveThreads(ctx, ctx.multifd);
+  const out: SourceOutput[] = ctx.multifd && !ctx.multifd.sendSwitchoverStart ? [] : [{ type: 'MIG_CMD_SWITCHOVER_START' }];
+  if (ctx.multifd) out.push(...ramSync(ctx.multifd));
   const sent = [...ctx.sent];
   let pass = devicePass(ctx);
   // device by device (vfio_save_complete_precopy); the first failure ends the save: no EOF follows
@@ -493,6 +609,7 @@ function freshAttempt(ctx: Ctx): Patch {
     failReason: null,
     returnPathClosed: false,
     vmOldState: 'running',
+    ...(ctx.multifd ? { multifd: { ...ctx.multifd, threads: ctx.devices.map(() => initialSave()), completing: false } } : {}),
   };
 }
 
@@ -561,6 +678,19 @@ const sourceSetup = setup({
     thisAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
     hasReturnPath: ({ context }) => context.returnPath,
     faultMayStrike: ({ context, event }) => event.type === 'DRIVER_FAULT' && context.faultsLeft > 0 && context.devs[event.device]?.fault === undefined,
+    /** Device state goes over the multifd channels (there are devices, and the transfer is on). */
+    multifdTransfer: ({ context }) => context.multifd !== null && context.multifd.transfer && context.devs.length > 0,
+    /** The completion holds the BQL from the threads' spawn to their join: QMP commands wait. */
+    completionHoldsBql: ({ context }) => context.multifd?.completing === true,
+    /** A save thread has a step to take: its STOP_COPY request (on channel 0 only), or a read. */
+    saveThreadMayStep: ({ context, event }) => {
+      if (event.type !== 'SAVE_THREAD_STEP' || !context.multifd?.completing) return false;
+      const t = context.multifd.threads[event.device];
+      return t !== undefined && (t.state === 'reading' || (t.state === 'stopping' && event.channel === 0));
+    },
+    saveThreadsDone: ({ context }) => context.multifd !== null && context.multifd.threads.every((t) => t.state === 'done' || t.state === 'failed'),
+    /** multifd_join_device_state_save_threads: a thread returned false. */
+    saveThreadFailed: ({ context }) => context.multifd !== null && context.multifd.threads.some((t) => t.state === 'failed'),
   },
   actions: {
     refusePostcopy: assign({ qmpError: 'postcopy-ram is not supported with VFIO devices (vfio_save_prepare)' }),
@@ -590,8 +720,20 @@ const sourceSetup = setup({
     recoverAfterFailure: enqueueActions(({ context, enqueue }) => apply(enqueue, recover(context))),
     restartGuest: enqueueActions(({ context, enqueue }) => apply(enqueue, restartGuest(context))),
     notifyPrecopyFailed: enqueueActions(({ context, enqueue }) => apply(enqueue, precopyFailedNotifier(context))),
-    /** migration_cancel / a failure: shut the stream down. */
-    shutdownStream: enqueueActions(({ context, enqueue }) => enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt })),
+    /** migration_cancel / a failure: shut the stream down (and every multifd channel: multifd_send_shutdown). */
+    shutdownStream: enqueueActions(({ context, enqueue }) => {
+      enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt });
+      for (let k = 0; k < (context.multifd?.channels ?? 0); k++) enqueue.emit({ type: multifdChannelType(k), packet: { kind: 'EOF' } });
+    }),
+    /** multifd_abort_device_state_save_threads, then the join: the completion is over. */
+    abortSaveThreads: assign(({ context }) =>
+      context.multifd ? { multifd: { ...context.multifd, threads: context.multifd.threads.map((t) => saveCall(t, { type: 'ABORT' })), completing: false } } : {},
+    ),
+    saveIterables: enqueueActions(({ context, enqueue }) => apply(enqueue, saveIterables(context))),
+    saveNonIterables: enqueueActions(({ context, enqueue }) => apply(enqueue, saveNonIterables(context))),
+    saveThreadStep: enqueueActions(({ context, enqueue, event }) => {
+      if (event.type === 'SAVE_THREAD_STEP') apply(enqueue, saveThreadStep(context, event.device, event.channel));
+    }),
     noteStreamError: assign({ streamError: 'stream broken' }),
     /** Observer hook: a cancel or a stream break after the final state was sent. */
     noteInterventionAfterEof: () => {},
@@ -642,6 +784,21 @@ const sourceSetup = setup({
 });
 
 const fail = { target: '#qemuSource.failed', actions: 'shutdownStream' } as const;
+
+/** The source's multifd state at start: vfio_multifd_transfer_supported decides AUTO. */
+function sourceMultifd(m: SourceMultifdInput, devices: number): SourceMultifd {
+  const sendSwitchoverStart = m.sendSwitchoverStart ?? true;
+  const transfer = m.transfer ?? 'auto';
+  return {
+    channels: m.channels,
+    transfer: transfer === 'on' || (transfer === 'auto' && sendSwitchoverStart),
+    unsupported: transfer === 'on' && !sendSwitchoverStart,
+    sendSwitchoverStart,
+    loadConfigAfterIter: m.loadConfigAfterIter ?? false,
+    threads: Array.from({ length: devices }, () => initialSave()),
+    completing: false,
+  };
+}
 /**
  * QMP stop and cont, modelled before and during a migration (after it, they are the guest's business:
  * the model leaves them out there). In finish-migrate neither applies: stop is a no-op and the BQL is
@@ -652,6 +809,9 @@ const MANAGEMENT = {
   CONT: { guard: 'guestPaused', actions: 'resumeGuest' },
 } as const;
 const failOnError = { guard: 'streamFailed', ...fail } as const;
+/** A failure during the multifd completion: the save threads are aborted and joined first. */
+const failCompletion = { target: '#qemuSource.failed', actions: ['abortSaveThreads', 'shutdownStream'] } as const;
+const failCompletionOnError = { guard: 'streamFailed', ...failCompletion } as const;
 
 /**
  * The machine. Statuses are tagged with their QAPI spelling (`sourceStatus`); the end statuses and none
@@ -671,7 +831,12 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     runstate: 'running',
     vmOldState: 'running',
     devs: input.devices.map((features) =>
-      initialDevice({ features, maxBytes: input.maxBytes ?? 1, precopyInfoV2: input.design === 'reusable-ack' || input.design === 'recheck-resume' }),
+      initialDevice({
+        features,
+        maxBytes: input.maxBytes ?? 1,
+        precopyInfoV2: input.design === 'reusable-ack' || input.design === 'recheck-resume',
+        ...(input.finalBytes !== undefined && input.finalBytes !== GENERIC_PROFILE.finalBytes ? { profile: { ...GENERIC_PROFILE, finalBytes: input.finalBytes } } : {}),
+      }),
     ),
     initialDataSent: input.devices.map(() => false),
     sent: input.devices.map(() => 0),
@@ -691,6 +856,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     retriesLeft: input.retries ?? 0,
     release: input.release ?? (input.ack === 'per-device' ? '11.1' : '10.0'),
     faultsLeft: input.deviceFaults ?? 0,
+    multifd: input.multifd ? sourceMultifd(input.multifd, input.devices.length) : null,
   }),
   on: {
     // The return path thread runs in any state; a message of an earlier connection is never read, and
@@ -721,7 +887,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       description: 'A migration runs: migrate_cancel and stream errors are taken here for every status inside.',
       initial: 'setup',
       on: {
-        MIGRATE_CANCEL: { target: 'cancelling', actions: 'shutdownStream' },
+        MIGRATE_CANCEL: { guard: not('completionHoldsBql'), target: 'cancelling', actions: 'shutdownStream' },
         STREAM_BREAKS: { actions: 'noteStreamError' },
         ...MANAGEMENT,
       },
@@ -759,6 +925,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
                   // a REINIT design: the decision, taken while the vCPUs still run
                   { guard: and(['switchoverPossible', 'designed']), target: 'decided' },
                   { guard: and(['switchoverPossible', 'pauseBeforeSwitchover']), target: '#qemuSource.migrating.pre-switchover', actions: ['ghostSwitchoverStop', 'stopVmForSwitchover'] },
+                  { guard: and(['switchoverPossible', 'multifdTransfer']), target: '#qemuSource.migrating.device.iterables', actions: ['ghostSwitchoverStop', 'stopAndCompletePrecopy'] },
                   { guard: 'switchoverPossible', target: '#qemuSource.migrating.device.closing', actions: ['ghostSwitchoverStop', 'stopAndCompletePrecopy'] },
                 ],
               },
@@ -772,6 +939,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
                   { guard: { type: 'commitOutcome', params: { is: 'resume' as const } }, target: 'iterating', actions: 'commitSwitchover' },
                   { guard: 'pauseBeforeSwitchover', target: '#qemuSource.migrating.pre-switchover', actions: ['ghostSwitchoverStop', 'commitSwitchover'] },
                   { guard: 'commitFailsLater', target: '#qemuSource.migrating.device.saving', actions: ['ghostSwitchoverStop', 'commitSwitchover'] },
+                  { guard: 'multifdTransfer', target: '#qemuSource.migrating.device.iterables', actions: ['ghostSwitchoverStop', 'commitAndCompletePrecopy'] },
                   { target: '#qemuSource.migrating.device.closing', actions: ['ghostSwitchoverStop', 'commitAndCompletePrecopy'] },
                 ],
               },
@@ -790,7 +958,25 @@ export const qemuSourceMachine = sourceSetup.createMachine({
           states: {
             saving: {
               description: 'After migrate-continue (or a failed design check): the final save comes at the next pass.',
-              on: { THREAD_STEP: [failOnError, { target: 'closing', actions: 'completePrecopy' }] },
+              on: { THREAD_STEP: [failOnError, { guard: 'multifdTransfer', target: 'iterables', actions: 'completePrecopy' }, { target: 'closing', actions: 'completePrecopy' }] },
+            },
+            iterables: {
+              description: 'Multifd: the save threads run; the iterable handlers (RAM, then the dummy END_OF_STATE of each device) come next.',
+              on: {
+                SAVE_THREAD_STEP: { guard: 'saveThreadMayStep', actions: 'saveThreadStep' },
+                THREAD_STEP: [failCompletionOnError, { target: 'joining', actions: 'saveIterables' }],
+              },
+            },
+            joining: {
+              description: 'Multifd: waiting for every save thread; then the non-iterables and EOF.',
+              on: {
+                SAVE_THREAD_STEP: { guard: 'saveThreadMayStep', actions: 'saveThreadStep' },
+                THREAD_STEP: [
+                  failCompletionOnError,
+                  { guard: and(['saveThreadsDone', 'saveThreadFailed']), ...failCompletion },
+                  { guard: 'saveThreadsDone', target: 'closing', actions: 'saveNonIterables' },
+                ],
+              },
             },
             closing: {
               description: 'The final state and EOF are on the stream; waiting for the return path to close.',

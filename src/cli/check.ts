@@ -3,12 +3,12 @@
  * report every property, with a counterexample for each violated one, and the coverage of each machine.
  */
 import { parseArgs } from 'node:util';
-import type { AckMode } from '../../machines/migrationMessages.js';
+import { type AckMode, MAX_MULTIFD_CHANNELS } from '../../machines/migrationMessages.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
 import { type QemuRelease, type ReinitDesign, QEMU_RELEASES, switchoverAckMode } from '../../machines/qemuSource.js';
 import { type ExploreResult, type PropertyResult, explore, formatReport, formatTrace, verdictMark } from '../explorer/index.js';
 import { DESIGNS, type DesignCheck, checkDesign } from '../systems/reinit.js';
-import { UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
+import { type MigrationOptions, UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
 import { VIRTIO_NET_DESIGNS, type VirtioNetDesign } from '../../machines/virtioNetMessages.js';
 import type { SectionsRegistered } from '../../machines/virtioNetDestination.js';
 import type { IterativeSwitch } from '../../machines/virtioNetSource.js';
@@ -22,6 +22,8 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
                                  [--qemu 10.0|11.0|11.1] [--machine-type TYPE] [--device-faults K]
                                  [--one-side source|destination] [--pause-before-switchover] [--symmetry]
                                  [--design legacy|reusable-ack|recheck-resume [--reinit-budget K] [--reinits N]]
+                                 [--multifd K [--buffers B] [--max-queued N] [--load-config-after-iter]
+                                  [--multifd-transfer auto|on|off[/auto|on|off]] [--no-switchover-start] [--malicious-packets N]]
                                  [--no-cancel] [--no-faults] [--itf FILE] [--max-states N] [--memory-mb N] [--json] [--no-timings] [--out FILE]
        migration-statecharts check --virtio-net early-mig|iterative|legacy [--enabled-on both|source|destination]
                                  [--machine-types SRC/DST] [--no-vhost] [--guest-changes N] [--devices N [--features …]]
@@ -33,6 +35,12 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
   VFIO_MIGRATION events; default 10.0, or 11.1 with the per-device ack); --ack on takes the ack mode that
   release uses with --machine-type (e.g. pc-q35-11.0: machine types up to 11.0 keep the one-shot ack).
   --device-faults K lets the environment fail K device state changes on each host (driver failures).
+  --multifd K turns multifd on with K channels (1..4) and the devices' multifd device-state transfer
+  (x-migration-multifd-transfer, default auto; SRC/DST for different settings): the final state goes in
+  B packets per device (--buffers, default 1) over any channel in any order; --max-queued N is the
+  destination's x-migration-max-queued-buffers-size in those units, --load-config-after-iter its
+  x-migration-load-config-after-iter (both QEMU 10.1); --no-switchover-start is a machine type up to 9.2;
+  --malicious-packets N lets a malicious source send N packets the load never drains (docs/multifd.md).
   --itf FILE writes the first counterexample as an ITF trace (the Informal Trace Format of Apalache/Quint).
   --design adds guest device reconfiguration (REINIT) and checks S1 (no stale switchover), S2 (kernel-
   legal requests), L1 (the migration ends, with --reinits N reconfigurations, default 1) and L2 (no
@@ -66,6 +74,13 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
       'no-cancel': { type: 'boolean', default: false },
       'no-faults': { type: 'boolean', default: false },
       itf: { type: 'string' },
+      multifd: { type: 'string' },
+      buffers: { type: 'string' },
+      'max-queued': { type: 'string' },
+      'load-config-after-iter': { type: 'boolean', default: false },
+      'multifd-transfer': { type: 'string' },
+      'no-switchover-start': { type: 'boolean', default: false },
+      'malicious-packets': { type: 'string' },
       'virtio-net': { type: 'string' },
       'enabled-on': { type: 'string' },
       'machine-types': { type: 'string' },
@@ -115,6 +130,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
   if (values.design !== undefined || values['reinit-budget'] !== undefined || values.reinits !== undefined) {
     const design = values.design as ReinitDesign | undefined;
     if (design === undefined) throw new UsageError('--reinit-budget and --reinits need --design');
+    if (values.multifd !== undefined) throw new UsageError('--multifd does not apply to --design checks');
     if (!DESIGNS.includes(design)) throw new UsageError(`bad --design '${values.design}'; valid: ${DESIGNS.join(', ')}`);
     if (values.ack !== undefined || oneSide !== undefined) throw new UsageError('--design fixes the ack mode; drop --ack and --one-side');
     if (values.qemu !== undefined || values['device-faults'] !== undefined) throw new UsageError('--qemu and --device-faults do not apply to --design checks');
@@ -138,10 +154,44 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     faults: !values['no-faults'],
     ...(release ? { release } : {}),
     ...(deviceFaults > 0 ? { deviceFaults } : {}),
+    ...multifdOptions(values),
   });
   const r = explore(spec, bounds);
   if (values.itf !== undefined) writeItf(r, values.itf, err);
   return finish({ report: checkReport(r), text: formatCheck(r), limit: r.limit, partial: r, holds: r.properties.every((p) => p.holds) }, values, out, err);
+}
+
+const TRANSFERS = ['auto', 'on', 'off'] as const;
+
+/** --multifd and its companions, or nothing (each companion alone is a usage error). */
+function multifdOptions(values: Record<string, string | boolean | undefined>): Pick<MigrationOptions, 'multifd' | 'finalBytes'> {
+  const companions = ['buffers', 'max-queued', 'load-config-after-iter', 'multifd-transfer', 'no-switchover-start', 'malicious-packets'] as const;
+  if (values.multifd === undefined) {
+    for (const c of companions) if (values[c] !== undefined && values[c] !== false) throw new UsageError(`--${c} needs --multifd K`);
+    return {};
+  }
+  if (values.symmetry) throw new UsageError('--symmetry does not apply to --multifd (the save threads and load buffers are per device and not permuted)');
+  const channels = parseCount(values.multifd as string, '--multifd', 1, 1, MAX_MULTIFD_CHANNELS);
+  const buffers = parseCount(values.buffers as string | undefined, '--buffers', 1, 1, 3);
+  const cap = values['max-queued'] === undefined ? null : parseCount(values['max-queued'] as string, '--max-queued', 0, 0, 16);
+  const malicious = parseCount(values['malicious-packets'] as string | undefined, '--malicious-packets', 0, 0, 8);
+  const [srcT, dstT, ...more] = ((values['multifd-transfer'] as string | undefined) ?? 'auto').split('/');
+  for (const t of [srcT, dstT]) {
+    if (t !== undefined && !(TRANSFERS as readonly string[]).includes(t)) throw new UsageError(`bad --multifd-transfer '${values['multifd-transfer']}'; valid: auto, on, off, or SRC/DST`);
+  }
+  if (more.length > 0) throw new UsageError(`bad --multifd-transfer '${values['multifd-transfer']}': at most SRC/DST`);
+  return {
+    finalBytes: buffers,
+    multifd: {
+      channels,
+      transfer: srcT as (typeof TRANSFERS)[number],
+      ...(dstT !== undefined ? { destinationTransfer: dstT as (typeof TRANSFERS)[number] } : {}),
+      ...(values['no-switchover-start'] ? { sendSwitchoverStart: false } : {}),
+      maxQueued: cap,
+      loadConfigAfterIter: values['load-config-after-iter'] === true,
+      ...(malicious > 0 ? { maliciousPackets: malicious } : {}),
+    },
+  };
 }
 
 /** --itf FILE: the first counterexample as an ITF trace (nothing is written when every property holds). */

@@ -203,6 +203,8 @@ function sourceTupleOk(run: string, status: string, phase: string | null, d: Dev
     case 'pre-switchover':
       return run === 'finish-migrate' && v === stoppedState;
     case 'device':
+      // multifd: each device's save thread asks for STOP_COPY when it runs (machines/multifdSave.ts)
+      if (phase === 'iterables' || phase === 'joining') return run === 'finish-migrate' && (v === stoppedState || v === 'STOP_COPY');
       // after save_complete every device is in STOP_COPY, its stream read to EOF
       return run === 'finish-migrate' && v === (phase === 'closing' ? 'STOP_COPY' : stoppedState);
     case 'completed':

@@ -10,7 +10,7 @@
  *   const r = explore(migrationSystem({ devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' }));
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
-import type { AckMode } from '../../machines/migrationMessages.js';
+import { type AckMode, MAIN_STREAM_MESSAGES, MAX_MULTIFD_CHANNELS, multifdChannelType } from '../../machines/migrationMessages.js';
 import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
 import { hasP2P, hasPreCopy } from '../../machines/qemuVfio.js';
@@ -21,6 +21,7 @@ import { NoStaleStop, NoStaleSwitchover, isReinitLoopStep, reinitLivelockScope }
 import type { QemuRelease, ReinitDesign } from '../../machines/qemuSource.js';
 import { DESTINATION, MIGRATION_INVARIANTS, SOURCE, isInterventionOrFault, migrationEnded } from '../properties/migration.js';
 import { withObservers } from '../properties/ghosts.js';
+import { MULTIFD_INVARIANTS, multifdQueueBounded } from '../properties/multifd.js';
 
 export interface MigrationOptions {
   /** Feature set of each device (the same on both hosts unless `destinationDevices` says otherwise). */
@@ -57,9 +58,35 @@ export interface MigrationOptions {
   readonly deviceFaults?: number;
   /** The QEMU release on both hosts: which VFIO_MIGRATION events the source shows (see QemuSourceInput.release). */
   readonly release?: QemuRelease;
+  /**
+   * The multifd capability on both hosts, and its device-state transfer (machines/multifdSave.ts,
+   * machines/multifdLoad.ts). Absent: multifd off.
+   */
+  readonly multifd?: MultifdOptions;
+  /** Units a stopped device adds to its STOP_COPY stream: with multifd, data packets per device (default 1). */
+  readonly finalBytes?: number;
   /** Replace the source machine (e.g. one with your own actions via `provide()`); default qemuSourceMachine. */
   readonly sourceMachine?: AnyStateMachine;
   readonly destinationMachine?: AnyStateMachine;
+}
+
+export interface MultifdOptions {
+  /** multifd-channels (1..MAX_MULTIFD_CHANNELS). */
+  readonly channels: number;
+  /** x-migration-multifd-transfer on each device (default auto), on both hosts unless `destinationTransfer`. */
+  readonly transfer?: 'auto' | 'on' | 'off';
+  readonly destinationTransfer?: 'auto' | 'on' | 'off';
+  /** The migration property send-switchover-start (default on; off for machine types up to 9.2). */
+  readonly sendSwitchoverStart?: boolean;
+  /** x-migration-max-queued-buffers-size on the destination, in units (QEMU 10.1); default: no limit. */
+  readonly maxQueued?: number | null;
+  /** x-migration-load-config-after-iter (QEMU 10.1) on both hosts. */
+  readonly loadConfigAfterIter?: boolean;
+  /**
+   * A malicious source (the environment): packets for device 0 with indices 1..N, never index 0, so the
+   * load thread never writes and every one stays queued. Default 0 (an honest source).
+   */
+  readonly maliciousPackets?: number;
 }
 
 /** The environment's driver failures for `n` devices: each may fail its next SET, staying or in ERROR. */
@@ -79,6 +106,11 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     }
   }
   const dstDevices = o.destinationDevices ?? o.devices;
+  const mf = o.multifd;
+  if (mf && (!Number.isInteger(mf.channels) || mf.channels < 1 || mf.channels > MAX_MULTIFD_CHANNELS)) {
+    throw new SystemError(`multifd channels must be 1..${MAX_MULTIFD_CHANNELS}, got ${mf.channels}`);
+  }
+  if (mf && o.symmetry) throw new SystemError('symmetry does not apply to multifd systems (the save threads and load buffers are not permuted)');
   // the machines as the explorer runs them: with the properties' observers (src/properties/ghosts.ts)
   const srcMachine = withObservers(o.sourceMachine ?? qemuSourceMachine, 'source');
   const dstMachine = withObservers(o.destinationMachine ?? qemuDestinationMachine, 'destination');
@@ -102,14 +134,21 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     ...(o.faults ?? true ? [{ type: 'STREAM_BREAKS' }] : []),
     ...(o.management ? [{ type: 'STOP' }, { type: 'CONT' }] : []),
     ...driverFaults(o.devices.length, o.deviceFaults),
+    ...(mf ? o.devices.flatMap((_, device) => Array.from({ length: mf.channels }, (_, channel) => ({ type: 'SAVE_THREAD_STEP', device, channel }))) : []),
   ];
   const dstEnv: EventObject[] = [
     { type: 'MIGRATE_INCOMING' },
     ...(o.management ? [{ type: 'CONT' }] : []),
     ...((o.retries ?? 0) > 0 ? [{ type: 'NEW_PROCESS' }] : []),
     ...driverFaults(dstDevices.length, o.deviceFaults),
+    ...(mf ? dstDevices.map((_, device) => ({ type: 'LOAD_THREAD_STEP', device })) : []),
+    ...(mf && (o.faults ?? true) ? Array.from({ length: mf.channels }, (_, channel) => ({ type: 'MULTIFD_RECV_RESET', channel })) : []),
+    ...(mf?.maliciousPackets ? Array.from({ length: mf.maliciousPackets }, (_, i) => ({ type: 'FORGED_PACKET', device: 0, idx: i + 1, units: 1 })) : []),
   ];
-  const extras = [o.management ? 'management stop/cont' : '', o.autostart === false ? 'destination -S' : '', o.retries ? `${o.retries} retr${o.retries === 1 ? 'y' : 'ies'}` : '', o.deviceFaults ? `${o.deviceFaults} driver fault${o.deviceFaults === 1 ? '' : 's'} per host` : '']
+  const multifdLabel = mf
+    ? `multifd ${mf.channels} channel${mf.channels === 1 ? '' : 's'}${mf.transfer && mf.transfer !== 'auto' ? ` transfer ${mf.transfer}` : ''}${mf.destinationTransfer ? ` (destination ${mf.destinationTransfer})` : ''}${mf.sendSwitchoverStart === false ? ' send-switchover-start off' : ''}${mf.maxQueued != null ? ` cap ${mf.maxQueued}` : ''}${mf.loadConfigAfterIter ? ' load-config-after-iter' : ''}${o.finalBytes ? `, ${o.finalBytes} buffer${o.finalBytes === 1 ? '' : 's'} per device` : ''}`
+    : '';
+  const extras = [multifdLabel, o.management ? 'management stop/cont' : '', o.autostart === false ? 'destination -S' : '', o.retries ? `${o.retries} retr${o.retries === 1 ? 'y' : 'ies'}` : '', o.deviceFaults ? `${o.deviceFaults} driver fault${o.deviceFaults === 1 ? '' : 's'} per host` : '']
     .filter(Boolean)
     .join(', ');
   const design = o.design
@@ -134,6 +173,10 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
           ...(o.guestDirties !== undefined ? { guestDirties: o.guestDirties } : {}),
           ...(o.release ? { release: o.release } : {}),
           ...(o.deviceFaults ? { deviceFaults: o.deviceFaults } : {}),
+          ...(o.finalBytes !== undefined ? { finalBytes: o.finalBytes } : {}),
+          ...(mf
+            ? { multifd: { channels: mf.channels, transfer: mf.transfer ?? 'auto', sendSwitchoverStart: mf.sendSwitchoverStart ?? true, loadConfigAfterIter: mf.loadConfigAfterIter ?? false } }
+            : {}),
         },
       },
       {
@@ -146,17 +189,45 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
           ...(o.autostart === false ? { autostart: false } : {}),
           ...(o.retries ? { restarts: o.retries } : {}),
           ...(o.deviceFaults ? { deviceFaults: o.deviceFaults } : {}),
+          ...(mf
+            ? {
+                multifd: {
+                  channels: mf.channels,
+                  transfer: mf.destinationTransfer ?? mf.transfer ?? 'auto',
+                  sendSwitchoverStart: mf.sendSwitchoverStart ?? true,
+                  cap: mf.maxQueued ?? null,
+                  loadConfigAfterIter: mf.loadConfigAfterIter ?? false,
+                },
+              }
+            : {}),
         },
       },
     ],
     channels: [
-      { name: 'main', from: SOURCE, to: DESTINATION, capacity: 2 * n + 4 },
+      // multifd adds the RAM sync's FLUSH and two END_OF_STATE markers (or CONFIG_LOAD_READY) per device
+      { name: 'main', from: SOURCE, to: DESTINATION, capacity: 2 * n + 4 + (mf ? 2 * n + 1 : 0), messages: MAIN_STREAM_MESSAGES },
       { name: 'return', from: DESTINATION, to: SOURCE, capacity: n + 2 },
+      // each channel may carry every device's packets (data and config), its SYNC and its EOF
+      ...(mf
+        ? Array.from({ length: mf.channels }, (_, k) => ({
+            name: `multifd${k}`,
+            from: SOURCE,
+            to: DESTINATION,
+            capacity: n * ((o.finalBytes ?? 1) + (o.maxBytes ?? 1) + 2) + 2,
+            messages: [multifdChannelType(k)],
+          }))
+        : []),
     ],
     environment: { [SOURCE]: srcEnv, [DESTINATION]: dstEnv },
     // QEMU's QMP VFIO_MIGRATION events: what a real run shows of each device (conformance reads them)
     observations: ['VFIO_MIGRATION'],
-    invariants: o.design ? [...MIGRATION_INVARIANTS, NoStaleSwitchover, NoStaleStop] : MIGRATION_INVARIANTS,
+    invariants: [
+      ...MIGRATION_INVARIANTS,
+      ...(o.design ? [NoStaleSwitchover, NoStaleStop] : []),
+      // an honest source has at most a device's whole STOP_COPY stream in flight: precopy's initial and
+      // dirty bytes (each up to maxBytes) and what the stop adds
+      ...(mf ? [...MULTIFD_INVARIANTS, multifdQueueBounded(2 * (o.maxBytes ?? 1) + (o.finalBytes ?? 1))] : []),
+    ],
     ...(o.design
       ? {
           progress: (step: StepLabel) => !isReinitLoopStep(step),
@@ -184,6 +255,8 @@ export const UNREACHED_BECAUSE: Readonly<Record<string, string>> = {
   'postcopy-recover-setup': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
   'postcopy-recover': 'QEMU refuses postcopy-ram with VFIO devices (vfio_save_prepare)',
   'migrating.pre-switchover': 'reached only with --pause-before-switchover',
+  'migrating.device.iterables': 'reached only with --multifd (device state over the multifd channels)',
+  'migrating.device.joining': 'reached only with --multifd (device state over the multifd channels)',
 };
 
 /** Every permutation of 0..n-1 that keeps each index inside its class (devices that are alike). */
