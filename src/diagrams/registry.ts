@@ -5,6 +5,8 @@
  */
 import type { AnyStateMachine, AnyStateNode } from 'xstate';
 import { FEATURE_SETS, type FeatureSet, statesOf } from '../../machines/vfioArcs.js';
+import { multifdLoadMachine } from '../../machines/multifdLoad.js';
+import { multifdSaveMachine } from '../../machines/multifdSave.js';
 import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
 import { vfioDeviceMachine } from '../../machines/vfioDevice.js';
@@ -181,5 +183,19 @@ export const DIAGRAMS: readonly DiagramEntry[] = [
     'The explorer’s shortest run (early-mig on both sides, vhost-net, no cancel, no faults) in which the destination ' +
       'starts the guest after the delta resync alone.',
     { participants: VIRTIO_NET_PARTICIPANTS, senders: VIRTIO_NET_SENDERS },
+  ),
+  machineDiagram(
+    'multifd-save',
+    'Multifd save thread, one per VFIO device (machines/multifdSave.ts)',
+    multifdSaveMachine,
+    'The source’s device-state save thread (vfio_multifd_save_complete_precopy_thread): STOP_COPY, one packet per chunk ' +
+      'with the next index, the config last; a failure or an abort fails the join.',
+  ),
+  machineDiagram(
+    'multifd-load',
+    'Multifd buffer store and load thread, one per VFIO device (machines/multifdLoad.ts)',
+    multifdLoadMachine,
+    'The destination’s buffer store (any order, a repeated index refused, the cap) and its load thread, started by ' +
+      'MIG_CMD_SWITCHOVER_START: buffers written strictly in index order, the config loaded last.',
   ),
 ];
