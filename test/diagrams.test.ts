@@ -214,6 +214,8 @@ describe('the registry', () => {
       'virtio-net-source',
       'virtio-net-destination',
       'virtio-net-run-fast-path',
+      'multifd-save',
+      'multifd-load',
     ]);
     expect(FEATURE_SETS.every((set) => DIAGRAMS.some((d) => d.title.endsWith(set)))).toBe(true);
   });
