@@ -371,7 +371,7 @@ const destinationSetup = setup({
       context.multifd ? { multifd: { ...context.multifd, loads: context.multifd.loads.map((l) => loadCall(l, { type: 'ABORT' })) } } : {},
     ),
     recvReset: assign(({ context, event }) =>
-      context.multifd && event.type === 'MULTIFD_RECV_RESET' ? { multifd: { ...context.multifd, recvError: `multifd channel ${event.channel}: connection reset` } } : {},
+      context.multifd && event.type === 'MULTIFD_RECV_RESET' ? { multifd: { ...context.multifd, recvError: 'a multifd channel: connection reset' } } : {},
     ),
     loadSetup: enqueueActions(({ context, enqueue }) => apply(enqueue, loadSetup(context))),
     /** MIG_CMD_OPEN_RETURN_PATH; legacy: with nothing to approve, the ack goes at once. */

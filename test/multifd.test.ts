@@ -116,3 +116,22 @@ describe('findings', () => {
     expect(failing(r)).toContain('NoDeadlock'); // the refused packet stops every receive thread before the RAM sync
   });
 });
+
+describe('symmetry over the channels', () => {
+  for (const [channels, buffers, extra] of [
+    [2, 2, {}],
+    [3, 2, {}],
+    [3, 1, { maxQueued: 1 }],
+    [2, 1, { maliciousPackets: 2 }],
+  ] as const) {
+    it(`${channels} channels, ${buffers} buffers ${JSON.stringify(extra)}: the same verdicts in fewer states`, () => {
+      const spec = (symmetry: boolean) =>
+        migrationSystem({ devices: [P2P], ack: 'off', faults: false, multifd: { channels, ...extra }, finalBytes: buffers, symmetry });
+      const full = explore(spec(false), { progress: false });
+      const reduced = explore(spec(true), { progress: false });
+      expect(reduced.properties.map((p) => [p.name, p.verdict])).toEqual(full.properties.map((p) => [p.name, p.verdict]));
+      expect(reduced.states).toBeLessThan(full.states);
+      expect(reduced.states * channels).toBeGreaterThanOrEqual(full.states / channels); // no more than K! images
+    });
+  }
+});

@@ -19,6 +19,12 @@ export interface DataSymmetry {
   permuteSnapshot(component: string, s: AnySnapshot, perm: readonly number[]): AnySnapshot;
   /** A message with the item it names permuted (return it unchanged when it names none). */
   permuteEvent(e: EventObject, perm: readonly number[]): EventObject;
+  /**
+   * When the items are channels themselves (e.g. interchangeable multifd channels): the channel each
+   * named channel's contents move to under `perm` (channels not named stay). Moved channels must have
+   * the same capacity.
+   */
+  channelMoves?(perm: readonly number[]): Readonly<Record<string, string>>;
 }
 
 export function dataSymmetryCanon(sys: CompiledSystem, sym: DataSymmetry): ((t: Uint32Array, base: number) => void) | null {
@@ -52,6 +58,18 @@ export function dataSymmetryCanon(sys: CompiledSystem, sym: DataSymmetry): ((t: 
     }
     return r;
   };
+  // for each permutation and word: the word of the original state it is the image of (channels that move)
+  const from = perms.map((perm) => {
+    const src = Int32Array.from({ length: w }, (_, i) => i);
+    const moves = sym.channelMoves?.(perm) ?? {};
+    for (const [a, b] of Object.entries(moves)) {
+      const ka = sys.chanNames.indexOf(a);
+      const kb = sys.chanNames.indexOf(b);
+      if (ka < 0 || kb < 0 || sys.chanCap[ka] !== sys.chanCap[kb]) throw new Error(`channel symmetry: cannot move channel '${a}' to '${b}'`);
+      for (let s = 0; s < sys.chanCap[ka]!; s++) src[sys.chanOff[kb]! + s] = sys.chanOff[ka]! + s;
+    }
+    return src;
+  });
   const cand = new Uint32Array(w);
   const best = new Uint32Array(w);
   return (t: Uint32Array, base: number) => {
@@ -60,8 +78,9 @@ export function dataSymmetryCanon(sys: CompiledSystem, sym: DataSymmetry): ((t: 
     for (let p = 0; p < P; p++) {
       // build the image word by word, stopping as soon as it is known not to be smaller
       let cmp = 0;
+      const src = from[p]!;
       for (let i = 0; i < w; i++) {
-        const v = t[base + i]!;
+        const v = t[base + src[i]!]!;
         const m = i < n ? local(i, v, p) : isChanWord[i] ? message(v, p) : v;
         cand[i] = m;
         if (cmp === 0) {

@@ -11,7 +11,7 @@
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
 import { type AckMode, MAIN_STREAM_MESSAGES, MAX_MULTIFD_CHANNELS, multifdChannelType } from '../../machines/migrationMessages.js';
-import { qemuDestinationMachine } from '../../machines/qemuDestination.js';
+import { type QemuDestinationContext, qemuDestinationMachine } from '../../machines/qemuDestination.js';
 import { qemuSourceMachine } from '../../machines/qemuSource.js';
 import { hasP2P, hasPreCopy } from '../../machines/qemuVfio.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
@@ -110,7 +110,6 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
   if (mf && (!Number.isInteger(mf.channels) || mf.channels < 1 || mf.channels > MAX_MULTIFD_CHANNELS)) {
     throw new SystemError(`multifd channels must be 1..${MAX_MULTIFD_CHANNELS}, got ${mf.channels}`);
   }
-  if (mf && o.symmetry) throw new SystemError('symmetry does not apply to multifd systems (the save threads and load buffers are not permuted)');
   // the machines as the explorer runs them: with the properties' observers (src/properties/ghosts.ts)
   const srcMachine = withObservers(o.sourceMachine ?? qemuSourceMachine, 'source');
   const dstMachine = withObservers(o.destinationMachine ?? qemuDestinationMachine, 'destination');
@@ -238,7 +237,8 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     terminal: migrationEnded,
     goal: migrationEnded,
     goalVia: (step) => !isInterventionOrFault(step),
-    ...(o.symmetry ? { dataSymmetry: deviceSymmetry(o.devices, dstDevices, srcMachine, dstMachine) } : {}),
+    // with multifd, --symmetry is over the channels (the devices' save threads and buffers are not permuted)
+    ...(o.symmetry ? { dataSymmetry: mf ? channelSymmetry(mf.channels, dstMachine) : deviceSymmetry(o.devices, dstDevices, srcMachine, dstMachine) } : {}),
     goalName: 'MigrationEnds',
     goalDescription: 'from every reachable state the migration can end (completed, failed or cancelled on both sides) without a cancel or a fault',
   };
@@ -307,5 +307,36 @@ function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], 
       const d = (e as { device?: unknown }).device;
       return typeof d === 'number' ? { ...e, device: perm[d]! } : e;
     },
+  };
+}
+
+/**
+ * The multifd channels are interchangeable: a save thread may queue a packet on any of them, every one
+ * gets the RAM sync, and the destination treats them alike. A permutation moves each channel's contents
+ * (its messages renamed), the destination's per-channel flags, and nothing on the source, whose state
+ * names no channel. (The STOP_COPY request is labelled with channel 0 only, but its successor does not
+ * depend on the channel.)
+ */
+function channelSymmetry(k: number, dstMachine: AnyStateMachine): DataSymmetry {
+  const all: number[][] = [];
+  const go = (prefix: number[]) => {
+    if (prefix.length === k) return void all.push(prefix);
+    for (let j = 0; j < k; j++) if (!prefix.includes(j)) go([...prefix, j]);
+  };
+  go([]);
+  return {
+    perms: all,
+    permuteSnapshot(component, s, perm) {
+      if (component !== DESTINATION) return s;
+      const ctx = s.context as QemuDestinationContext;
+      if (!ctx.multifd) return s;
+      const multifd = { ...ctx.multifd, syncWaiting: permuted(ctx.multifd.syncWaiting, perm), ended: permuted(ctx.multifd.ended, perm) };
+      return dstMachine.resolveState({ value: s.value, context: { ...ctx, multifd } }) as AnySnapshot;
+    },
+    permuteEvent(e, perm) {
+      const m = /^MULTIFD_(\d+)$/.exec(e.type);
+      return m ? { ...e, type: multifdChannelType(perm[Number(m[1])]!) } : e;
+    },
+    channelMoves: (perm) => Object.fromEntries(perm.map((to, from) => [`multifd${from}`, `multifd${to}`])),
   };
 }
