@@ -28,8 +28,14 @@
  * device machine is, through `loadCall`.
  *
  * @example
- *   const [s] = initialTransition(multifdLoadMachine, { cap: null, configAfterIter: false });
- *   // packets 1 then 0 arrive out of order; index 1 is the config
+ *   import { initialLoad, loadCall, loadCan } from './multifdLoad.js';
+ *   let l = initialLoad({ cap: null, configAfterIter: false });
+ *   l = loadCall(l, { type: 'PACKET', idx: 1, units: 0, config: true }); // the config overtook the data
+ *   l = loadCall(l, { type: 'START' }); // MIG_CMD_SWITCHOVER_START
+ *   loadCan(l, { type: 'WROTE' }); // => false
+ *   l = loadCall(l, { type: 'PACKET', idx: 0, units: 1, config: false });
+ *   l = loadCall(loadCall(l, { type: 'WROTE' }), { type: 'LOAD_CONFIG' });
+ *   l.state; // => 'loaded'
  */
 import { type AnyActorScope, assign, initialTransition, setup } from 'xstate';
 import { inertScope } from './inertScope.js';

@@ -27,9 +27,12 @@
  *    stream is never read by it (messages of an earlier attempt are dropped).
  *
  * @example
+ *   import { createActor } from 'xstate';
+ *   import { qemuDestinationMachine } from './qemuDestination.js';
  *   const dst = createActor(qemuDestinationMachine, { input: { devices: ['STOP_COPY|PRE_COPY'], ack: 'legacy' } }).start();
  *   dst.send({ type: 'MIGRATE_INCOMING' });
  *   dst.send({ type: 'MIG_STREAM_HEADER', attempt: 0 }); // the device goes to RESUMING
+ *   dst.getSnapshot().context.devs[0].state; // => 'RESUMING'
  */
 import { assign, enqueueActions, not, setup } from 'xstate';
 import { type AckMode, MAX_MULTIFD_CHANNELS, type MainStreamMessage, type MultifdChannelMessage, type ReturnPathMessage, multifdChannelType } from './migrationMessages.js';

@@ -41,9 +41,12 @@
  * in flight, which changes nothing the destination could do with it.
  *
  * @example
+ *   import { createActor } from 'xstate';
+ *   import { qemuSourceMachine } from './qemuSource.js';
  *   const src = createActor(qemuSourceMachine, { input: { devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' } }).start();
  *   src.send({ type: 'MIGRATE' });
  *   src.send({ type: 'THREAD_STEP' }); // save setup: the device goes RUNNING -> PRE_COPY
+ *   src.getSnapshot().context.devs[0].state; // => 'PRE_COPY'
  */
 import { and, assign, enqueueActions, not, setup } from 'xstate';
 import { type AckMode, type MainStreamMessage, type MultifdChannelMessage, multifdChannelType } from './migrationMessages.js';

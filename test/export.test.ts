@@ -2,7 +2,7 @@
  * Exports (issue 17, part 4): every machine as SCXML and as JSON, read back with the same transitions;
  * XState's own toJSON() losing higher-order guards; counterexamples as ITF traces.
  */
-import { mkdtempSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -57,11 +57,11 @@ describe('export --format scxml|json', () => {
     const def = JSON.parse(JSON.stringify(qemuSourceMachine.toJSON())) as Def;
     const iterating = def.states['migrating']!.states['active']!.states['iterating']!;
     const xstate = iterating.on['PENDING_FITS_THRESHOLD']!.map((t) => t.guard ?? null);
-    expect(xstate).toEqual([null, null, 'switchoverPossible']); // the first two are and([...]) in the machine
+    expect(xstate).toEqual([null, null, null, 'switchoverPossible']); // the first three are and([...]) in the machine
     const ours = transitionsOf(statechartOf(qemuSourceMachine))
       .filter((t) => t.source === 'qemuSource.migrating.active.iterating' && t.transition.event === 'PENDING_FITS_THRESHOLD')
       .map((t) => t.transition.guard);
-    expect(ours).toEqual(['switchoverPossible && designed', 'switchoverPossible && pauseBeforeSwitchover', 'switchoverPossible']);
+    expect(ours).toEqual(['switchoverPossible && designed', 'switchoverPossible && pauseBeforeSwitchover', 'switchoverPossible && multifdTransfer', 'switchoverPossible']);
   });
 
   it('the SCXML reader refuses what it cannot read, naming it', () => {
@@ -105,5 +105,42 @@ describe('check --itf', () => {
   });
   it('ITF values: big integers and nulls in their ITF forms', () => {
     expect(itfValue({ a: 2 ** 60, b: null, c: [1, 'x'] })).toEqual({ a: { '#bigint': String(2n ** 60n) }, b: { '#unserializable': 'null' }, c: [1, 'x'] });
+  });
+});
+
+describe('tests itf: suites as ITF traces', () => {
+  it('writes one trace per case: the expected states and observations after every step, a set prediction as #set', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-suite-itf-'));
+    const suiteFile = join(dir, 'suite.json');
+    expect(run('tests', 'generate', '--system', 'device', '--features', 'pre-copy', '--faults', 'on', '--criterion', 'transitions', '--out', suiteFile).code).toBe(0);
+    const suite = JSON.parse(readFileSync(suiteFile, 'utf8')) as { cases: { steps: { expect: Record<string, string>; observe: Record<string, Record<string, unknown>> }[] }[] };
+    const out = join(dir, 'itf');
+    mkdirSync(out);
+    const r = run('tests', 'itf', suiteFile, '--out-dir', out);
+    expect(r.code).toBe(0);
+    const files = readdirSync(out).sort();
+    expect(files.length).toBe(suite.cases.length);
+    const itf = JSON.parse(readFileSync(join(out, files[0]!), 'utf8')) as { vars: string[]; states: Record<string, unknown>[] };
+    expect(itf.vars).toEqual(['action', 'dev', 'dev.observed']);
+    const steps = suite.cases[0]!.steps;
+    expect(itf.states.length).toBe(steps.length + 1);
+    steps.forEach((s, i) => expect(itf.states[i + 1]!['dev']).toBe(s.expect['dev']));
+    // faults on: some step predicts a set of outcomes, and it is an ITF set
+    const anyOf = suite.cases.flatMap((c) => c.steps).some((s) => Object.values(s.observe['dev'] ?? {}).some((v) => typeof v === 'object' && v !== null && 'anyOf' in v));
+    const texts = files.map((f) => readFileSync(join(out, f), 'utf8')).join('');
+    expect(texts.includes('"#set"')).toBe(anyOf);
+    expect(texts.includes('anyOf')).toBe(false);
+  });
+  it('writes nothing when a file would be overwritten, or without an existing --out-dir (exit 2, one line)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ms-suite-itf-'));
+    const suiteFile = join(dir, 'suite.json');
+    run('tests', 'generate', '--system', 'device', '--features', 'pre-copy', '--faults', 'off', '--out', suiteFile);
+    const missing = run('tests', 'itf', suiteFile, '--out-dir', join(dir, 'nope'));
+    expect(missing.code).toBe(2);
+    expect(missing.err).toMatch(/is not an existing directory/);
+    writeFileSync(join(dir, '001.itf.json'), 'mine');
+    const taken = run('tests', 'itf', suiteFile, '--out-dir', dir);
+    expect(taken.code).toBe(2);
+    expect(readFileSync(join(dir, '001.itf.json'), 'utf8')).toBe('mine');
   });
 });

@@ -5,6 +5,9 @@
  * a malformed fixture; 3: the model is too large to explore whole.
  */
 import { parseArgs } from 'node:util';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { caseToItf } from '../export/itf.js';
 import type { AckMode } from '../../machines/migrationMessages.js';
 import { vfioDeviceMachine } from '../../machines/vfioDevice.js';
 import {
@@ -40,6 +43,7 @@ export const TESTS_HELP = `usage: migration-statecharts tests generate --system 
                                         [--target STATE] [--seed N] [--length N] [--walks N] [--out FILE]
                                         [--compare] [--max-states N]
        migration-statecharts tests replay FILE [--junit FILE]
+       migration-statecharts tests itf FILE --out-dir DIR
        migration-statecharts tests generate|replay --help
   generate: explore the model whole and write a test suite (a JSON fixture, schema
   migration-statecharts/test-suite@2; printed unless --out FILE) whose cases are paths of global steps
@@ -62,11 +66,15 @@ export const TESTS_HELP = `usage: migration-statecharts tests generate --system 
     --compare            also print xstate/graph's getShortestPaths() total on the same machine (device)
   replay: re-run FILE against the model; print each case, and the first step where the model disagrees.
     --junit FILE         also write the result as JUnit XML
+  itf: write each case of FILE as an ITF trace (the Informal Trace Format of Apalache and Quint), one
+  file per case, DIR/NNN.itf.json in case order: every component's expected state and each observed
+  component's expected record (a prediction that is a set as an ITF #set) after every step.
+    --out-dir DIR        an existing directory; no file is written if any of them exists already
   --out and --junit must name a file in an existing directory; the file is written whole or not at all.
   Exit 0: ok; 1: replay disagrees, or the target is unreachable; 2: bad arguments or a malformed fixture;
   3: the model is too large to explore whole (--max-states, default 2,000,000).`;
 
-const SUBCOMMANDS = ['generate', 'replay'];
+const SUBCOMMANDS = ['generate', 'replay', 'itf'];
 
 export function testsCommand(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): number {
   const [sub, ...rest] = argv;
@@ -75,6 +83,8 @@ export function testsCommand(argv: readonly string[], out: (s: string) => void, 
       return generateCommand(rest, out, err);
     case 'replay':
       return replayCommand(rest, out);
+    case 'itf':
+      return itfCommand(rest, out);
     case 'help':
     case '--help':
     case '-h':
@@ -209,6 +219,39 @@ export function summary(s: TestSuite): string {
 function listed(items: readonly string[]): string[] {
   const shown = items.slice(0, 40).map((u) => `  ${u}`);
   return items.length > 40 ? [...shown, `  … and ${items.length - 40} more (see the fixture's coverage)`] : shown;
+}
+
+/** `tests itf FILE --out-dir DIR`: every case as an ITF trace file. */
+function itfCommand(argv: readonly string[], out: (s: string) => void): number {
+  const { values, positionals } = parseArgs({
+    args: joinNegativeNumbers(argv),
+    options: { 'out-dir': { type: 'string' }, help: { type: 'boolean', default: false } },
+    strict: true,
+    allowPositionals: true,
+  });
+  if (values.help) {
+    out(TESTS_HELP);
+    return EXIT.ok;
+  }
+  if (positionals.length !== 1) throw new UsageError(`tests itf: one FILE expected (a fixture written by tests generate), got ${positionals.length}`);
+  const dir = values['out-dir'];
+  if (dir === undefined || dir === '') throw new UsageError('tests itf: missing --out-dir DIR');
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UsageError(`tests itf: --out-dir ${dir} is not an existing directory`);
+  const file = positionals[0]!;
+  let suite: TestSuite;
+  try {
+    suite = parseSuite(readInputFile(file));
+  } catch (e) {
+    if (e instanceof FixtureError) throw new UsageError(`${file}: ${e.message}`);
+    throw e;
+  }
+  const width = String(suite.cases.length).length;
+  const files = suite.cases.map((c, i) => ({ path: join(dir, `${String(i + 1).padStart(Math.max(3, width), '0')}.itf.json`), text: JSON.stringify(caseToItf(suite, c), null, 2) + '\n' }));
+  const taken = files.find((f) => existsSync(f.path));
+  if (taken) throw new UsageError(`tests itf: ${taken.path} exists already; nothing written`);
+  for (const f of files) writeWhole(f.path, f.text, '--out-dir');
+  out(`wrote ${files.length} ITF trace${files.length === 1 ? '' : 's'} to ${dir}`);
+  return EXIT.ok;
 }
 
 function replayCommand(argv: readonly string[], out: (s: string) => void): number {

@@ -10,8 +10,17 @@
  */
 import type { EventObject } from 'xstate';
 import type { Trace } from '../explorer/trace.js';
+import type { JsonValue, TestCase, TestSuite } from '../testgen/fixture.js';
 
-export type ItfValue = boolean | string | number | { readonly '#bigint': string } | { readonly '#unserializable': string } | readonly ItfValue[] | { readonly [k: string]: ItfValue };
+export type ItfValue =
+  | boolean
+  | string
+  | number
+  | { readonly '#bigint': string }
+  | { readonly '#unserializable': string }
+  | { readonly '#set': readonly ItfValue[] }
+  | readonly ItfValue[]
+  | { readonly [k: string]: ItfValue };
 
 export interface ItfTrace {
   readonly '#meta': { readonly format: 'ITF'; readonly 'format-description': string; readonly source: string; readonly description: string };
@@ -55,5 +64,47 @@ export function traceToItf(trace: Trace, description: string, contexts?: (step: 
     vars,
     states,
     ...(trace.cycleStart !== undefined ? { loop: trace.cycleStart - 1 } : {}),
+  };
+}
+
+/** An expected observation as ITF: a prediction that is a set (`{anyOf: [...]}`) becomes an ITF `#set`. */
+function observationValue(v: JsonValue): ItfValue {
+  if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length === 1 && Array.isArray((v as { anyOf?: unknown }).anyOf)) {
+    return { '#set': ((v as { anyOf: JsonValue[] }).anyOf).map(itfValue) };
+  }
+  return itfValue(v);
+}
+
+/**
+ * One test case of a suite (src/testgen/fixture.ts) as an ITF trace: the initial state, then one state per
+ * step with the expected state value of every component (`component`) and what each observed component
+ * is expected to show (`component.observed`: its record, a set prediction as `#set`). `action` is the step:
+ * `{component, kind, event}` (and `channel` for a delivery).
+ */
+export function caseToItf(suite: TestSuite, c: TestCase): ItfTrace {
+  const components = Object.keys(suite.initial);
+  const observed = Object.keys(suite.observed);
+  const vars = ['action', ...components, ...observed.map((o) => `${o}.observed`)];
+  const state = (action: ItfValue, values: Readonly<Record<string, string>>, obs: Readonly<Record<string, Readonly<Record<string, JsonValue>>>>) => {
+    const out: Record<string, ItfValue> = { action };
+    for (const comp of components) out[comp] = values[comp] ?? suite.initial[comp]!;
+    for (const o of observed) out[`${o}.observed`] = Object.fromEntries(Object.entries(obs[o] ?? {}).map(([k, v]) => [k, observationValue(v)]));
+    return out;
+  };
+  const states = [
+    state('init', suite.initial, suite.initialObservation),
+    ...c.steps.map((s) =>
+      state({ component: s.component, kind: s.kind, ...(s.channel ? { channel: s.channel } : {}), event: itfValue(s.event) }, s.expect, s.observe),
+    ),
+  ];
+  return {
+    '#meta': {
+      format: 'ITF',
+      'format-description': 'https://apalache-mc.org/docs/adr/015adr-trace.html',
+      source: 'migration-statecharts',
+      description: `${suite.system}: ${suite.criterion} suite, case ${c.name}`,
+    },
+    vars,
+    states,
   };
 }

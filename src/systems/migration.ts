@@ -7,7 +7,10 @@
  * destination process) and faults (the stream breaks).
  *
  * @example
- *   const r = explore(migrationSystem({ devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' }));
+ *   import { explore } from '../explorer/index.js';
+ *   import { migrationSystem } from './migration.js';
+ *   const r = explore(migrationSystem({ devices: ['STOP_COPY|P2P|PRE_COPY'], ack: 'legacy' }), { progress: false });
+ *   r.properties.every((p) => p.holds); // => true
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
 import { type AckMode, MAIN_STREAM_MESSAGES, MAX_MULTIFD_CHANNELS, multifdChannelType } from '../../machines/migrationMessages.js';
