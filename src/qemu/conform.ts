@@ -133,10 +133,13 @@ export interface Checked {
  * checkLog is this fed a whole log.
  *
  * @example
- *   const c = new Checker({ ack: 'off', pauseBeforeSwitchover: false });
- *   for (const o of observationsOf(records)) c.push(o);   // or one at a time, as they arrive
- *   c.verdict().divergence;                                // null so far
- *   const result = c.end();                                // incomplete: null when the run ended
+ *   import { Checker } from './conform.js';
+ *   // what a second QMP client sees: no commands, so migrate and migrate-incoming are unseen steps
+ *   const c = new Checker({ ack: 'off', pauseBeforeSwitchover: false }, { unseen: ['MIGRATE', 'MIGRATE_INCOMING'] });
+ *   const status = (side, s, line) => ({ side, kind: 'status', status: s, index: line - 1, line, text: `${side} reported '${s}'` });
+ *   c.push(status('destination', 'setup', 1)).map((x) => x.divergence); // => [null]
+ *   c.push(status('source', 'active', 2))[0].divergence.allowed; // => ["source status → 'setup'"]
+ *   c.end().divergence.step; // => 2
  */
 export class Checker {
   private readonly g: ModelGraph;
