@@ -199,6 +199,47 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
     expect(told.conform.config.pauseBeforeSwitchover).toBe(true);
   }, 90_000);
 
+  it('the destination QEMU killed mid-precopy: its QMP connection closes, the monitor follows the source to failed (exit 0)', async () => {
+    const r = await monitored('destination-killed-in-active');
+    expect(r.exit, `${r.out}\n${r.err}`).toBe(0);
+    expect(r.err).toContain("the destination's QMP connection closed: its QEMU is gone");
+    expect(r.err).toContain("source reported status 'failed'");
+    expect(r.out).toContain('stopped after');
+    expect(r.out).toContain('the migration ended');
+    expect(r.out).toContain('conforms:');
+    expect(r.conform.divergence).toBeNull();
+  }, 60_000);
+
+  it('nobody migrates: after --timeout the monitor reports incomplete (exit 4)', async () => {
+    const pair = await startPair({ monitorSockets: true });
+    try {
+      const r = await cli('--source', pair.monitorSocket('source'), '--destination', pair.monitorSocket('destination'), '--timeout', '1');
+      expect(r.code, r.out + r.err).toBe(4);
+      expect(r.out).toContain('the timeout ran out');
+      expect(r.out).toMatch(/INCOMPLETE: \d+ observations checked, 0 actions, no divergence, but the log stops mid-migration/);
+      expect(r.out).toContain("reported so far: source status 'none', source running true, destination status 'none', destination running false");
+      expect(r.err).toBe(''); // not a terminal and no --verbose: quiet
+    } finally {
+      await pair.close();
+    }
+  }, 30_000);
+
+  it('attached after migrate: one line, exit 2 (the walk starts where nothing has happened yet)', async () => {
+    const pair = await startPair({ monitorSockets: true });
+    try {
+      for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
+      await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': 100_000 }); // precopy lasts minutes
+      await pair.execute('destination', 'migrate-incoming', { uri: pair.incomingUri });
+      await pair.execute('source', 'migrate', { uri: pair.incomingUri });
+      await pair.waitForStatus('source', 'active', 10_000);
+      const r = await cli('--source', pair.monitorSocket('source'), '--destination', pair.monitorSocket('destination'));
+      expect([r.code, r.err]).toEqual([2, "migration-statecharts: the source's migration has already started (status 'active'): attach the monitor before migrate"]);
+      expect(r.out).toBe('');
+    } finally {
+      await pair.close();
+    }
+  }, 30_000);
+
   it('leaves no QEMU process behind', () => {
     expect(liveProcesses()).toBe(0);
   });

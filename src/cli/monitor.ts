@@ -40,7 +40,9 @@ export const MONITOR_HELP = `usage: migration-statecharts monitor --source QMP_S
   --settle-ms (100) how long an event waits for an earlier-stamped one from the other QEMU.
   Exit 0: the migration conforms to its end; 1: it diverges (the step, what QEMU did, what the model
   allowed); 2: bad arguments, a socket it cannot attach to, or a migration it cannot check;
-  4: incomplete — no divergence, but the migration did not end in time (or a QEMU went away).`;
+  4: incomplete — no divergence, but the migration did not end in time (or the source QEMU went away).
+  A destination whose QMP connection closes is taken as gone (killed, or it exited): its reports are
+  no longer waited for, and the source is followed to its end.`;
 
 const onOff = (v: string | undefined, option: string): boolean | undefined => {
   if (v === undefined) return undefined;
@@ -130,7 +132,7 @@ const WHY: Readonly<Record<MonitorResult['ended'], string>> = {
   'migration-ended': 'the migration ended',
   divergence: 'it diverged',
   timeout: 'the timeout ran out',
-  'connection-closed': 'a QMP connection closed',
+  'connection-closed': "the source's QMP connection closed",
 };
 
 /** The monitor's report: where it attached, the configuration and where it came from, then conform's report. */

@@ -195,6 +195,15 @@ export class Checker {
     };
   }
 
+  /**
+   * A side's QEMU is gone without a fault the log shows (a monitor saw its QMP connection close): from
+   * here on nothing it does is waited for, as after a kill fault (the break itself must then be an
+   * unseen step). Applies after the observations checked so far.
+   */
+  silence(side: Side, why: string): void {
+    this.walk.silence(side, why);
+  }
+
   /** Observations fed but not checked yet: a rewrite holds them until a later report decides their place. */
   get held(): number {
     return this.stages.reduce((n, s) => n + s.rewrite.held, 0);
@@ -225,8 +234,8 @@ class Walk {
   private readonly seen: string[];
   /** Sides whose QEMU was killed: they report nothing more, so their variables are not waited for at the end. */
   private readonly dead = new Set<Side>();
-  /** The log line of the fault that killed each dead side. */
-  private readonly killedAt = new Map<Side, number>();
+  /** How each dead side died: the log line of the fault that killed it, or what an observer saw. */
+  private readonly killedAt = new Map<Side, string>();
   private readonly stuck = new Map<number, boolean>();
   /** The source has reported 'active' since its last migrate: it had connected to the destination (see incomplete()). */
   private sourceWasActive = false;
@@ -274,7 +283,7 @@ class Walk {
     const revives = o.kind === 'action' && o.revives === o.side;
     if (this.dead.has(o.side) && !revives) {
       // a SIGKILLed QEMU has no QMP connection: nothing it reports or answers can follow until a new process starts
-      return [`nothing from the ${o.side}: its QEMU was killed at line ${this.killedAt.get(o.side) ?? '?'} and no new ${o.side} process was started (NEW_PROCESS)`];
+      return [`nothing from the ${o.side}: its QEMU ${this.killedAt.get(o.side) ?? 'was killed'} and no new ${o.side} process was started (NEW_PROCESS)`];
     }
     switch (o.kind) {
       case 'action': {
@@ -286,7 +295,7 @@ class Walk {
               : this.action(o.side, o.event, o.refused);
         if (r === null && o.kills) {
           this.dead.add(o.kills);
-          this.killedAt.set(o.kills, o.line);
+          this.killedAt.set(o.kills, `was killed at line ${o.line}`);
         }
         if (r === null && o.revives) this.revive(o.revives);
         if (r === null && o.event === 'MIGRATE' && o.refused === null) this.sourceWasActive = false; // a new migration: has it connected?
@@ -312,6 +321,12 @@ class Walk {
           () => [`no state the model can be in here has: ${o.fact.name}`],
         );
     }
+  }
+
+  /** See Checker.silence. */
+  silence(side: Side, why: string): void {
+    this.dead.add(side);
+    this.killedAt.set(side, why);
   }
 
   /**

@@ -31,6 +31,9 @@
  *    side where it is off and no migration runs; a side migrating without it is refused at attach.
  *  - It must attach before the source's migration starts (source status 'none'); the destination may
  *    already listen ('setup').
+ *  - A destination whose QMP connection closes is gone (killed, or it exited; the monitor cannot tell):
+ *    its reports are no longer waited for (Checker.silence) and the source is followed to its end. The
+ *    source's connection closing ends the monitoring (incomplete, unless it diverged or had ended).
  *
  * The documented disagreements (exceptions.ts) are applied as streaming rewrites; the cancel ones key on
  * the migrate_cancel command, which the monitor does not see, so only qemu10-runstate-and-status-apart
@@ -108,6 +111,7 @@ interface Seen {
   readonly running?: boolean;
 }
 
+const GONE = 'closed its QMP connection (the monitor saw it go)';
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const now = () => Date.now() * 1000;
 
@@ -139,6 +143,7 @@ export async function monitorMigration(opts: MonitorOptions): Promise<MonitorRes
     while (Date.now() < deadline) {
       await sleep(20);
       await new Promise<void>((r) => setImmediate(r)); // let both sockets be read before releasing
+      m.watch();
       m.release(false);
       if (m.diverged) {
         ended = 'divergence';
@@ -190,7 +195,11 @@ class Live {
   private reread = false;
   failure: MonitorError | null = null;
   diverged = false;
+  /** The source's connection closed: nothing more can be followed. */
   closed = false;
+  /** When the destination's connection was seen closed, and after how many released records the checker was told. */
+  private destinationGone: number | null = null;
+  private silencedAfter: number | null = null;
   readonly qemu: Record<Side, string>;
 
   constructor(
@@ -307,7 +316,7 @@ class Live {
   async poll(): Promise<void> {
     for (const side of SIDES) {
       if (this.qmp[side].closed) {
-        this.closed = true;
+        this.watch();
         continue;
       }
       for (const command of ['query-migrate', 'query-status'] as const) {
@@ -318,7 +327,7 @@ class Live {
         try {
           ret = await this.qmp[side].execute(command);
         } catch {
-          this.closed = this.qmp[side].closed;
+          this.watch();
           continue;
         }
         const got = now();
@@ -337,7 +346,20 @@ class Live {
   }
 
   ended(side: Side): boolean {
-    return ENDED[side].includes(this.released[side]);
+    return ENDED[side].includes(this.released[side]) || (side === 'destination' && this.silencedAfter !== null);
+  }
+
+  /**
+   * A closed connection: the source's ends the monitoring; the destination's means its QEMU is gone
+   * (killed, or it exited), so the checker stops waiting for its reports (Checker.silence) from that
+   * moment on, and the source is followed to its end (a broken stream fails it: an unseen step).
+   */
+  watch(): void {
+    if (this.qmp.source.closed) this.closed = true;
+    if (this.qmp.destination.closed && this.destinationGone === null) {
+      this.destinationGone = now();
+      this.say("  the destination's QMP connection closed: its QEMU is gone (killed, or it exited); its reports are no longer waited for");
+    }
   }
 
   /** Release what is older than the settle window (everything at the end) to the checker, in timestamp order. */
@@ -350,7 +372,17 @@ class Live {
     this.pending = this.pending.filter((p) => micros(p.record.timestamp) > limit);
     ready.sort((a, b) => micros(a.record.timestamp) - micros(b.record.timestamp) || a.seq - b.seq);
     this.frontier = Math.max(this.frontier, micros(ready.at(-1)!.record.timestamp));
-    for (const { record } of ready) this.feed(record);
+    for (const { record } of ready) {
+      this.silenceBefore(micros(record.timestamp));
+      this.feed(record);
+    }
+    if (all || (this.destinationGone !== null && this.destinationGone <= limit)) this.silenceBefore(Infinity);
+  }
+
+  private silenceBefore(ts: number): void {
+    if (this.destinationGone === null || this.silencedAfter !== null || ts <= this.destinationGone) return;
+    this.silencedAfter = this.records.length;
+    this.checker?.silence('destination', GONE);
   }
 
   private feed(record: LogRecord): void {
@@ -367,8 +399,10 @@ class Live {
   private rebuild(n: number): Checker {
     const checker = (this.checker = this.makeChecker());
     this.records.slice(0, n).forEach((r, i) => {
+      if (this.silencedAfter === i) checker.silence('destination', GONE);
       for (const o of observationsOf([r], [i + 1])) for (const c of checker.push(o)) this.report(checker, c);
     });
+    if (this.silencedAfter !== null && this.silencedAfter >= n) checker.silence('destination', GONE);
     return checker;
   }
 
