@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CONFORM_HELP } from '../src/cli/conform.js';
 import { main } from '../src/cli.js';
 import { Checker, checkLog, checkObservations } from '../src/qemu/conform.js';
-import { KNOWN_DISAGREEMENTS } from '../src/qemu/exceptions.js';
+import { KNOWN_DISAGREEMENTS, UNSEEN_COMMAND_DISAGREEMENTS } from '../src/qemu/exceptions.js';
 import { type LogRecord, type Side, LogFormatError, parseLog, parseTraceLog } from '../src/qemu/log.js';
 import { configOf, observationsOf } from '../src/qemu/observations.js';
 import { PlanError, plan } from '../src/qemu/plan.js';
@@ -539,6 +539,22 @@ describe('the incremental checker (what checkLog and the live monitor share)', (
     expect(push(9)).toEqual(["destination reported status 'active'", 'source stopped its guest (STOP)', "source reported status 'pre-switchover'"]);
     expect(c.held).toBe(0);
     expect(c.end().exceptions.map((e) => e.name)).toEqual(['qemu10-runstate-and-status-apart']);
+  });
+
+  it('qemu10-cancel-shuts-return-path-first without the command: recognised by the source\'s cancelling (the monitor\'s form)', () => {
+    const unseen = ['MIGRATE', 'MIGRATE_INCOMING', 'MIGRATE_CANCEL', 'MIGRATE_CONTINUE', 'STREAM_BREAKS'] as const;
+    const seen = (recs: LogRecord[]) => recs.filter((r) => !('execute' in r));
+    const config = configOf(run(...upToPreSwitchover(ACK_PAUSE)));
+    const cancelled = seen(run(...upToPreSwitchover(ACK_PAUSE), cmd('source', 'migrate_cancel'), status('destination', 'failed'), status('source', 'cancelling'), ev('source', 'RESUME'), status('source', 'cancelled')));
+    expect(checkObservations(observationsOf(cancelled), config, { unseen }).divergence?.did).toBe("destination reported status 'failed'");
+    const r = checkObservations(observationsOf(cancelled), config, { unseen, exceptions: UNSEEN_COMMAND_DISAGREEMENTS });
+    expect(r.divergence).toBeNull();
+    expect(r.incomplete).toBeNull();
+    expect(r.exceptions.map((e) => e.name)).toEqual(['qemu10-cancel-shuts-return-path-first-unseen']);
+    // a destination that fails on its own makes the source fail, not cancel: no rewrite, and the order stands
+    const broken = seen(run(...upToPreSwitchover(ACK_PAUSE), status('destination', 'failed'), status('source', 'failed')));
+    const b = checkObservations(observationsOf(broken), config, { unseen, exceptions: UNSEEN_COMMAND_DISAGREEMENTS });
+    expect(b.exceptions).toEqual([]);
   });
 
   it('commands it cannot see are taken as internal steps (unseen), under the same reporting rule', () => {

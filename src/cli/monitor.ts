@@ -10,7 +10,7 @@ import { formatLog } from '../qemu/log.js';
 import { type ConfigOverrides, type MonitorResult, MonitorError, monitorMigration } from '../qemu/monitor.js';
 import { describeConfig } from '../qemu/model.js';
 import { formatResult } from '../qemu/conform.js';
-import { KNOWN_DISAGREEMENTS } from '../qemu/exceptions.js';
+import { UNSEEN_COMMAND_DISAGREEMENTS } from '../qemu/exceptions.js';
 import { checkOutputPath, joinNegativeNumbers, parseCount, requireValue, writeWhole } from './args.js';
 import { EXIT_INCOMPLETE } from './conform.js';
 import { EXIT, UsageError } from './errors.js';
@@ -159,7 +159,7 @@ function asJson(r: MonitorResult, source: string, destination: string) {
     modelStates: res.modelStates,
     steps: res.steps,
     records: r.records.length,
-    exceptions: res.exceptions.map((x) => ({ ...x, change: KNOWN_DISAGREEMENTS.find((k) => k.name === x.name)?.change ?? null })),
+    exceptions: res.exceptions.map((x) => ({ ...x, change: UNSEEN_COMMAND_DISAGREEMENTS.find((k) => k.name === x.name)?.change ?? null })),
     divergence: res.divergence,
   };
 }

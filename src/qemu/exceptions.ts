@@ -208,6 +208,43 @@ export const CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP: KnownDisagreement = {
   },
 };
 
+/**
+ * CANCEL_SHUTS_RETURN_PATH_FIRST as an observer without the commands sees it (the live monitor: the
+ * migrate_cancel came from another QMP client): the destination reports 'failed' while the source
+ * still reports a status a cancel is taken in, and the source's next status is 'cancelling'. A
+ * destination that fails on its own (a broken stream) makes the source fail, not cancel, so the
+ * source's 'cancelling' is what tells the two apart.
+ *
+ * The exception: such a destination 'failed' is taken as reported just after the source's 'cancelling'.
+ */
+export const CANCEL_SHUTS_RETURN_PATH_FIRST_UNSEEN: KnownDisagreement = {
+  name: 'qemu10-cancel-shuts-return-path-first-unseen',
+  qemu: CANCEL_SHUTS_RETURN_PATH_FIRST.qemu + ' (seen without the migrate_cancel command: the source reports cancelling next)',
+  change: CANCEL_SHUTS_RETURN_PATH_FIRST.change,
+  start() {
+    let source = 'none';
+    return scan((held, ended, applied) => {
+      const o = held[0]!;
+      if (o.side === 'source' && o.kind === 'status') source = o.status;
+      if (!(o.side === 'destination' && o.kind === 'status' && o.status === 'failed' && ['setup', 'active', 'pre-switchover', 'device'].includes(source))) return 'emit';
+      const j = held.findIndex((x, k) => k > 0 && x.side === 'source' && x.kind === 'status'); // the source's next status: the window
+      if (j < 0) return ended ? 'emit' : 'wait';
+      const next = held[j]!;
+      if (next.kind !== 'status' || next.status !== 'cancelling') return 'emit';
+      held.splice(0, 1); // the source's cancelling is now at j - 1
+      held.splice(j, 0, o);
+      applied.push(o.line);
+      return 'again';
+    });
+  },
+};
+
+/**
+ * The exceptions for an observer that does not see the commands (the live monitor): the cancel ones
+ * key on migrate_cancel, so the first is replaced by its unseen form and the no-op one cannot apply.
+ */
+export const UNSEEN_COMMAND_DISAGREEMENTS: readonly KnownDisagreement[] = [CANCEL_SHUTS_RETURN_PATH_FIRST_UNSEEN, RUNSTATE_AND_STATUS_APART];
+
 /** Every exception the checker applies by default. */
 export const KNOWN_DISAGREEMENTS: readonly KnownDisagreement[] = [CANCEL_SHUTS_RETURN_PATH_FIRST, RUNSTATE_AND_STATUS_APART, CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP];
 

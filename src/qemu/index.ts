@@ -16,7 +16,7 @@ export { modelGraph, ModelGraph, CONTROLLABLE, describeConfig, type ModelConfig,
 export { checkLog, checkObservations, Checker, formatResult, MIGRATION_RUNNING, type Checked, type ConformResult, type Divergence, type Incomplete, type CheckOptions } from './conform.js';
 export { monitorMigration, MonitorError, UNSEEN, type MonitorOptions, type MonitorResult, type ConfigOverrides } from './monitor.js';
 export { observationsOf, configOf, COMMAND_ACTIONS, TRACE_EVENTS, type Observation, type Fact } from './observations.js';
-export { KNOWN_DISAGREEMENTS, MIGRATE_NEEDS_A_LISTENER, applyToLog, type KnownDisagreement, type Rewrite } from './exceptions.js';
+export { KNOWN_DISAGREEMENTS, UNSEEN_COMMAND_DISAGREEMENTS, MIGRATE_NEEDS_A_LISTENER, applyToLog, type KnownDisagreement, type Rewrite } from './exceptions.js';
 export {
   parseLog,
   parseRecord,

@@ -35,16 +35,16 @@
  *    its reports are no longer waited for (Checker.silence) and the source is followed to its end. The
  *    source's connection closing ends the monitoring (incomplete, unless it diverged or had ended).
  *
- * The documented disagreements (exceptions.ts) are applied as streaming rewrites; the cancel ones key on
- * the migrate_cancel command, which the monitor does not see, so only qemu10-runstate-and-status-apart
- * can apply to what it sees.
+ * The documented disagreements (exceptions.ts) are applied as streaming rewrites, in the form for an
+ * observer without the commands (UNSEEN_COMMAND_DISAGREEMENTS): the cancel that shuts the return path
+ * first is recognised by the source's 'cancelling' instead of the migrate_cancel command.
  *
  * @example
  *   const r = await monitorMigration({ source: '/run/src.qmp', destination: '/run/dst.qmp', onStep: console.log });
  *   r.result.divergence; // null: the migration conformed (r.result.incomplete null too)
  */
 import { type Checked, Checker, type ConformResult } from './conform.js';
-import { KNOWN_DISAGREEMENTS } from './exceptions.js';
+import { UNSEEN_COMMAND_DISAGREEMENTS } from './exceptions.js';
 import { type CommandRecord, type LogRecord, type Side, LogFormatError, SIDES, micros, timestampOf } from './log.js';
 import { type ControllableEvent, type ModelConfig, describeConfig, modelGraph } from './model.js';
 import { configOf, observationsOf } from './observations.js';
@@ -407,7 +407,7 @@ class Live {
   }
 
   private makeChecker(): Checker {
-    return new Checker(this.config!, { unseen: UNSEEN, ...(this.opts.strict ? { exceptions: [] } : { exceptions: KNOWN_DISAGREEMENTS }) });
+    return new Checker(this.config!, { unseen: UNSEEN, exceptions: this.opts.strict ? [] : UNSEEN_COMMAND_DISAGREEMENTS });
   }
 
   private report(checker: Checker, c: Checked): void {
