@@ -134,7 +134,7 @@ async function monitored(name: string, flags: string[] = []) {
     await runPlan(pair, plan(s.config, s.waypoints, s.plan), { ...(s.timing ? { timing: s.timing } : {}), ...(s.capabilities ? { capabilities: s.capabilities } : {}) });
     const exit = await code;
     if (process.env['MONITOR_DEBUG']) console.log(`${name} ${flags.join(' ')}\n${out.join('\n')}\n${err.join('\n')}`);
-    if (process.env["MONITOR_DEBUG"] && existsSync(log)) console.log(readFileSync(log, "utf8"));
+    if (process.env['MONITOR_DEBUG'] && existsSync(log)) console.log(readFileSync(log, 'utf8'));
     const records = sortRecords(await pair.close());
     return { exit, out: out.join('\n'), err: err.join('\n'), conform: checkLog(records), log: existsSync(log) ? readFileSync(log, 'utf8') : '' };
   } finally {
@@ -223,7 +223,7 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
     expect(r.out.includes('known disagreement qemu10-cancel-shuts-return-path-first-unseen applied'), r.out).toBe(byCommand);
   }, 60_000);
 
-  it('nobody migrates: after --timeout the monitor reports incomplete (exit 4)', async () => {
+  it('nobody migrates: after --timeout the monitor reports incomplete (exit 4), also as JSON; the harness\'s own QMP socket is busy (exit 2)', async () => {
     const pair = await startPair({ monitorSockets: true });
     try {
       const r = await cli('--source', pair.monitorSocket('source'), '--destination', pair.monitorSocket('destination'), '--timeout', '1');
@@ -232,6 +232,14 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
       expect(r.out).toMatch(/INCOMPLETE: \d+ observations checked, 0 actions, no divergence, but the log stops mid-migration/);
       expect(r.out).toContain("reported so far: source status 'none', source running true, destination status 'none', destination running false");
       expect(r.err).toBe(''); // not a terminal and no --verbose: quiet
+      const j = await cli('--source', pair.monitorSocket('source'), '--destination', pair.monitorSocket('destination'), '--timeout', '1', '--json');
+      expect(j.code).toBe(4);
+      expect(JSON.parse(j.out)).toMatchObject({ ended: 'timeout', conforms: false, divergence: null, config: { ack: 'off', pauseBeforeSwitchover: false }, qemu: { source: expect.stringMatching(/^\d+\.\d+\.\d+$/) } });
+      expect(JSON.parse(j.out).incomplete.reported).toContain("source status 'none'");
+      // the harness holds each QEMU's first QMP socket: a second client is never greeted there
+      const busy = await cli('--source', join(pair.dir, 'source.qmp'), '--destination', pair.monitorSocket('destination'));
+      expect(busy.code).toBe(2);
+      expect(busy.err).toMatch(/^migration-statecharts: cannot attach to the source's QMP socket .*source\.qmp: no greeting within \d+ ms \(a QEMU -qmp socket serves one client at a time: give the monitor its own -qmp socket\)$/);
     } finally {
       await pair.close();
     }

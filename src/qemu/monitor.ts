@@ -179,8 +179,9 @@ class Live {
   private pending: { record: LogRecord; seq: number }[] = [];
   private seq = 0;
   private frontier = 0;
+  /** Released records, in the order checked (the --log file). */
   private readonly records: LogRecord[] = [];
-  /** Released observations before the checker exists (its configuration is read when the source starts). */
+  /** Made at the first released record, and again when the configuration changes (then fed every record so far). */
   private checker: Checker | null = null;
   private config: ModelConfig | null = null;
   private configFrom: string[] = [];
