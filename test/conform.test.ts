@@ -10,13 +10,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFORM_HELP } from '../src/cli/conform.js';
 import { main } from '../src/cli.js';
 import { Checker, checkLog, checkObservations } from '../src/qemu/conform.js';
-import { KNOWN_DISAGREEMENTS, UNSEEN_COMMAND_DISAGREEMENTS } from '../src/qemu/exceptions.js';
+import { KNOWN_DISAGREEMENTS, UNSEEN_COMMAND_DISAGREEMENTS, applyToLog } from '../src/qemu/exceptions.js';
 import { type LogRecord, type Side, LogFormatError, parseLog, parseTraceLog } from '../src/qemu/log.js';
-import { configOf, observationsOf } from '../src/qemu/observations.js';
+import { type Observation, configOf, observationsOf } from '../src/qemu/observations.js';
 import { PlanError, plan } from '../src/qemu/plan.js';
 import { QmpClient, QmpClosedError, QmpError, QmpTimeoutError } from '../src/qemu/qmp.js';
 import { SCENARIOS } from '../src/qemu/scenarios.js';
@@ -555,6 +556,31 @@ describe('the incremental checker (what checkLog and the live monitor share)', (
     const broken = seen(run(...upToPreSwitchover(ACK_PAUSE), status('destination', 'failed'), status('source', 'failed')));
     const b = checkObservations(observationsOf(broken), config, { unseen, exceptions: UNSEEN_COMMAND_DISAGREEMENTS });
     expect(b.exceptions).toEqual([]);
+  });
+
+  it('what a documented disagreement has passed on is final: the observations checked after a prefix start every longer run', () => {
+    const sides = ['source', 'destination'] as const;
+    const obs = fc.array(
+      fc.oneof(
+        fc.record({ kind: fc.constant('status' as const), side: fc.constantFrom(...sides), status: fc.constantFrom('setup', 'active', 'device', 'pre-switchover', 'completed', 'failed', 'cancelling', 'cancelled') }),
+        fc.record({ kind: fc.constant('running' as const), side: fc.constantFrom(...sides), running: fc.boolean() }),
+        fc.record({ kind: fc.constant('action' as const), side: fc.constantFrom(...sides), event: fc.constantFrom('MIGRATE_CANCEL' as const, 'MIGRATE' as const), refused: fc.constantFrom(null, 'GenericError: no') }),
+      ),
+      { maxLength: 12 },
+    );
+    fc.assert(
+      fc.property(obs, fc.nat(12), (raw, cut) => {
+        const all = raw.map((o, i) => ({ ...o, index: i, line: i + 1, text: `${i}` }) as Observation);
+        for (const ex of [...KNOWN_DISAGREEMENTS, ...UNSEEN_COMMAND_DISAGREEMENTS]) {
+          const r = ex.start();
+          const passed = all.slice(0, cut).flatMap((o) => r.push(o)).map((o) => o.line);
+          const whole = applyToLog(ex, all).obs.map((o) => o.line);
+          expect(whole.slice(0, passed.length), ex.name).toEqual(passed);
+          expect(passed.length + r.held, ex.name).toBeGreaterThanOrEqual(Math.min(cut, all.length) - r.applied.length);
+        }
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('commands it cannot see are taken as internal steps (unseen), under the same reporting rule', () => {
