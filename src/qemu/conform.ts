@@ -21,6 +21,11 @@
  *    current one; migrate-set-capabilities is accepted on the source only while no migration runs,
  *    and only for a valid set (see the rules by Walk.action and Walk.capabilities).
  *
+ * The check is incremental (Checker): observations are fed one at a time and the verdict so far can
+ * be asked at any point, so the live monitor (monitor.ts) runs the very same check as it follows a
+ * migration; checkLog feeds it a whole log. An observer that does not see the commands (a second QMP
+ * client) names them `unseen`: the walk then takes those controllable steps as it takes internal ones.
+ *
  * The first observation no state can match is the divergence: its step, what QEMU did, and what the
  * model allowed there. A log that matches to its end but stops while the migration is still under
  * way (no consistent state has both sides at an end) is incomplete: it shows no divergence, but it does
