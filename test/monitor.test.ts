@@ -10,7 +10,7 @@
  * recorded log (commands included). And the CLI's one-line errors (exit 2). Without
  * qemu-system-x86_64 the real-QEMU part is left out with a message, as in test/qemu.test.ts.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +108,11 @@ if (!qemu.ok) {
   console.warn(`test/monitor.test.ts: the live-monitor runs on real QEMU were LEFT OUT because ${QEMU_BINARY} is missing or does not run; install QEMU to run them.`);
 }
 
+/** Each QEMU with a second QMP socket for the monitor; scratch directories apart from test/qemu.test.ts's, which checks for its own leftovers. */
+const PAIR = { monitorSockets: true, scratchPrefix: 'qemu-monitor-' } as const;
+const scratchDirs = () => readdirSync(tmpdir()).filter((d) => d.startsWith(PAIR.scratchPrefix));
+const dirsBefore = new Set(scratchDirs());
+
 const scenario = (name: string) => {
   const s = SCENARIOS.find((x) => x.name === name);
   if (!s) throw new Error(`no scenario ${name}`);
@@ -120,7 +125,7 @@ const scenario = (name: string) => {
  */
 async function monitored(name: string, flags: string[] = []) {
   const s = scenario(name);
-  const pair = await startPair({ monitorSockets: true, destinationAutostart: s.config.autostart ?? true });
+  const pair = await startPair({ ...PAIR, destinationAutostart: s.config.autostart ?? true });
   const out: string[] = [];
   const err: string[] = [];
   const log = join(scratch, `${name}-${flags.length}.jsonl`);
@@ -224,7 +229,7 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
   }, 60_000);
 
   it('nobody migrates: after --timeout the monitor reports incomplete (exit 4), also as JSON; the harness\'s own QMP socket is busy (exit 2)', async () => {
-    const pair = await startPair({ monitorSockets: true });
+    const pair = await startPair(PAIR);
     try {
       const r = await cli('--source', pair.monitorSocket('source'), '--destination', pair.monitorSocket('destination'), '--timeout', '1');
       expect(r.code, r.out + r.err).toBe(4);
@@ -246,7 +251,7 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
   }, 30_000);
 
   it('attached after migrate: one line, exit 2 (the walk starts where nothing has happened yet)', async () => {
-    const pair = await startPair({ monitorSockets: true });
+    const pair = await startPair(PAIR);
     try {
       for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
       await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': 100_000 }); // precopy lasts minutes
@@ -261,7 +266,8 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
     }
   }, 30_000);
 
-  it('leaves no QEMU process behind', () => {
+  it('leaves no QEMU process and no scratch directory behind', () => {
     expect(liveProcesses()).toBe(0);
+    expect(scratchDirs().filter((d) => !dirsBefore.has(d))).toEqual([]);
   });
 });

@@ -33,6 +33,8 @@ export interface PairOptions {
    * socket serves one client at a time, and the harness keeps the first (default false).
    */
   readonly monitorSockets?: boolean;
+  /** The scratch directory's name prefix in the temporary directory (default 'qemu-conform-'; a suite that checks for leftovers looks for its own). */
+  readonly scratchPrefix?: string;
 }
 
 /** The statuses after which a side's migration cannot move any more. */
@@ -219,7 +221,7 @@ async function connectTo(dir: string, side: Side, incarnation: number, p: Manage
 /** Start a source and a destination QEMU and connect to both; on any failure everything is cleaned up. */
 export async function startPair(opts: PairOptions = {}): Promise<QemuPair> {
   const binary = opts.binary ?? QEMU_BINARY;
-  const dir = makeScratch();
+  const dir = makeScratch(opts.scratchPrefix);
   const procs: Partial<Record<Side, Managed>> = {};
   const qmp: Partial<Record<Side, QmpClient>> = {};
   const started = Date.now() * 1000;
