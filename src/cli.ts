@@ -9,6 +9,7 @@ import { EXIT, UsageError } from './cli/errors.js';
 import { SystemError } from './explorer/system.js';
 import { checkCommand } from './cli/check.js';
 import { conformCommand } from './cli/conform.js';
+import { monitorCommand } from './cli/monitor.js';
 import { exploreCommand } from './cli/explore.js';
 import { exportCommand } from './cli/export.js';
 import { phasesCommand } from './cli/phases.js';
@@ -25,18 +26,22 @@ commands:
   explore [--devices N] [--symmetry] [--max-states N] [--json] …        exhaustively check N devices (explore --help)
   tests generate|replay …                                              model-based test suites (tests --help)
   conform FILE [--strict] [--json]                                     check a recorded QEMU run against the model (conform --help)
+  monitor --source QMP_SOCKET --destination QMP_SOCKET [--json] …      follow a live QEMU migration with the model (monitor --help)
   phases --orchestrator libvirt|kubevirt|nova [--json]                  what an orchestrator sees of QEMU's statuses (phases --help)
   export --machine NAME --format scxml|json [--out FILE]                a machine as SCXML or JSON (export --help)
   help, --help                                                          this text; every command also takes --help
   --version                                                             the package version
 
 exit codes: 0 ok, 1 a property is violated (or the kernel refuses a SET), 2 bad arguments (one line),
-3 a bound stopped the search`;
+3 a bound stopped the search, 4 (conform, monitor) the run stops mid-migration`;
 
 type Out = (s: string) => void;
 
-/** Run the CLI on `argv` (without node and script); returns the exit code. */
-export function main(argv: readonly string[], out: Out = (s) => process.stdout.write(s + '\n'), err: Out = (s) => process.stderr.write(s + '\n')): number {
+/**
+ * Run the CLI on `argv` (without node and script); returns the exit code — a promise of it for
+ * `monitor`, which follows a live migration (its promise never rejects).
+ */
+export function main(argv: readonly string[], out: Out = (s) => process.stdout.write(s + '\n'), err: Out = (s) => process.stderr.write(s + '\n')): number | Promise<number> {
   try {
     const [cmd, ...rest] = argv;
     switch (cmd) {
@@ -50,6 +55,8 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         return testsCommand(rest, out, err);
       case 'conform':
         return conformCommand(rest, out, err);
+      case 'monitor':
+        return monitorCommand(rest, out, err);
       case 'phases':
         return phasesCommand(rest, out);
       case 'export':
@@ -68,7 +75,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         err(HELP);
         return EXIT.usage;
       default:
-        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, phases, export, help, --version`);
+        throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, monitor, phases, export, help, --version`);
     }
   } catch (e) {
     if (e instanceof UsageError || e instanceof SystemError) {
@@ -97,5 +104,5 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  process.exitCode = main(process.argv.slice(2));
+  void Promise.resolve(main(process.argv.slice(2))).then((code) => (process.exitCode = code));
 }

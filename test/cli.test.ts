@@ -39,7 +39,7 @@ describe('vfio path', () => {
     );
     expect(run('vfio', 'path', '--to', 'STOP').err).toMatch(/^migration-statecharts: missing --from; expected ERROR, STOP/);
     expect(run('vfio', 'path', '--from', 'STOP', '--to', 'RUNNING', '--colour').err).toBe("migration-statecharts: Unknown option '--colour'");
-    expect(run('frobnicate').err).toBe("migration-statecharts: unknown command 'frobnicate'; valid: check, vfio, explore, tests, conform, phases, export, help, --version");
+    expect(run('frobnicate').err).toBe("migration-statecharts: unknown command 'frobnicate'; valid: check, vfio, explore, tests, conform, monitor, phases, export, help, --version");
     for (const r of [run('vfio', 'nope'), run('explore', '--devices', 'x')]) {
       expect(r.code).toBe(2);
       expect(r.err.split('\n')).toHaveLength(1);

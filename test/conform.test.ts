@@ -10,13 +10,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFORM_HELP } from '../src/cli/conform.js';
 import { main } from '../src/cli.js';
-import { checkLog } from '../src/qemu/conform.js';
-import { KNOWN_DISAGREEMENTS } from '../src/qemu/exceptions.js';
+import { Checker, checkLog, checkObservations } from '../src/qemu/conform.js';
+import { KNOWN_DISAGREEMENTS, UNSEEN_COMMAND_DISAGREEMENTS, applyToLog } from '../src/qemu/exceptions.js';
 import { type LogRecord, type Side, LogFormatError, parseLog, parseTraceLog } from '../src/qemu/log.js';
-import { configOf } from '../src/qemu/observations.js';
+import { type Observation, configOf, observationsOf } from '../src/qemu/observations.js';
 import { PlanError, plan } from '../src/qemu/plan.js';
 import { QmpClient, QmpClosedError, QmpError, QmpTimeoutError } from '../src/qemu/qmp.js';
 import { SCENARIOS } from '../src/qemu/scenarios.js';
@@ -504,6 +505,99 @@ describe('documented disagreements: needed exactly where QEMU 10.0 shows them', 
       expect(k.qemu.length).toBeGreaterThan(40);
       expect(k.change.length).toBeGreaterThan(20);
     }
+  });
+});
+
+describe('the incremental checker (what checkLog and the live monitor share)', () => {
+  const FIXTURES = ['precopy.jsonl', 'precopy-broken.jsonl', 'switchover-ack.jsonl', 'retry-after-cancel-ack.jsonl', 'management-stop-broken.jsonl', 'destination-paused-cont.jsonl'];
+
+  it('fed one observation at a time it ends where checkLog does, and a divergence once reported never changes', () => {
+    for (const name of FIXTURES) {
+      const { records: recs, lines } = parseLog(fixture(name));
+      const c = new Checker(configOf(recs, lines));
+      let first: unknown = null;
+      for (const o of observationsOf(recs, lines)) {
+        c.push(o);
+        const d = c.verdict().divergence;
+        if (first === null && d !== null) first = d;
+        if (first !== null) expect(c.verdict().divergence, name).toBe(first);
+      }
+      expect(c.end(), name).toEqual(checkLog(recs, lines));
+    }
+  });
+
+  it('holds back what a documented disagreement may still move: a source STOP waits for the source\'s next report', () => {
+    const base = upToPreSwitchover(['pause-before-switchover']);
+    const recs = run(...base.slice(0, 6), status('source', 'active'), ev('source', 'STOP'), status('destination', 'active'), status('source', 'pre-switchover'));
+    const obs = observationsOf(recs);
+    const c = new Checker(configOf(recs));
+    const push = (i: number) => c.push(obs[i]!).map((x) => x.observation.text);
+    for (let i = 0; i < 7; i++) expect(push(i)).toHaveLength(1);
+    expect(push(7)).toEqual([]); // the STOP: held
+    expect(c.held).toBe(1);
+    expect(push(8)).toEqual([]); // the destination's active: held behind it
+    expect(c.held).toBe(2);
+    expect(push(9)).toEqual(["destination reported status 'active'", 'source stopped its guest (STOP)', "source reported status 'pre-switchover'"]);
+    expect(c.held).toBe(0);
+    expect(c.end().exceptions.map((e) => e.name)).toEqual(['qemu10-runstate-and-status-apart']);
+  });
+
+  it('qemu10-cancel-shuts-return-path-first without the command: recognised by the source\'s cancelling (the monitor\'s form)', () => {
+    const unseen = ['MIGRATE', 'MIGRATE_INCOMING', 'MIGRATE_CANCEL', 'MIGRATE_CONTINUE', 'STREAM_BREAKS'] as const;
+    const seen = (recs: LogRecord[]) => recs.filter((r) => !('execute' in r));
+    const config = configOf(run(...upToPreSwitchover(ACK_PAUSE)));
+    const cancelled = seen(run(...upToPreSwitchover(ACK_PAUSE), cmd('source', 'migrate_cancel'), status('destination', 'failed'), status('source', 'cancelling'), ev('source', 'RESUME'), status('source', 'cancelled')));
+    expect(checkObservations(observationsOf(cancelled), config, { unseen }).divergence?.did).toBe("destination reported status 'failed'");
+    const r = checkObservations(observationsOf(cancelled), config, { unseen, exceptions: UNSEEN_COMMAND_DISAGREEMENTS });
+    expect(r.divergence).toBeNull();
+    expect(r.incomplete).toBeNull();
+    expect(r.exceptions.map((e) => e.name)).toEqual(['qemu10-cancel-shuts-return-path-first-unseen']);
+    // a destination that fails on its own makes the source fail, not cancel: no rewrite, and the order stands
+    const broken = seen(run(...upToPreSwitchover(ACK_PAUSE), status('destination', 'failed'), status('source', 'failed')));
+    const b = checkObservations(observationsOf(broken), config, { unseen, exceptions: UNSEEN_COMMAND_DISAGREEMENTS });
+    expect(b.exceptions).toEqual([]);
+  });
+
+  it('what a documented disagreement has passed on is final: the observations checked after a prefix start every longer run', () => {
+    const sides = ['source', 'destination'] as const;
+    const obs = fc.array(
+      fc.oneof(
+        fc.record({ kind: fc.constant('status' as const), side: fc.constantFrom(...sides), status: fc.constantFrom('setup', 'active', 'device', 'pre-switchover', 'completed', 'failed', 'cancelling', 'cancelled') }),
+        fc.record({ kind: fc.constant('running' as const), side: fc.constantFrom(...sides), running: fc.boolean() }),
+        fc.record({ kind: fc.constant('action' as const), side: fc.constantFrom(...sides), event: fc.constantFrom('MIGRATE_CANCEL' as const, 'MIGRATE' as const), refused: fc.constantFrom(null, 'GenericError: no') }),
+      ),
+      { maxLength: 12 },
+    );
+    fc.assert(
+      fc.property(obs, fc.nat(12), (raw, cut) => {
+        const all = raw.map((o, i) => ({ ...o, index: i, line: i + 1, text: `${i}` }) as Observation);
+        for (const ex of [...KNOWN_DISAGREEMENTS, ...UNSEEN_COMMAND_DISAGREEMENTS]) {
+          const r = ex.start();
+          const passed = all.slice(0, cut).flatMap((o) => r.push(o)).map((o) => o.line);
+          const whole = applyToLog(ex, all).obs.map((o) => o.line);
+          expect(whole.slice(0, passed.length), ex.name).toEqual(passed);
+          expect(passed.length + r.held, ex.name).toBeGreaterThanOrEqual(Math.min(cut, all.length) - r.applied.length);
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  it('commands it cannot see are taken as internal steps (unseen), under the same reporting rule', () => {
+    // what a second QMP client sees of precopy.jsonl: the events and query replies, no commands
+    const recs = records('precopy.jsonl').filter((r) => !('execute' in r) || r.execute.startsWith('query-'));
+    const config = { ack: 'off', pauseBeforeSwitchover: false } as const;
+    expect(checkObservations(observationsOf(recs), config).divergence?.did).toBe("destination reported status 'setup'");
+    const unseen = ['MIGRATE', 'MIGRATE_INCOMING', 'MIGRATE_CANCEL', 'MIGRATE_CONTINUE', 'STREAM_BREAKS'] as const;
+    const r = checkObservations(observationsOf(recs), config, { unseen });
+    expect(r.divergence).toBeNull();
+    expect(r.incomplete).toBeNull();
+    // still one step at a time: without the source's 'active' its guest stops while it is in 'setup'
+    const skipped = recs.filter((x) => !('event' in x && x.event === 'MIGRATION' && x.side === 'source' && x.data['status'] === 'active'));
+    const d = checkObservations(observationsOf(skipped), config, { unseen }).divergence;
+    expect(d?.did).toBe('source stopped its guest (STOP)');
+    // (an unseen migrate_cancel or stream break could have come instead)
+    expect(d?.allowed).toEqual(["source status → 'active'", "source status → 'cancelling'", "source status → 'failed'"]);
   });
 });
 

@@ -21,12 +21,17 @@
  *    current one; migrate-set-capabilities is accepted on the source only while no migration runs,
  *    and only for a valid set (see the rules by Walk.action and Walk.capabilities).
  *
+ * The check is incremental (Checker): observations are fed one at a time and the verdict so far can
+ * be asked at any point, so the live monitor (monitor.ts) runs the very same check as it follows a
+ * migration; checkLog feeds it a whole log. An observer that does not see the commands (a second QMP
+ * client) names them `unseen`: the walk then takes those controllable steps as it takes internal ones.
+ *
  * The first observation no state can match is the divergence: its step, what QEMU did, and what the
  * model allowed there. A log that matches to its end but stops while the migration is still under
  * way (no consistent state has both sides at an end) is incomplete: it shows no divergence, but it does
  * not show a run that conforms either.
  */
-import { type KnownDisagreement, KNOWN_DISAGREEMENTS } from './exceptions.js';
+import { type KnownDisagreement, type Rewrite, KNOWN_DISAGREEMENTS } from './exceptions.js';
 import { type LogRecord, type Side } from './log.js';
 import { type ControllableEvent, type ModelConfig, type ModelGraph, OBSERVABLES, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
 import { type Observation, configOf, observationsOf } from './observations.js';
@@ -98,6 +103,11 @@ const ENDED: Readonly<Record<Side, readonly string[]>> = { source: ['completed',
 export interface CheckOptions {
   /** The documented disagreements to apply (default: all of KNOWN_DISAGREEMENTS; [] for none). */
   readonly exceptions?: readonly KnownDisagreement[];
+  /**
+   * Controllable steps the observer cannot see (a second QMP client does not see another client's
+   * commands): the walk takes them as it takes internal steps, under the same reporting rule. Default none.
+   */
+  readonly unseen?: readonly ControllableEvent[];
 }
 
 /** Check a parsed log: its configuration from its capabilities, then its observations. */
@@ -106,33 +116,121 @@ export function checkLog(records: readonly LogRecord[], lines?: readonly number[
 }
 
 export function checkObservations(observations: readonly Observation[], config: ModelConfig, opts: CheckOptions = {}): ConformResult {
-  let obs = [...observations];
-  const exceptions: { name: string; line: number }[] = [];
-  for (const ex of opts.exceptions ?? KNOWN_DISAGREEMENTS) {
-    const r = ex.apply(obs);
-    obs = r.obs;
-    for (const line of r.applied) exceptions.push({ name: ex.name, line });
+  const c = new Checker(config, opts);
+  for (const o of observations) c.push(o);
+  return c.end();
+}
+
+/** One observation as the checker took it: in the rewritten order, with the divergence it caused, if any. */
+export interface Checked {
+  readonly observation: Observation;
+  /** 1-based position among the checked observations. */
+  readonly step: number;
+  readonly divergence: Divergence | null;
+}
+
+/**
+ * The incremental check: observations are fed one at a time, in log order (`push`), and the verdict so
+ * far can be asked at any point (`verdict`); `end` says the run is over. The documented disagreements
+ * are applied as streaming rewrites (exceptions.ts), so an observation a rewrite may still move is held
+ * back (`held`) and checked once it is final; after the first divergence nothing more is checked, but
+ * the rewrites still read the rest (the report lists every place one applied, as for a whole log).
+ * checkLog is this fed a whole log.
+ *
+ * @example
+ *   import { Checker } from './conform.js';
+ *   // what a second QMP client sees: no commands, so migrate and migrate-incoming are unseen steps
+ *   const c = new Checker({ ack: 'off', pauseBeforeSwitchover: false }, { unseen: ['MIGRATE', 'MIGRATE_INCOMING'] });
+ *   const status = (side, s, line) => ({ side, kind: 'status', status: s, index: line - 1, line, text: `${side} reported '${s}'` });
+ *   c.push(status('destination', 'setup', 1)).map((x) => x.divergence); // => [null]
+ *   c.push(status('source', 'active', 2))[0].divergence.allowed; // => ["source status → 'setup'"]
+ *   c.end().divergence.step; // => 2
+ */
+export class Checker {
+  private readonly g: ModelGraph;
+  private readonly walk: Walk;
+  private readonly stages: { readonly ex: KnownDisagreement; readonly rewrite: Rewrite }[];
+  private steps = 0;
+  private actions = 0;
+  private divergence: Divergence | null = null;
+  private result: ConformResult | null = null;
+
+  constructor(
+    readonly config: ModelConfig,
+    opts: CheckOptions = {},
+  ) {
+    this.g = modelGraph(config);
+    this.walk = new Walk(this.g, new Set(opts.unseen ?? []));
+    this.stages = (opts.exceptions ?? KNOWN_DISAGREEMENTS).map((ex) => ({ ex, rewrite: ex.start() }));
   }
-  const g = modelGraph(config);
-  const walk = new Walk(g);
-  let actions = 0;
-  for (let i = 0; i < obs.length; i++) {
-    const o = obs[i]!;
-    if (o.kind === 'action') actions++;
-    const allowed = walk.take(o);
-    if (allowed !== null) {
-      return {
-        config,
-        modelStates: g.states,
-        steps: i + 1,
-        actions,
-        exceptions,
-        divergence: { step: i + 1, line: o.line, did: o.text, allowed, reported: walk.reported() },
-        incomplete: null,
-      };
+
+  get modelStates(): number {
+    return this.g.states;
+  }
+
+  /** Feed the next observation; returns the observations checked now (none while the rewrites hold it back). */
+  push(o: Observation): Checked[] {
+    if (this.result) throw new Error('Checker.push after end()');
+    return this.check(this.stages.reduce<Observation[]>((items, { rewrite }) => items.flatMap((x) => rewrite.push(x)), [o]));
+  }
+
+  /** The run is over: check what the rewrites still held, and give the result. Idempotent. */
+  end(): ConformResult {
+    if (this.result) return this.result;
+    let flushed: Observation[] = [];
+    for (let s = 0; s < this.stages.length; s++) {
+      const r = this.stages[s]!.rewrite;
+      flushed = [...flushed.flatMap((o) => r.push(o)), ...r.end()];
     }
+    this.check(flushed);
+    this.result = { ...this.verdict(), incomplete: this.divergence ? null : this.walk.incomplete() };
+    return this.result;
   }
-  return { config, modelStates: g.states, steps: obs.length, actions, exceptions, divergence: null, incomplete: walk.incomplete() };
+
+  /** The verdict so far: no divergence yet (null) or the first one; `incomplete` is only decided by end(). */
+  verdict(): ConformResult {
+    return {
+      config: this.config,
+      modelStates: this.g.states,
+      steps: this.steps,
+      actions: this.actions,
+      exceptions: this.stages.flatMap(({ ex, rewrite }) => rewrite.applied.map((line) => ({ name: ex.name, line }))),
+      divergence: this.divergence,
+      incomplete: null,
+    };
+  }
+
+  /**
+   * A side's QEMU is gone without a fault the log shows (a monitor saw its QMP connection close): from
+   * here on nothing it does is waited for, as after a kill fault (the break itself must then be an
+   * unseen step). Applies after the observations checked so far.
+   */
+  silence(side: Side, why: string): void {
+    this.walk.silence(side, why);
+  }
+
+  /** Observations fed but not checked yet: a rewrite holds them until a later report decides their place. */
+  get held(): number {
+    return this.stages.reduce((n, s) => n + s.rewrite.held, 0);
+  }
+
+  /** What the model can be in now: each side's status in the consistent states, and what QEMU has reported. */
+  state(): { readonly where: string; readonly states: number; readonly reported: string } {
+    return this.walk.state();
+  }
+
+  private check(obs: readonly Observation[]): Checked[] {
+    const out: Checked[] = [];
+    for (const o of obs) {
+      if (this.divergence) break;
+      this.steps++;
+      if (o.kind === 'action') this.actions++;
+      const allowed = this.walk.take(o);
+      if (allowed !== null) this.divergence = { step: this.steps, line: o.line, did: o.text, allowed, reported: this.walk.reported() };
+      out.push({ observation: o, step: this.steps, divergence: this.divergence });
+    }
+    return out;
+  }
 }
 
 /** The walk: the set of model states consistent with everything so far, and the last reported values. */
@@ -141,13 +239,17 @@ class Walk {
   private readonly seen: string[];
   /** Sides whose QEMU was killed: they report nothing more, so their variables are not waited for at the end. */
   private readonly dead = new Set<Side>();
-  /** The log line of the fault that killed each dead side. */
-  private readonly killedAt = new Map<Side, number>();
+  /** How each dead side died: the log line of the fault that killed it, or what an observer saw. */
+  private readonly killedAt = new Map<Side, string>();
   private readonly stuck = new Map<number, boolean>();
   /** The source has reported 'active' since its last migrate: it had connected to the destination (see incomplete()). */
   private sourceWasActive = false;
 
-  constructor(private readonly g: ModelGraph) {
+  constructor(
+    private readonly g: ModelGraph,
+    /** Controllable steps taken as internal ones (CheckOptions.unseen). */
+    private readonly unseen: ReadonlySet<ControllableEvent>,
+  ) {
     this.seen = [...g.obs[0]!];
   }
 
@@ -173,7 +275,7 @@ class Walk {
     for (let q = 0; q < out.length; q++) {
       const m = out[q]!;
       for (const e of this.g.succ[m]!) {
-        if (e.action !== null || have.has(e.to) || !this.mayStep(m, e.to)) continue;
+        if ((e.action !== null && !this.unseen.has(e.action)) || have.has(e.to) || !this.mayStep(m, e.to)) continue;
         have.add(e.to);
         out.push(e.to);
       }
@@ -186,7 +288,7 @@ class Walk {
     const revives = o.kind === 'action' && o.revives === o.side;
     if (this.dead.has(o.side) && !revives) {
       // a SIGKILLed QEMU has no QMP connection: nothing it reports or answers can follow until a new process starts
-      return [`nothing from the ${o.side}: its QEMU was killed at line ${this.killedAt.get(o.side) ?? '?'} and no new ${o.side} process was started (NEW_PROCESS)`];
+      return [`nothing from the ${o.side}: its QEMU ${this.killedAt.get(o.side) ?? 'was killed'} and no new ${o.side} process was started (NEW_PROCESS)`];
     }
     switch (o.kind) {
       case 'action': {
@@ -198,7 +300,7 @@ class Walk {
               : this.action(o.side, o.event, o.refused);
         if (r === null && o.kills) {
           this.dead.add(o.kills);
-          this.killedAt.set(o.kills, o.line);
+          this.killedAt.set(o.kills, `was killed at line ${o.line}`);
         }
         if (r === null && o.revives) this.revive(o.revives);
         if (r === null && o.event === 'MIGRATE' && o.refused === null) this.sourceWasActive = false; // a new migration: has it connected?
@@ -224,6 +326,12 @@ class Walk {
           () => [`no state the model can be in here has: ${o.fact.name}`],
         );
     }
+  }
+
+  /** See Checker.silence. */
+  silence(side: Side, why: string): void {
+    this.dead.add(side);
+    this.killedAt.set(side, why);
   }
 
   /**
@@ -429,6 +537,11 @@ class Walk {
 
   private where(cl: readonly number[]): string {
     return unique(cl.map((m) => `source '${this.g.status(m, 'source')}', destination '${this.g.status(m, 'destination')}'`)).join(' | ');
+  }
+
+  /** The consistent states by status (as where() lists them), their number, and what QEMU reported. */
+  state(): { where: string; states: number; reported: string } {
+    return { where: this.where([...this.cur]), states: this.cur.size, reported: this.reported() };
   }
 
   reported(): string {

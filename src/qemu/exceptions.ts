@@ -2,7 +2,9 @@
  * Documented disagreements between real QEMU 10.0 and the model, each encoded as a named, narrow
  * rewrite of the observations where it shows — never as a weaker checker. Each says what QEMU does,
  * what the model does, and what the machine should change; the conformance report lists every place
- * an exception was applied.
+ * an exception was applied. Each is a streaming rewrite (Rewrite), so a live monitor applies it as the
+ * observations arrive: an observation a rewrite may still move is held back until the later report it
+ * waits for arrives (or the run ends), and what it has passed on never changes.
  */
 import type { Side } from './log.js';
 import type { Observation } from './observations.js';
@@ -13,8 +15,66 @@ export interface KnownDisagreement {
   readonly qemu: string;
   /** What should change, and where. */
   readonly change: string;
-  /** Rewrite the observations where the disagreement shows; `applied` lists the lines it touched. */
-  readonly apply: (obs: readonly Observation[]) => { obs: Observation[]; applied: number[] };
+  /** A fresh streaming rewrite of a run's observations where the disagreement shows (see Rewrite). */
+  readonly start: () => Rewrite;
+}
+
+/**
+ * A rewrite fed one observation at a time, in log order, as a live monitor sees them: `push` returns the
+ * observations that are now final, in the rewritten order — none while it holds some back, waiting to
+ * see whether what follows moves them — and `end` the rest once the run is over. `applied` lists the
+ * lines it touched so far. Fed a whole log and ended, it gives the same order as a rewrite of the whole
+ * log at once (applyToLog).
+ */
+export interface Rewrite {
+  push(o: Observation): Observation[];
+  end(): Observation[];
+  readonly applied: readonly number[];
+  /** How many observations it holds back now. */
+  readonly held: number;
+}
+
+/** A whole log through one rewrite. */
+export function applyToLog(ex: KnownDisagreement, obs: readonly Observation[]): { obs: Observation[]; applied: number[] } {
+  const r = ex.start();
+  const out = obs.flatMap((o) => r.push(o));
+  out.push(...r.end());
+  return { obs: out, applied: [...r.applied] };
+}
+
+/**
+ * What a scan does with the first observation it holds: pass it on ('emit'), drop it ('drop'), look
+ * again after rewriting the held ones in place ('again'), or wait for more ('wait'; only before the end).
+ */
+type ScanStep = 'emit' | 'drop' | 'again' | 'wait';
+
+/**
+ * A left-to-right scan that never changes what it has passed on: each rewrite below looks at the
+ * first held observation and at most up to a later one it needs (the "window"), and may reorder only
+ * inside that window. So everything before the head is final, and a head whose window has not
+ * arrived yet is held ('wait') until it does or the run ends (`ended`: the window never comes).
+ */
+function scan(step: (held: Observation[], ended: boolean, applied: number[]) => ScanStep): Rewrite {
+  const held: Observation[] = [];
+  const applied: number[] = [];
+  const drain = (ended: boolean): Observation[] => {
+    const out: Observation[] = [];
+    while (held.length > 0) {
+      const r = step(held, ended, applied);
+      if (r === 'wait') break;
+      if (r === 'emit') out.push(held.shift()!);
+      else if (r === 'drop') held.shift();
+    }
+    return out;
+  };
+  return {
+    push: (o) => (held.push(o), drain(false)),
+    end: () => drain(true),
+    applied,
+    get held() {
+      return held.length;
+    },
+  };
 }
 
 interface FusedStep {
@@ -67,26 +127,23 @@ export const RUNSTATE_AND_STATUS_APART: KnownDisagreement = {
   name: 'qemu10-runstate-and-status-apart',
   qemu: FUSED.map((f) => f.qemu).join('; '),
   change: FUSED.map((f) => `${f.side} ${f.running ? 'RESUME' : 'STOP'} before ${f.to.join('/')}: ${f.change}`).join('; '),
-  apply(obs) {
-    const out = [...obs];
-    const applied: number[] = [];
+  start() {
     const status: Record<Side, string> = { source: 'none', destination: 'none' };
-    for (let i = 0; i < out.length; i++) {
-      const o = out[i]!;
+    return scan((held, ended, applied) => {
+      const o = held[0]!;
       if (o.kind === 'status') status[o.side] = o.status;
-      if (o.kind !== 'running') continue;
+      if (o.kind !== 'running') return 'emit';
       const fused = FUSED.find((f) => f.side === o.side && f.running === o.running && f.from.includes(status[o.side]));
-      if (!fused) continue;
-      let j = i + 1;
-      while (j < out.length && out[j]!.side !== o.side) j++;
-      const next = out[j];
-      if (j === i + 1 || !next || next.kind !== 'status' || !fused.to.includes(next.status)) continue;
-      out.splice(i, 1); // the status report is now at j - 1
-      out.splice(j - 1, 0, o);
+      if (!fused) return 'emit';
+      const j = held.findIndex((x, k) => k > 0 && x.side === o.side); // that side's next report: the window
+      if (j < 0) return ended ? 'emit' : 'wait';
+      const next = held[j]!;
+      if (j === 1 || next.kind !== 'status' || !fused.to.includes(next.status)) return 'emit';
+      held.splice(0, 1); // the status report is now at j - 1
+      held.splice(j - 1, 0, o);
       applied.push(o.line);
-      i--; // look at what moved into position i
-    }
-    return { obs: out, applied };
+      return 'again'; // look at what moved to the head
+    });
   },
 };
 
@@ -109,26 +166,19 @@ export const CANCEL_SHUTS_RETURN_PATH_FIRST: KnownDisagreement = {
   change:
     'none needed in the machine (an atomic step for one QMP command is the right abstraction); if the ordering should be modelled, split MIGRATE_CANCEL in ' +
     "qemuSource.ts into the shutdown (emit STREAM_SHUTDOWN when returnPath is on, set a `cancelRequested` flag) and a following internal step → 'cancelling'",
-  apply(obs) {
-    const out = [...obs];
-    const applied: number[] = [];
-    for (let i = 0; i < out.length; i++) {
-      const o = out[i]!;
-      if (!(o.kind === 'action' && o.event === 'MIGRATE_CANCEL' && o.refused === null && o.side === 'source')) continue;
-      let j = i + 1;
-      while (j < out.length && !(out[j]!.side === 'source' && out[j]!.kind === 'status')) j++;
-      if (j >= out.length) continue;
-      const early: Observation[] = [];
-      for (let k = i + 1; k < j; k++) {
-        const e = out[k]!;
-        if (e.side === 'destination' && e.kind === 'status' && e.status === 'failed') early.push(e);
-      }
-      if (early.length === 0) continue;
-      const rest = out.slice(i + 1, j + 1).filter((e) => !early.includes(e));
-      out.splice(i + 1, j - i, ...rest, ...early);
+  start() {
+    return scan((held, ended, applied) => {
+      const o = held[0]!;
+      if (!(o.kind === 'action' && o.event === 'MIGRATE_CANCEL' && o.refused === null && o.side === 'source')) return 'emit';
+      const j = held.findIndex((x, k) => k > 0 && x.side === 'source' && x.kind === 'status'); // the source's next status: the window
+      if (j < 0) return ended ? 'emit' : 'wait';
+      const early = held.slice(1, j).filter((e) => e.side === 'destination' && e.kind === 'status' && e.status === 'failed');
+      if (early.length === 0) return 'emit';
+      const rest = held.slice(1, j + 1).filter((e) => !early.includes(e));
+      held.splice(1, j, ...rest, ...early);
       applied.push(...early.map((e) => e.line));
-    }
-    return { obs: out, applied };
+      return 'emit';
+    });
   },
 };
 
@@ -146,18 +196,54 @@ export const CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP: KnownDisagreement = {
   change:
     "machines/qemuSource.ts: add `MIGRATE_CANCEL: {}` (a targetless, action-less transition: accepted, nothing changes) to the states 'none', 'completed', " +
     "'failed' and 'cancelled' (in 'cancelling' QEMU re-sets 'cancelling' and re-sends the event — also a no-op for the model)",
-  apply(obs) {
-    const applied: number[] = [];
+  start() {
     let status = 'none';
-    const out = obs.filter((o) => {
+    return scan((held, _ended, applied) => {
+      const o = held[0]!;
       if (o.side === 'source' && o.kind === 'status') status = o.status;
       const noop = o.kind === 'action' && o.event === 'MIGRATE_CANCEL' && o.refused === null && ['none', 'completed', 'failed', 'cancelled'].includes(status);
       if (noop) applied.push(o.line);
-      return !noop;
+      return noop ? 'drop' : 'emit';
     });
-    return { obs: out, applied };
   },
 };
+
+/**
+ * CANCEL_SHUTS_RETURN_PATH_FIRST as an observer without the commands sees it (the live monitor: the
+ * migrate_cancel came from another QMP client): the destination reports 'failed' while the source
+ * still reports a status a cancel is taken in, and the source's next status is 'cancelling'. A
+ * destination that fails on its own (a broken stream) makes the source fail, not cancel, so the
+ * source's 'cancelling' is what tells the two apart.
+ *
+ * The exception: such a destination 'failed' is taken as reported just after the source's 'cancelling'.
+ */
+export const CANCEL_SHUTS_RETURN_PATH_FIRST_UNSEEN: KnownDisagreement = {
+  name: 'qemu10-cancel-shuts-return-path-first-unseen',
+  qemu: CANCEL_SHUTS_RETURN_PATH_FIRST.qemu + ' (seen without the migrate_cancel command: the source reports cancelling next)',
+  change: CANCEL_SHUTS_RETURN_PATH_FIRST.change,
+  start() {
+    let source = 'none';
+    return scan((held, ended, applied) => {
+      const o = held[0]!;
+      if (o.side === 'source' && o.kind === 'status') source = o.status;
+      if (!(o.side === 'destination' && o.kind === 'status' && o.status === 'failed' && ['setup', 'active', 'pre-switchover', 'device'].includes(source))) return 'emit';
+      const j = held.findIndex((x, k) => k > 0 && x.side === 'source' && x.kind === 'status'); // the source's next status: the window
+      if (j < 0) return ended ? 'emit' : 'wait';
+      const next = held[j]!;
+      if (next.kind !== 'status' || next.status !== 'cancelling') return 'emit';
+      held.splice(0, 1); // the source's cancelling is now at j - 1
+      held.splice(j, 0, o);
+      applied.push(o.line);
+      return 'again';
+    });
+  },
+};
+
+/**
+ * The exceptions for an observer that does not see the commands (the live monitor): the cancel ones
+ * key on migrate_cancel, so the first is replaced by its unseen form and the no-op one cannot apply.
+ */
+export const UNSEEN_COMMAND_DISAGREEMENTS: readonly KnownDisagreement[] = [CANCEL_SHUTS_RETURN_PATH_FIRST_UNSEEN, RUNSTATE_AND_STATUS_APART];
 
 /** Every exception the checker applies by default. */
 export const KNOWN_DISAGREEMENTS: readonly KnownDisagreement[] = [CANCEL_SHUTS_RETURN_PATH_FIRST, RUNSTATE_AND_STATUS_APART, CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP];

@@ -28,6 +28,13 @@ export interface PairOptions {
   readonly commandTimeoutMs?: number;
   /** Run the destination with autostart (default true); false starts it with -S, as libvirt does. */
   readonly destinationAutostart?: boolean;
+  /**
+   * Give each QEMU a second QMP socket for a monitor (`monitorSocket(side)`): a `-qmp unix:…,server=on`
+   * socket serves one client at a time, and the harness keeps the first (default false).
+   */
+  readonly monitorSockets?: boolean;
+  /** The scratch directory's name prefix in the temporary directory (default 'qemu-conform-'; a suite that checks for leftovers looks for its own). */
+  readonly scratchPrefix?: string;
 }
 
 /** The statuses after which a side's migration cannot move any more. */
@@ -53,6 +60,7 @@ export class QemuPair {
   private readonly binary: string;
   private readonly commandTimeoutMs: number;
   readonly destinationAutostart: boolean;
+  private readonly monitorSockets: boolean;
 
   constructor(
     readonly dir: string,
@@ -65,6 +73,7 @@ export class QemuPair {
     this.binary = opts.binary ?? QEMU_BINARY;
     this.commandTimeoutMs = opts.commandTimeoutMs ?? 10_000;
     this.destinationAutostart = opts.destinationAutostart ?? true;
+    this.monitorSockets = opts.monitorSockets ?? false;
     this.lastStamp = opts.started;
     for (const side of SIDES) {
       this.records.push({ side, process: 'start', incarnation: 0, autostart: side === 'source' || this.destinationAutostart, timestamp: timestampOf(opts.started) });
@@ -83,7 +92,7 @@ export class QemuPair {
     await this.procs.destination.kill();
     const incarnation = ++this.incarnation;
     this.records.push({ side: 'destination', process: 'start', incarnation, autostart: this.destinationAutostart, timestamp: timestampOf(this.stamp()) });
-    const proc = startProcess(this.binary, qemuArgs(this.dir, 'destination', incarnation, this.destinationAutostart));
+    const proc = startProcess(this.binary, qemuArgs(this.dir, 'destination', incarnation, this.destinationAutostart, this.monitorSockets));
     this.procs.destination = proc;
     const client = await connectTo(this.dir, 'destination', incarnation, proc, this.commandTimeoutMs);
     this.qmp.destination = client;
@@ -91,6 +100,12 @@ export class QemuPair {
     this.incomingPort = await freePort();
     this.status.destination = 'none';
     this.dead.delete('destination');
+  }
+
+  /** The second QMP socket of a side's current process, for a monitor (PairOptions.monitorSockets). */
+  monitorSocket(side: Side): string {
+    if (!this.monitorSockets) throw new HarnessError('monitorSocket: the pair was started without monitorSockets');
+    return join(this.dir, `${fileBase(side, side === 'destination' ? this.incarnation : 0)}.monitor.qmp`);
   }
 
   get incomingUri(): string {
@@ -177,13 +192,14 @@ export class QemuPair {
 /** The scratch file name of a side's process (a new destination process gets its own files). */
 const fileBase = (side: Side, incarnation: number): string => (incarnation === 0 ? side : `${side}.${incarnation}`);
 
-function qemuArgs(dir: string, side: Side, incarnation: number, autostart: boolean): string[] {
+function qemuArgs(dir: string, side: Side, incarnation: number, autostart: boolean, monitorSocket = false): string[] {
   const base = fileBase(side, incarnation);
   return [
     '-name', side,
     '-nodefaults', '-machine', 'q35', '-m', '64', '-display', 'none', '-accel', 'tcg',
     '-msg', 'timestamp=on',
     '-qmp', `unix:${join(dir, `${base}.qmp`)},server=on,wait=off`,
+    ...(monitorSocket ? ['-qmp', `unix:${join(dir, `${base}.monitor.qmp`)},server=on,wait=off`] : []),
     ...TRACE_EVENTS[side].flatMap((t) => ['-trace', `enable=${t}`]),
     '-D', join(dir, `${base}.trace`),
     ...(side === 'destination' ? ['-incoming', 'defer'] : []),
@@ -205,12 +221,12 @@ async function connectTo(dir: string, side: Side, incarnation: number, p: Manage
 /** Start a source and a destination QEMU and connect to both; on any failure everything is cleaned up. */
 export async function startPair(opts: PairOptions = {}): Promise<QemuPair> {
   const binary = opts.binary ?? QEMU_BINARY;
-  const dir = makeScratch();
+  const dir = makeScratch(opts.scratchPrefix);
   const procs: Partial<Record<Side, Managed>> = {};
   const qmp: Partial<Record<Side, QmpClient>> = {};
   const started = Date.now() * 1000;
   try {
-    for (const side of SIDES) procs[side] = startProcess(binary, qemuArgs(dir, side, 0, side === 'source' || (opts.destinationAutostart ?? true)));
+    for (const side of SIDES) procs[side] = startProcess(binary, qemuArgs(dir, side, 0, side === 'source' || (opts.destinationAutostart ?? true), opts.monitorSockets));
     for (const side of SIDES) qmp[side] = await connectTo(dir, side, 0, procs[side]!, opts.commandTimeoutMs ?? 10_000);
     return new QemuPair(dir, procs as Record<Side, Managed>, qmp as Record<Side, QmpClient>, await freePort(), { ...opts, started });
   } catch (e) {

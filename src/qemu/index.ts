@@ -1,7 +1,7 @@
 /**
  * Model-based testing against real QEMU (issue #7): a QMP client, a harness for a source and a
  * destination QEMU, the adapter from model actions to QMP, test generation from the explored model, the
- * recorded-run format and the conformance check of a run against the model.
+ * recorded-run format, the conformance check of a run against the model and the live monitor.
  *
  * @example
  *   import { SCENARIOS, runScenario, formatRun } from './src/qemu/index.js';
@@ -13,9 +13,10 @@ export { QemuPair, startPair, QEMU_BINARY, TERMINAL, HarnessError, type PairOpti
 export { runPlan, capabilitiesFor, AdapterError, type Timing, type RunOptions, type ExtraCapabilities } from './adapter.js';
 export { plan, PlanError, type Plan, type PlannedAction, type Waypoint, type ModelState, type PlanOptions } from './plan.js';
 export { modelGraph, ModelGraph, CONTROLLABLE, describeConfig, type ModelConfig, type ControllableEvent } from './model.js';
-export { checkLog, checkObservations, formatResult, MIGRATION_RUNNING, type ConformResult, type Divergence, type Incomplete, type CheckOptions } from './conform.js';
+export { checkLog, checkObservations, Checker, formatResult, MIGRATION_RUNNING, type Checked, type ConformResult, type Divergence, type Incomplete, type CheckOptions } from './conform.js';
+export { monitorMigration, MonitorError, UNSEEN, type MonitorOptions, type MonitorResult, type ConfigOverrides } from './monitor.js';
 export { observationsOf, configOf, COMMAND_ACTIONS, TRACE_EVENTS, type Observation, type Fact } from './observations.js';
-export { KNOWN_DISAGREEMENTS, MIGRATE_NEEDS_A_LISTENER, type KnownDisagreement } from './exceptions.js';
+export { KNOWN_DISAGREEMENTS, UNSEEN_COMMAND_DISAGREEMENTS, MIGRATE_NEEDS_A_LISTENER, applyToLog, type KnownDisagreement, type Rewrite } from './exceptions.js';
 export {
   parseLog,
   parseRecord,
