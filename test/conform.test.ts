@@ -110,6 +110,41 @@ describe('recorded real runs (QEMU 10.0.2)', () => {
   });
 });
 
+describe('recorded real runs with multifd (QEMU 10.0.2, no VFIO device: RAM over the channels)', () => {
+  it('every multifd run conforms to the model with its channels', () => {
+    for (const [name, channels, ack] of [
+      ['multifd.jsonl', 2, 'off'],
+      ['multifd-ack.jsonl', 3, 'legacy'],
+      ['multifd-cancel.jsonl', 2, 'off'],
+    ] as const) {
+      const { records: recs, lines } = parseLog(fixture(name));
+      expect(configOf(recs)).toMatchObject({ ack, multifd: channels });
+      const r = checkLog(recs, lines);
+      expect(r.divergence, name).toBeNull();
+      expect(r.incomplete, name).toBeNull();
+    }
+  });
+  it('broken: the destination completes before the source switched over (planted) — rejected at that report', () => {
+    const { records: recs, lines } = parseLog(fixture('multifd-broken.jsonl'));
+    const d = checkLog(recs, lines).divergence!;
+    expect(d.did).toBe("destination reported status 'completed'");
+    expect(d.allowed).toContain("source status → 'device'");
+  });
+  it('multifd on one side only, or different channel counts, is named as outside the model', () => {
+    const base = records('multifd.jsonl');
+    const dropDestinationMultifd = base.map((r) =>
+      'execute' in r && r.execute === 'migrate-set-capabilities' && r.side === 'destination'
+        ? { ...r, arguments: { capabilities: [{ capability: 'events', state: true }] } }
+        : r,
+    );
+    expect(() => configOf(dropDestinationMultifd)).toThrow(/multifd is on on the source only/);
+    const moreChannels = base.map((r) =>
+      'execute' in r && r.execute === 'migrate-set-parameters' && r.side === 'destination' ? { ...r, arguments: { 'multifd-channels': 3 } } : r,
+    );
+    expect(() => configOf(moreChannels)).toThrow(/multifd-channels differ \(source 2, destination 3\)/);
+  });
+});
+
 describe('recorded real runs: paused destination, management stop, retries (QEMU 10.0.2)', () => {
   const check = (name: string) => {
     const { records: recs, lines } = parseLog(fixture(name));

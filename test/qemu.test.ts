@@ -25,6 +25,9 @@ if (!qemu.ok) {
 }
 
 const FIXTURES: Readonly<Record<string, string>> = {
+  'multifd-completes': 'multifd.jsonl',
+  'multifd-switchover-ack-completes': 'multifd-ack.jsonl',
+  'multifd-cancel-in-active': 'multifd-cancel.jsonl',
   'precopy-completes': 'precopy.jsonl',
   'pause-then-continue': 'pause-continue.jsonl',
   'switchover-ack-completes': 'switchover-ack.jsonl',

@@ -84,6 +84,7 @@ export function capabilitiesFor(plan: Plan, side: Side, extra: ExtraCapabilities
     ['return-path', ack],
     ['switchover-ack', ack],
     ['pause-before-switchover', side === 'source' && c.pauseBeforeSwitchover],
+    ...(c.multifd ? ([['multifd', true]] as const) : []),
   ]);
   for (const [capability, state] of Object.entries(extra[side] ?? {})) caps.set(capability, state);
   return { capabilities: [...caps].map(([capability, state]) => ({ capability, state })) };
@@ -98,6 +99,7 @@ export async function runPlan(pair: PlanPair, plan: Plan, opts: RunOptions = {})
   try {
     const caps: Record<Side, QmpObject> = { source: capabilitiesFor(plan, 'source', opts.capabilities), destination: capabilitiesFor(plan, 'destination', opts.capabilities) };
     for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-capabilities', caps[side]);
+    if (plan.config.multifd) for (const side of ['destination', 'source'] as const) await pair.execute(side, 'migrate-set-parameters', { 'multifd-channels': plan.config.multifd });
     if (opts.timing?.throttle !== undefined) await pair.execute('source', 'migrate-set-parameters', { 'max-bandwidth': opts.timing.throttle });
     if (opts.timing?.stallConnect) stalled = await stalledListener();
     const acts = plan.actions;

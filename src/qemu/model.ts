@@ -24,6 +24,8 @@ export interface ModelConfig {
   readonly management?: boolean;
   /** New migrations after a failed or cancelled one, each to a new destination process; default 0. */
   readonly retries?: number;
+  /** The multifd capability on both sides with this many channels (multifd-channels); absent: off. */
+  readonly multifd?: number;
 }
 
 /**
@@ -66,6 +68,8 @@ export class ModelGraph {
       ...(config.autostart === false ? { autostart: false } : {}),
       ...(config.management ? { management: true } : {}),
       ...(config.retries ? { retries: config.retries } : {}),
+      // multifd: a receive failure on the destination alone is no fault the harness injects
+      ...(config.multifd ? { multifd: { channels: config.multifd, recvResets: false } } : {}),
       cancel: true,
       faults: true,
     });
@@ -126,7 +130,7 @@ const cache = new Map<string, ModelGraph>();
 
 /** The explored model for a configuration (explored once per process). */
 export function modelGraph(config: ModelConfig): ModelGraph {
-  const key = JSON.stringify([config.ack, config.oneSide ?? null, config.pauseBeforeSwitchover, config.autostart ?? true, config.management ?? false, config.retries ?? 0]);
+  const key = JSON.stringify([config.ack, config.oneSide ?? null, config.pauseBeforeSwitchover, config.autostart ?? true, config.management ?? false, config.retries ?? 0, config.multifd ?? 0]);
   let g = cache.get(key);
   if (!g) {
     g = new ModelGraph(config);
@@ -139,4 +143,5 @@ export const describeConfig = (c: ModelConfig): string =>
   `switchover-ack ${c.ack === 'off' ? 'off' : c.oneSide ? `on the ${c.oneSide} only` : 'on'}, pause-before-switchover ${c.pauseBeforeSwitchover ? 'on' : 'off'}` +
   (c.autostart === false ? ', destination started with -S' : '') +
   (c.management ? ', management stop/cont' : '') +
-  (c.retries ? `, ${c.retries} retr${c.retries === 1 ? 'y' : 'ies'} to a new destination process` : '');
+  (c.retries ? `, ${c.retries} retr${c.retries === 1 ? 'y' : 'ies'} to a new destination process` : '') +
+  (c.multifd ? `, multifd with ${c.multifd} channel${c.multifd === 1 ? '' : 's'}` : '');

@@ -9,6 +9,7 @@
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
+import { MAX_MULTIFD_CHANNELS } from '../../machines/migrationMessages.js';
 import { type CommandRecord, type LogRecord, type Side, isCommand, isEvent, isFault, isProcess, LogFormatError } from './log.js';
 import type { ControllableEvent, ModelConfig } from './model.js';
 
@@ -45,7 +46,10 @@ export type Observation =
   | (Base & { readonly kind: 'capabilities'; readonly refused: string | null; readonly invalid: string | null; readonly covered: boolean });
 
 /** The capabilities the checked model's configuration is made of (plus `events`, which changes nothing modelled). */
-export const MODELLED_CAPABILITIES: readonly string[] = ['events', 'return-path', 'switchover-ack', 'pause-before-switchover'];
+export const MODELLED_CAPABILITIES: readonly string[] = ['events', 'return-path', 'switchover-ack', 'pause-before-switchover', 'multifd'];
+
+/** QEMU's default multifd-channels (migration/options.c DEFAULT_MIGRATE_MULTIFD_CHANNELS). */
+export const DEFAULT_MULTIFD_CHANNELS = 2;
 
 /** A fact only a trace event shows, with the model predicate it must satisfy. */
 export interface Fact {
@@ -235,6 +239,7 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
   let renewed: Map<string, boolean> | null = null;
   let autostart: boolean | null = null;
   let management = false;
+  const channels: Record<Side, number> = { source: DEFAULT_MULTIFD_CHANNELS, destination: DEFAULT_MULTIFD_CHANNELS };
   let migrations = 0;
   let restarts = 0;
   records.forEach((r, i) => {
@@ -265,6 +270,14 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
       return;
     }
     if (r.execute === STARTS[r.side]) started[r.side] = true;
+    if (r.execute === 'migrate-set-parameters' && !started[r.side]) {
+      const n = r.arguments?.['multifd-channels'];
+      if (n !== undefined) {
+        if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) throw new LogFormatError(line, 'multifd-channels must be a positive integer');
+        channels[r.side] = n;
+      }
+      return;
+    }
     if (r.execute !== 'migrate-set-capabilities') return;
     if (renewed && r.side === 'destination') {
       for (const [cap, on] of capabilityList(r, line)) renewed.set(cap, on);
@@ -283,9 +296,19 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
     throw new LogFormatError(lastLine.source, 'the source sets return-path on and switchover-ack off; the model\'s source opens the return path exactly when switchover-ack is on');
   }
   for (const side of ['source', 'destination'] as const) {
-    for (const cap of ['postcopy-ram', 'multifd', 'background-snapshot', 'x-colo']) {
+    for (const cap of ['postcopy-ram', 'background-snapshot', 'x-colo']) {
       if (on(side, cap)) throw new LogFormatError(lastLine[side], `the ${side} enables ${cap}, which the checked model does not cover`);
     }
+  }
+  if (on('source', 'multifd') !== on('destination', 'multifd')) {
+    const side = on('source', 'multifd') ? 'source' : 'destination';
+    throw new LogFormatError(lastLine[side], `multifd is on on the ${side} only, which the checked model does not cover`);
+  }
+  if (on('source', 'multifd') && channels.source !== channels.destination) {
+    throw new LogFormatError(lastLine.source, `multifd-channels differ (source ${channels.source}, destination ${channels.destination}), which the checked model does not cover`);
+  }
+  if (on('source', 'multifd') && channels.source > MAX_MULTIFD_CHANNELS) {
+    throw new LogFormatError(lastLine.source, `multifd-channels ${channels.source}: the checked model covers 1..${MAX_MULTIFD_CHANNELS}`);
   }
   const ackSrc = on('source', 'switchover-ack');
   const ackDst = on('destination', 'switchover-ack');
@@ -296,5 +319,6 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
     ...(autostart === false ? { autostart: false } : {}),
     ...(management ? { management: true } : {}),
     ...(Math.max(restarts, migrations - 1) > 0 ? { retries: Math.max(restarts, migrations - 1) } : {}),
+    ...(on('source', 'multifd') ? { multifd: channels.source } : {}),
   };
 }

@@ -33,6 +33,10 @@ const MANAGED: ModelConfig = { ...PLAIN, management: true };
 const RETRY: ModelConfig = { ...PLAIN, retries: 1 };
 const RETRY_ACK: ModelConfig = { ...ACK, retries: 1 };
 const PAUSED_DESTINATION_ACK: ModelConfig = { ...ACK, autostart: false, management: true };
+/** The multifd capability on both sides (RAM pages over the channels; no VFIO device, so no device state). */
+const MULTIFD: ModelConfig = { ...PLAIN, multifd: 2 };
+const MULTIFD_ACK: ModelConfig = { ...ACK, multifd: 3 };
+const MULTIFD_PAUSE: ModelConfig = { ...PAUSE, multifd: 4 };
 
 /** 100 kB/s: precopy of the TCG guest's ~20 MiB of non-zero-page traffic takes minutes, so 'active' lasts. */
 const THROTTLE = 100_000;
@@ -78,6 +82,31 @@ const pausedUntilCont: readonly Waypoint[] = [
 ];
 
 export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'multifd-completes',
+    description: 'multifd with 2 channels: the final RAM sync on every channel, then both complete',
+    config: MULTIFD,
+    waypoints: [both('completed', 'completed')],
+  },
+  {
+    name: 'multifd-switchover-ack-completes',
+    description: 'multifd with 3 channels and switchover-ack: both complete',
+    config: MULTIFD_ACK,
+    waypoints: [acked, both('completed', 'completed')],
+  },
+  {
+    name: 'multifd-pause-then-continue',
+    description: 'multifd with 4 channels, pause-before-switchover: pre-switchover, migrate-continue, both complete',
+    config: MULTIFD_PAUSE,
+    waypoints: [source('pre-switchover'), both('completed', 'completed')],
+  },
+  {
+    name: 'multifd-cancel-in-active',
+    description: 'multifd with 2 channels, migrate_cancel during precopy: the source is cancelled, the destination fails',
+    config: MULTIFD,
+    waypoints: [both('active', 'active'), step('MIGRATE_CANCEL', 'active'), both('cancelled', 'failed')],
+    timing: { throttle: THROTTLE },
+  },
   {
     name: 'precopy-completes',
     description: 'plain precopy: both sides reach completed',

@@ -85,6 +85,8 @@ export interface MultifdOptions {
   readonly maxQueued?: number | null;
   /** x-migration-load-config-after-iter (QEMU 10.1) on both hosts. */
   readonly loadConfigAfterIter?: boolean;
+  /** The environment may reset a multifd channel's connection on the destination (default: with `faults`). */
+  readonly recvResets?: boolean;
   /**
    * A malicious source (the environment): packets for device 0 with indices 1..N, never index 0, so the
    * load thread never writes and every one stays queued. Default 0 (an honest source).
@@ -144,7 +146,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     ...((o.retries ?? 0) > 0 ? [{ type: 'NEW_PROCESS' }] : []),
     ...driverFaults(dstDevices.length, o.deviceFaults),
     ...(mf ? dstDevices.map((_, device) => ({ type: 'LOAD_THREAD_STEP', device })) : []),
-    ...(mf && (o.faults ?? true) ? Array.from({ length: mf.channels }, (_, channel) => ({ type: 'MULTIFD_RECV_RESET', channel })) : []),
+    ...(mf && (mf.recvResets ?? o.faults ?? true) ? Array.from({ length: mf.channels }, (_, channel) => ({ type: 'MULTIFD_RECV_RESET', channel })) : []),
     ...(mf?.maliciousPackets ? Array.from({ length: mf.maliciousPackets }, (_, i) => ({ type: 'FORGED_PACKET', device: 0, idx: i + 1, units: 1 })) : []),
   ];
   const multifdLabel = mf
