@@ -81,6 +81,8 @@ function run(argv: readonly string[], out: (s: string) => void): number {
           modelStates: result.modelStates,
           steps: result.steps,
           actions: result.actions,
+          deviceEvents: result.deviceEvents,
+          statusObservations: result.statusObservations,
           exceptions: result.exceptions.map((x) => ({ ...x, change: KNOWN_DISAGREEMENTS.find((k) => k.name === x.name)?.change ?? null })),
           divergence: result.divergence,
         },

@@ -159,8 +159,60 @@ export const CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP: KnownDisagreement = {
   },
 };
 
+/**
+ * QEMU 10.0's migration_thread (migration/migration.c) sends the stream header, and with a return path
+ * MIG_CMD_OPEN_RETURN_PATH and a PING — each command flushed (qemu_savevm_command_send → qemu_fflush,
+ * migration/savevm.c) — before qemu_savevm_state_setup runs vfio_save_setup (RUNNING → PRE_COPY). So
+ * the destination can read the header, go 'active' and put its device into RESUMING (vfio_load_setup)
+ * before the source's device reports pre-copy. The model's source does both in its one save-setup step
+ * (saveSetup in machines/qemuSource.ts: MIG_STREAM_HEADER on the stream and the devices' SETs), so the
+ * destination can only follow it. Nothing the source does depends on the moment between the two (the
+ * destination never answers the header; its PING reply is not modelled).
+ *
+ * The exception: the source's device events of save setup (pre-copy, reported while its last status is
+ * 'setup') are taken as reported just after its 'setup' report, before the destination's reports in
+ * between.
+ */
+export const HEADER_BEFORE_SAVE_SETUP: KnownDisagreement = {
+  name: 'qemu10-header-sent-before-save-setup',
+  qemu:
+    "the source flushes the stream header (and OPEN_RETURN_PATH, PING) before vfio_save_setup, so the destination's 'active' and its device's 'resuming' can be reported " +
+    "before the source device's 'pre-copy'; the model's save-setup step sends the header and sets PRE_COPY together",
+  change:
+    "machines/qemuSource.ts: split setup.connecting's THREAD_STEP into one that sends MIG_STREAM_HEADER (and MIG_CMD_OPEN_RETURN_PATH) to a new 'header-sent' state " +
+    "and one that runs vfio_save_setup (RUNNING → PRE_COPY) to 'saved' (the pinned state counts of every migration system grow)",
+  apply(obs) {
+    const out = [...obs];
+    const applied: number[] = [];
+    for (let i = 0; i < out.length; i++) {
+      const o = out[i]!;
+      if (!(o.side === 'source' && o.kind === 'status' && o.status === 'setup')) continue;
+      const early: Observation[] = [];
+      let other = false;
+      for (let k = i + 1; k < out.length; k++) {
+        const e = out[k]!;
+        if (e.side === 'source' && e.kind === 'status') break;
+        if (e.side === 'source' && e.kind === 'device' && e.state === 'pre-copy') {
+          if (other) early.push(e);
+        } else if (e.side === 'destination') other = true;
+      }
+      if (early.length === 0) continue;
+      const rest = out.filter((e) => !early.includes(e));
+      rest.splice(i + 1, 0, ...early);
+      out.splice(0, out.length, ...rest);
+      applied.push(...early.map((e) => e.line));
+    }
+    return { obs: out, applied };
+  },
+};
+
 /** Every exception the checker applies by default. */
-export const KNOWN_DISAGREEMENTS: readonly KnownDisagreement[] = [CANCEL_SHUTS_RETURN_PATH_FIRST, RUNSTATE_AND_STATUS_APART, CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP];
+export const KNOWN_DISAGREEMENTS: readonly KnownDisagreement[] = [
+  CANCEL_SHUTS_RETURN_PATH_FIRST,
+  RUNSTATE_AND_STATUS_APART,
+  CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP,
+  HEADER_BEFORE_SAVE_SETUP,
+];
 
 /**
  * Not an exception to the check but a rule for planning: the model lets the source connect, send and
