@@ -30,7 +30,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newcArchive } from '../kernel/vm.js';
-import { type FaultKind, type LogRecord, type Side, SIDES, parseTraceLog } from '../qemu/log.js';
+import { type FaultKind, type LogRecord, type Side, SIDES, micros, parseTraceLog, timestampOf } from '../qemu/log.js';
 import { TRACE_EVENTS } from '../qemu/observations.js';
 import { executeRecorded, faultRecord } from '../qemu/record.js';
 import { freePort, makeScratch, removeScratch } from '../qemu/processes.js';
@@ -221,6 +221,8 @@ export class NestedPair {
     readonly vm: NestedVm,
     private readonly qmp: Record<Side, QmpClient>,
     readonly timing: NestedTiming,
+    /** Each side's QEMU: its device ids (-device order) and whether it runs with autostart (no -S). */
+    private readonly processes: Readonly<Record<Side, { readonly devices: readonly string[]; readonly autostart: boolean }>>,
   ) {
     for (const side of SIDES) qmp[side].onEvent((e) => this.onEvent(side, e));
     vm.onTrace = (side, line) => this.traceLines[side].push(line);
@@ -305,6 +307,11 @@ export class NestedPair {
       await this.vm.kill();
       for (const side of SIDES) {
         this.records.push(...parseTraceLog(this.traceLines[side].join('\n'), side, new Set(NESTED_TRACE_EVENTS[side])));
+      }
+      // each side's process record (its devices and autostart), just before the first line of that side
+      for (const side of SIDES) {
+        const first = Math.min(...this.records.filter((r) => r.side === side).map((r) => micros(r.timestamp)), this.lastStamp);
+        this.records.push({ side, process: 'start', incarnation: 0, autostart: this.processes[side].autostart, devices: this.processes[side].devices, timestamp: timestampOf(first - 1) });
       }
     }
     return [...this.records];
@@ -534,7 +541,10 @@ export async function startNestedPair(opts: NestedOptions = {}): Promise<NestedP
     removeScratch(scratch); // the kernel has unpacked the initrd
     const readyMs = Date.now() - t0;
     for (const side of SIDES) qmp[side] = await connectForwarded(ports[side], deadline, opts.commandTimeoutMs ?? 20_000, vm, side);
-    const pair = new NestedPair(vm, qmp as Record<Side, QmpClient>, { readyMs, connectedMs: Date.now() - t0 });
+    const processes = Object.fromEntries(
+      SIDES.map((side) => [side, { devices: Array.from({ length: devices[side] }, (_, i) => `mtty${i}`), autostart: !(opts.extraArgs?.[side] ?? []).includes('-S') }]),
+    ) as Record<Side, { devices: string[]; autostart: boolean }>;
+    const pair = new NestedPair(vm, qmp as Record<Side, QmpClient>, { readyMs, connectedMs: Date.now() - t0 }, processes);
     for (const { side, line } of vm.takeBufferedTrace()) vm.onTrace?.(side, line);
     return pair;
   } catch (e) {
