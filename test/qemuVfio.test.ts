@@ -190,6 +190,53 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(running).toBeGreaterThan(cont); // …and its device left resuming only at cont
   }, 120_000);
 
+  it('migrate_cancel in setup (the connect held pending), switchover-ack: the source is cancelled before its device was touched, the destination keeps listening', async () => {
+    const r = await run('vfio-cancel-in-setup-ack');
+    expect(lastStatus(r.records, 'source')).toBe('cancelled');
+    expect(lastStatus(r.records, 'destination')).toBe('setup');
+    expect(deviceStates(r.records, 'source').size).toBe(0);
+    expect(deviceStates(r.records, 'destination').size).toBe(0);
+    conforms(r);
+  }, 120_000);
+
+  it('migrate_cancel after both completed, switchover-ack: accepted, nothing changes', async () => {
+    const r = await run('vfio-cancel-after-completed-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    const cancel = r.records.findIndex((x) => isCommand(x) && x.side === 'source' && x.execute === 'migrate_cancel');
+    expect(cancel).toBeGreaterThan(-1);
+    expect(r.records.slice(cancel + 1).filter((x) => 'event' in x && (x.event === 'MIGRATION' || x.event === 'VFIO_MIGRATION'))).toEqual([]);
+    expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: SOURCE_STATES });
+    expect(r.result.exceptions.map((e) => e.name)).toContain('qemu10-cancel-without-migration-is-a-no-op');
+    conforms(r);
+  }, 120_000);
+
+  it('destination frozen at pre-switchover and SIGKILLed while the source is in device (final state sent, waiting for the return path): the source fails, its device runs again', async () => {
+    const r = await run('vfio-destination-killed-in-device-ack');
+    expect(lastStatus(r.records, 'source')).toBe('failed');
+    const statuses = r.records.filter((x) => 'event' in x && x.side === 'source' && x.event === 'MIGRATION').map((x) => ('event' in x ? String(x.data['status']) : ''));
+    expect(statuses).toContain('device');
+    expect(deviceStates(r.records, 'source').get('mtty0')?.at(-1)).toBe('running');
+    conforms(r);
+  }, 120_000);
+
+  it('retry after a failure, switchover-ack: the destination is killed in active, the source fails; a new destination process, migrate again: both complete', async () => {
+    const r = await run('vfio-retry-after-destination-killed-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    expect(r.records.filter((x) => 'process' in x && x.side === 'destination').map((x) => ('process' in x ? x.incarnation : -1))).toEqual([0, 1]);
+    expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(['pre-copy', 'running', ...SOURCE_STATES]);
+    conforms(r);
+  }, 120_000);
+
+  it('retry to a new destination process on the mdev the killed one left in RESUMING: the load fails with EBADF (mtty keeps the state across close; not in the model)', async () => {
+    const r = await run('vfio-retry-on-reused-mdev');
+    expect(lastStatus(r.records, 'destination')).toBe('failed');
+    const q = r.records.filter((x) => isCommand(x) && x.side === 'destination' && x.execute === 'query-migrate').pop();
+    expect(String(q && isCommand(q) ? (q.return as Record<string, unknown>)['error-desc'] : '')).toMatch(/load of migration failed: Bad file descriptor/);
+    // the new process's RESUMING request finds the device already there: no data_fd, no new event from the kernel's side
+    expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(['resuming', 'resuming']);
+    expect(r.result.divergence?.did).toBe("destination reported status 'failed'");
+  }, 120_000);
+
   it('two mtty devices per side with switchover-ack: two approvals, both devices through their states, both complete', async () => {
     const r = await run('vfio-two-devices-ack');
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);

@@ -36,6 +36,14 @@ export interface NestedScenario {
   /** Holding a status long enough to act in it (a bandwidth limit on the source). */
   readonly timing?: Timing;
   readonly plan?: PlanOptions;
+  /**
+   * SIGSTOP this side's QEMU just before the first planned action of this kind (timing, not a model
+   * action): a frozen destination neither reads the stream nor closes its return path, so the source
+   * stays in 'device' after sending the final state until the fault is injected.
+   */
+  readonly freezeBefore?: { readonly side: Side; readonly event: ControllableEvent };
+  /** The mdevs of a new destination process (NestedOptions.newDestinationMdevs). */
+  readonly newDestinationMdevs?: 'fresh' | 'reused';
 }
 
 const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
@@ -58,6 +66,13 @@ const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => 
   from: (s) => s.source === from && (when?.(s) ?? true),
 });
 const TWO = { source: 2, destination: 2 } as const;
+const newDestination = (sourceStatus: string): Waypoint => ({
+  kind: 'step',
+  name: `a new destination process after source '${sourceStatus}'`,
+  event: 'NEW_PROCESS',
+  side: 'destination',
+  from: (s) => s.source === sourceStatus && s.destination === 'failed',
+});
 
 export const NESTED_SCENARIOS: readonly NestedScenario[] = [
   {
@@ -137,6 +152,54 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
     waypoints: [step('STREAM_BREAKS', 'setup', (s) => s.destination === 'none' && s.sourcePhase !== 'saved'), both('failed', 'none')],
     plan: { migrateNeedsListener: false },
     devices: ONE,
+  },
+  {
+    name: 'vfio-cancel-in-setup-ack',
+    description:
+      'switchover-ack, one mtty per side: migrate_cancel while the source is still in setup (its connect held pending by a host listener whose accept queue is full): ' +
+      'the source is cancelled, its device never leaves running, the destination keeps listening',
+    config: ACK,
+    waypoints: [both('none', 'setup'), step('MIGRATE_CANCEL', 'setup'), both('cancelled', 'setup')],
+    devices: ONE,
+    timing: { stallConnect: true },
+  },
+  {
+    name: 'vfio-cancel-after-completed-ack',
+    description: 'switchover-ack, one mtty per side: both complete, then migrate_cancel: QEMU accepts it and nothing changes (no event, no device state change)',
+    config: ACK,
+    waypoints: [acked, both('completed', 'completed'), { kind: 'probe', name: 'after completed', events: ['MIGRATE_CANCEL'] }],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-destination-killed-in-device-ack',
+    description:
+      'pause-before-switchover with switchover-ack, one mtty per side: the destination is frozen (SIGSTOP) at pre-switchover, migrate-continue takes the source to device, ' +
+      'where it sends the final state and waits for the return path; the destination is SIGKILLed there: the source fails and its device runs again',
+    config: PAUSE_ACK,
+    waypoints: [source('pre-switchover'), acked, step('STREAM_BREAKS', 'device'), source('failed')],
+    devices: ONE,
+    freezeBefore: { side: 'destination', event: 'MIGRATE_CONTINUE' },
+  },
+  {
+    name: 'vfio-retry-after-destination-killed-ack',
+    description:
+      'switchover-ack, one mtty per side, the source throttled: the destination is SIGKILLed in active, the source fails; a new destination process, migrate again: both complete',
+    config: { ...ACK, retries: 1 },
+    waypoints: [both('active', 'active'), step('STREAM_BREAKS', 'active'), source('failed'), newDestination('failed'), both('completed', 'completed')],
+    devices: ONE,
+    timing: { throttle: THROTTLE, releaseAfter: 'STREAM_BREAKS' },
+  },
+  {
+    name: 'vfio-retry-on-reused-mdev',
+    description:
+      'as vfio-retry-after-destination-killed-ack, ack off, but the new destination process opens the mdev the killed one left in RESUMING: mtty keeps the state across close, ' +
+      'QEMU cannot reset it, its RESUMING request is a no-op without a data_fd, and the first device write fails the load (EBADF) — an outcome the model does not predict',
+    config: { ack: 'off', pauseBeforeSwitchover: false, retries: 1 },
+    waypoints: [both('active', 'active'), step('STREAM_BREAKS', 'active'), source('failed'), newDestination('failed'), both('active', 'active')],
+    devices: ONE,
+    timing: { throttle: THROTTLE, releaseAfter: 'STREAM_BREAKS' },
+    newDestinationMdevs: 'reused',
+    settleMs: 15_000,
   },
   {
     name: 'vfio-two-devices-ack',
@@ -219,8 +282,22 @@ async function recordRun(s: NestedScenario, p: Plan, opts: NestedOptions, body: 
 
 export async function runNestedScenario(s: NestedScenario, opts: Omit<NestedOptions, 'devices'> & { log?: (line: string) => void } = {}): Promise<NestedRun> {
   const p = plan(s.config, s.waypoints, s.plan);
-  return recordRun(s, p, { ...opts, devices: s.devices }, async (pair) => {
-    await runPlan(pair, p, { statusTimeoutMs: 90_000, ...(s.capabilities ? { capabilities: s.capabilities } : {}), ...(s.timing ? { timing: s.timing } : {}), ...(opts.log ? { log: opts.log } : {}), finalQueries: s.settleMs === undefined });
+  return recordRun(s, p, { ...opts, devices: s.devices, ...(s.newDestinationMdevs ? { newDestinationMdevs: s.newDestinationMdevs } : {}) }, async (pair) => {
+    let frozen = false;
+    const freeze = s.freezeBefore;
+    const before = async (a: { event: ControllableEvent }) => {
+      if (!freeze || frozen || a.event !== freeze.event) return;
+      frozen = true;
+      await pair.freeze(freeze.side);
+    };
+    await runPlan(pair, p, {
+      statusTimeoutMs: 90_000,
+      ...(s.capabilities ? { capabilities: s.capabilities } : {}),
+      ...(s.timing ? { timing: s.timing } : {}),
+      ...(opts.log ? { log: opts.log } : {}),
+      finalQueries: s.settleMs === undefined,
+      before,
+    });
     if (s.settleMs !== undefined) {
       for (const side of ['source', 'destination'] as const) await pair.waitForAny(side, TERMINAL[side], s.settleMs).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
