@@ -204,7 +204,8 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
     const cancel = r.records.findIndex((x) => isCommand(x) && x.side === 'source' && x.execute === 'migrate_cancel');
     expect(cancel).toBeGreaterThan(-1);
-    expect(r.records.slice(cancel + 1).filter((x) => 'event' in x && (x.event === 'MIGRATION' || x.event === 'VFIO_MIGRATION'))).toEqual([]);
+    // no status changes after it (the source device's last event, stop at vfio_save_cleanup, may still arrive)
+    expect(r.records.slice(cancel + 1).filter((x) => 'event' in x && x.event === 'MIGRATION')).toEqual([]);
     expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: SOURCE_STATES });
     expect(r.result.exceptions.map((e) => e.name)).toContain('qemu10-cancel-without-migration-is-a-no-op');
     conforms(r);

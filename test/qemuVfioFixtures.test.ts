@@ -84,18 +84,25 @@ describe('recorded real runs with mtty devices', () => {
 });
 
 /** Every fixture at device level: the verdict and what was checked (device events, status observations). */
-const DEVICE_LEVEL: readonly { name: string; devices: [number, number]; events: number; statuses: number; exceptions: readonly string[] }[] = [
+const DEVICE_LEVEL: readonly { name: string; devices: readonly [number, number]; events: number; statuses: number; exceptions: readonly string[] }[] = [
   { name: 'vfio-precopy-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-pause-ack', devices: [1, 1], events: 7, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-two-devices-ack', devices: [2, 2], events: 14, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup', 'qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-ack-source-only', devices: [1, 1], events: 3, statuses: 8, exceptions: ['qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-ack-destination-only', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-cancel-in-setup-ack', devices: [1, 1], events: 0, statuses: 6, exceptions: [] },
   { name: 'vfio-cancel-in-active-ack', devices: [1, 1], events: 3, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
-  { name: 'vfio-cancel-in-pre-switchover-ack', devices: [1, 1], events: 6, statuses: 10, exceptions: ['qemu10-cancel-shuts-return-path-first', 'qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-cancel-in-pre-switchover-ack', devices: [1, 1], events: 6, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-cancel-after-completed-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-cancel-without-migration-is-a-no-op', 'qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-destination-killed-in-active-ack', devices: [1, 1], events: 3, statuses: 6, exceptions: ['qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-destination-killed-in-pre-switchover-ack', devices: [1, 1], events: 6, statuses: 8, exceptions: ['qemu10-header-sent-before-save-setup'] },
-  { name: 'vfio-unreachable-destination', devices: [1, 0], events: 0, statuses: 4, exceptions: [] },
+  { name: 'vfio-destination-killed-in-device-ack', devices: [1, 1], events: 6, statuses: 8, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-retry-after-destination-killed-ack', devices: [1, 1], events: 10, statuses: 14, exceptions: ['qemu10-header-sent-before-save-setup', 'qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-unreachable-destination', devices: [1, 1], events: 0, statuses: 4, exceptions: [] },
+  { name: 'vfio-stop-cont-in-precopy', devices: [1, 1], events: 11, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-stop-cont-in-precopy-ack', devices: [1, 1], events: 6, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-stop-in-precopy-ack', devices: [1, 1], events: 5, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-destination-paused-then-cont-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
 ];
 
 describe('device-level conformance of the recorded runs with mtty devices', () => {
@@ -116,6 +123,18 @@ describe('device-level conformance of the recorded runs with mtty devices', () =
     expect(r.incomplete).toBeNull();
     // the device-free model has no INIT_DATA_SENT and diverges at the destination's 'failed'
     expect(checkLog(statusLevelRecords(load('vfio-ack-source-only'))).divergence?.did).toBe("destination reported status 'failed'");
+  });
+
+  it('vfio-retry-on-reused-mdev: what the model does not predict — the new destination process on the mdev the killed one left in RESUMING fails its load (EBADF)', () => {
+    const records = load('vfio-retry-on-reused-mdev');
+    const r = checkLog(records);
+    expect(r.divergence?.did).toBe("destination reported status 'failed'");
+    // the model's new process opens its device in RUNNING and completes; QEMU assumes RUNNING too
+    // (vfio_migration_init), asks for RESUMING, and mtty — which kept RESUMING across the close
+    // (mtty_close only disables the files) — does nothing and returns no data_fd (mtty_set_state)
+    expect(r.divergence?.allowed.join('; ')).toContain("source status → 'device'");
+    const q = records.filter((x) => 'execute' in x && x.side === 'destination' && x.execute === 'query-migrate').pop();
+    expect(JSON.stringify(q)).toMatch(/load of migration failed: Bad file descriptor/);
   });
 
   const broken: readonly [string, string, string][] = [

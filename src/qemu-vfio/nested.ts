@@ -30,7 +30,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newcArchive } from '../kernel/vm.js';
-import { type FaultKind, type LogRecord, type Side, SIDES, micros, parseTraceLog, timestampOf } from '../qemu/log.js';
+import { type FaultKind, type LogRecord, type Side, SIDES, isFault, isProcess, micros, parseTraceLog, timestampOf } from '../qemu/log.js';
 import { TRACE_EVENTS } from '../qemu/observations.js';
 import { executeRecorded, faultRecord } from '../qemu/record.js';
 import { freePort, makeScratch, removeScratch } from '../qemu/processes.js';
@@ -359,6 +359,7 @@ export class NestedPair {
       for (const side of SIDES) {
         this.records.push(...parseTraceLog(this.traceLines[side].join('\n'), side, new Set(NESTED_TRACE_EVENTS[side])));
       }
+      this.records.splice(0, this.records.length, ...killsAfterLastWords(this.records));
       // each side's process record (its devices and autostart), just before the first line of that side
       for (const side of SIDES) {
         const first = Math.min(...this.records.filter((r) => r.side === side).map((r) => micros(r.timestamp)), this.lastStamp);
@@ -367,6 +368,26 @@ export class NestedPair {
     }
     return [...this.records];
   }
+}
+
+/**
+ * A kill's fault record is stamped when the harness decides on it, but the SIGKILL travels through the
+ * VM's console and the shell first, and the QEMU goes on meanwhile: what it reported until it died
+ * carries QEMU's own, later, timestamps. So each kill-destination record is moved to just after the
+ * last line the killed process wrote (before the next process record of that side, if any) — where
+ * the kill took effect.
+ */
+export function killsAfterLastWords(records: readonly LogRecord[]): LogRecord[] {
+  const out = [...records];
+  out.forEach((r, i) => {
+    if (!isFault(r) || r.fault !== 'kill-destination') return;
+    const at = micros(r.timestamp);
+    const next = out.filter((x) => isProcess(x) && x.side === 'destination' && micros(x.timestamp) > at).map((x) => micros(x.timestamp));
+    const until = next.length ? Math.min(...next) : Infinity;
+    const last = Math.max(at, ...out.filter((x) => x.side === 'destination' && !isFault(x) && !isProcess(x) && micros(x.timestamp) < until).map((x) => micros(x.timestamp)));
+    if (last > at) out[i] = { ...r, timestamp: timestampOf(last + 1) };
+  });
+  return out;
 }
 
 /** The outer VM: its process, console parsing, clock samples and the inner QEMUs' stderr. */
