@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatLog, isCommand, isTrace, type LogRecord, type Side } from '../src/qemu/log.js';
-import { NestedError, buildNestedImage, startNestedPair } from '../src/qemu-vfio/nested.js';
-import { NESTED_SCENARIOS, type NestedRun, deviceStates, formatNestedRun, runNestedScenario, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
+import { NestedError, type NestedSession, buildNestedImage, startNestedPair, startNestedSession } from '../src/qemu-vfio/nested.js';
+import { NESTED_SCENARIOS, type NestedRun, SESSION_PLANS, deviceStates, formatNestedRun, runNestedScenario, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
 
 const SOURCE_STATES = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
 const DESTINATION_STATES = ['resuming', 'running-p2p', 'running'];
@@ -38,11 +38,16 @@ const lastQuery = (records: readonly LogRecord[], side: Side): Record<string, un
 describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   const runs: NestedRun[] = [];
   let buildMs = 0;
-  beforeAll(() => {
+  const t0 = Date.now();
+  // one VM boot for every scenario (QEMU_VFIO_FRESH_VM=1: a fresh VM each, as before)
+  let session: NestedSession | undefined;
+  const one = () => (session ? { session } : {});
+  beforeAll(async () => {
     buildMs = buildNestedImage().ms;
+    if (!process.env['QEMU_VFIO_FRESH_VM']) session = await startNestedSession(SESSION_PLANS);
   }, 900_000);
 
-  const run = async (name: string, start: () => Promise<NestedRun> = () => runNestedScenario(scenario(name))): Promise<NestedRun> => {
+  const run = async (name: string, start: () => Promise<NestedRun> = () => runNestedScenario(scenario(name), one())): Promise<NestedRun> => {
     const r = await start();
     runs.push(r);
     console.log(formatNestedRun(r));
@@ -143,7 +148,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   // management stop/cont (hand-written: not actions of the status-level model; the composed model with
   // management: true predicts both outcomes, DataFdInSync and MigrationEnds)
   it('stop + cont of the source during precopy, ack off: the device session ends, the final save\'s data_fd is "out of sync", the migration fails with EBADF', async () => {
-    const r = await run('vfio-stop-cont-in-precopy', () => runStopCont(false));
+    const r = await run('vfio-stop-cont-in-precopy', () => runStopCont(false, one()));
     expect(lastStatus(r.records, 'source')).toBe('failed');
     expect(r.stderr.source).toMatch(/data_fd out of sync/);
     expect(String(lastQuery(r.records, 'source')['error-desc'])).toMatch(/Bad file descriptor/);
@@ -156,7 +161,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   }, 120_000);
 
   it('stop + cont of the source during precopy, ack on: INIT_DATA_SENT never comes, the source stays active until cancelled', async () => {
-    const r = await run('vfio-stop-cont-in-precopy-ack', () => runStopCont(true));
+    const r = await run('vfio-stop-cont-in-precopy-ack', () => runStopCont(true, one()));
     const watched = r.records.filter((x) => isCommand(x) && x.side === 'source' && x.execute === 'query-migrate')[0];
     const ret = watched && isCommand(watched) ? (watched.return as { status?: string; vfio?: { transferred?: number } }) : {};
     expect(ret.status).toBe('active'); // 8 s after the limits were lifted
@@ -167,7 +172,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   }, 120_000);
 
   it('stop alone during precopy, ack on and not yet given: QEMU switches over without the ack; the destination completes paused, its device left in resuming', async () => {
-    const r = await run('vfio-stop-in-precopy-ack', () => runStopCont(true, { cont: false }));
+    const r = await run('vfio-stop-in-precopy-ack', () => runStopCont(true, { cont: false, ...one() }));
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
     expect(traces(r.records, 'destination', 'loadvm_approve_switchover')).toEqual([]);
     expect(traces(r.records, 'source', 'source_return_path_thread_switchover_acked')).toEqual([]);
@@ -178,7 +183,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   }, 120_000);
 
   it('destination started paused (-S, as libvirt does), ack on: completes paused with its device in resuming; cont takes it through running-p2p to running', async () => {
-    const r = await run('vfio-destination-paused-then-cont-ack', () => runPausedDestination());
+    const r = await run('vfio-destination-paused-then-cont-ack', () => runPausedDestination(one()));
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
     expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(SOURCE_STATES);
     expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(DESTINATION_STATES);
@@ -259,7 +264,9 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(scratch().filter((d) => !before.has(d))).toEqual([]);
   }, 120_000);
 
-  afterAll(() => {
+  afterAll(async () => {
+    await session?.close();
+    console.log(`nested VFIO suite: ${((Date.now() - t0) / 1000).toFixed(1)} s${session ? `, one VM boot (${(session.bootMs / 1000).toFixed(1)} s)` : ', a VM per scenario'}`);
     if (runs.length === 0) return;
     const total = runs.reduce((a, r) => a + r.timing.totalMs, 0) / 1000;
     const ready = runs.map((r) => (r.timing.readyMs / 1000).toFixed(1)).join(', ');

@@ -102,6 +102,8 @@ export interface NestedOptions {
   readonly qemu?: string;
   /** Every console line, as it arrives. */
   readonly onConsoleLine?: (line: string) => void;
+  /** Run in this already booted VM (startNestedSession) instead of booting one. */
+  readonly session?: NestedSession;
 }
 
 export interface NestedTiming {
@@ -238,6 +240,10 @@ export class NestedPair {
     private readonly processes: Readonly<Record<Side, { readonly devices: readonly string[]; readonly autostart: boolean }>>,
     private readonly hostPorts: Readonly<Record<Side, number>> = { source: 0, destination: 0 },
     private readonly commandTimeoutMs = 20_000,
+    /** The console command that starts the new destination process (NEW_PROCESS). */
+    private readonly restartCommand = 'restart destination',
+    /** The session the VM belongs to: close() then stops only the inner QEMUs. */
+    private readonly session: NestedSession | null = null,
   ) {
     for (const side of SIDES) qmp[side].onEvent((e) => this.onEvent(side, e));
     vm.onTrace = (side, line) => this.traceLines[side].push(line);
@@ -297,7 +303,7 @@ export class NestedPair {
     delete this.vm.exits.destination;
     const p = this.processes.destination;
     this.records.push({ side: 'destination', process: 'start', incarnation: this.incarnation, autostart: p.autostart, devices: p.devices, timestamp: timestampOf(this.stamp()) });
-    this.vm.command('restart destination');
+    this.vm.command(this.restartCommand);
     this.qmp.destination = await connectForwarded(this.hostPorts.destination, Date.now() + 60_000, this.commandTimeoutMs, this.vm, 'destination');
     this.qmp.destination.onEvent((e) => this.onEvent('destination', e));
     this.dead.delete('destination');
@@ -355,7 +361,11 @@ export class NestedPair {
       // the trace lines of the last moments are still on their way: busybox tail -f polls the trace
       // file once a second, and the serial console lags
       await this.vm.consoleCaughtUp(Math.max(this.lastStamp, Date.now() * 1000 + this.vm.clockOffsetUs()) + 1_300_000, 6000);
-      await this.vm.kill();
+      if (this.session) {
+        for (const side of SIDES) await this.vm.killInner(side, 10_000).catch(() => undefined);
+        this.vm.onTrace = null;
+        this.session.released();
+      } else await this.vm.kill();
       for (const side of SIDES) {
         this.records.push(...parseTraceLog(this.traceLines[side].join('\n'), side, new Set(NESTED_TRACE_EVENTS[side])));
       }
@@ -432,7 +442,8 @@ export class NestedVm {
 
   private line(raw: string, arrivalUs: number): void {
     this.onLine?.(raw);
-    if (this.console.length < 5000) this.console.push(raw);
+    this.console.push(raw);
+    if (this.console.length > 5000) this.console.splice(0, 1000); // a session's console runs for minutes
     const at = raw.indexOf('@@');
     if (at < 0) return;
     const text = raw.slice(at + 2);
@@ -537,6 +548,16 @@ export class NestedVm {
     return parts.length ? ` (${parts.join(': ')})` : '';
   }
 
+  /** A session's next pair: the inner QEMUs of the last one are gone, their exits, stderr and trace lines forgotten. */
+  resetInner(): void {
+    for (const side of SIDES) {
+      delete this.exits[side];
+      this.stderr[side].length = 0;
+    }
+    this.bufferedTrace.length = 0;
+    this.onTrace = null;
+  }
+
   /** A command line on the VM's console (read by /steps/run.sh). */
   command(line: string): void {
     this.child.stdin?.write(`${line}\n`);
@@ -584,7 +605,201 @@ async function connectForwarded(port: number, deadline: number, commandTimeoutMs
 }
 
 /** Boot the nested VM with a source and a destination QEMU and connect to both; on any failure everything is stopped. */
+/** The inner command lines of a pair: source, destination, and a new destination process. */
+function pairArgs(artifacts: NestedArtifacts, opts: NestedOptions): { args: Record<Side, string[]>; restart: string[] } {
+  const devices = opts.devices ?? { source: 1, destination: 1 };
+  const args: Record<Side, string[]> = {
+    source: innerArgs('source', sideUuids(artifacts, 'source', devices.source), { memoryMb: opts.innerMemoryMb, extra: opts.extraArgs?.source }),
+    destination: innerArgs('destination', sideUuids(artifacts, 'destination', devices.destination), { memoryMb: opts.innerMemoryMb, extra: opts.extraArgs?.destination }),
+  };
+  const spare = devices.destination === 1 && (opts.newDestinationMdevs ?? 'fresh') === 'fresh';
+  const restart = spare
+    ? innerArgs('destination', [artifacts.uuids[3]!], { memoryMb: opts.innerMemoryMb, extra: opts.extraArgs?.destination })
+    : args.destination;
+  return { args, restart };
+}
+
+/**
+ * /steps/run.sh of a session VM: no QEMU at boot; each command line it may start is a shell function
+ * `start_vN GEN` whose trace log is /tmp/SIDE-GEN.trace, and the console commands are "start vN GEN",
+ * "reset GEN" (the trace followers of the last pair stopped, the four mdevs removed and created again:
+ * mtty keeps a device's migration state across a close, e.g. RESUMING after a killed destination),
+ * "kill SIDE" and "stop SIDE".
+ */
+export function sessionScript(uuids: readonly string[], variants: readonly { name: string; side: Side; args: readonly string[] }[]): string {
+  const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  const lines = ['# generated by src/qemu-vfio/nested.ts (a session)', 'clock-beacon 500 &', ': >/tmp/tails'];
+  for (const v of variants) {
+    const trace = `/tmp/${v.side}-$1.trace`;
+    const argv = v.args.map((a) => (a === `/tmp/${v.side}.trace` || a === '/tmp/destination-1.trace' ? `"${trace}"` : q(a))).join(' ');
+    lines.push(
+      `start_${v.name}() {`,
+      `  touch "${trace}"`,
+      `  tail -f "${trace}" | sed 's/^/@@trace ${v.side} /' &`,
+      '  echo $! >>/tmp/tails',
+      `  (qemu-system-x86_64 ${argv} 2>&1 & echo $! >/tmp/${v.side}.pid; wait $!; echo "@@exit ${v.side} $?") | sed 's/^/@@err ${v.side} /' &`,
+      '}',
+    );
+  }
+  lines.push(
+    'types=/sys/class/mdev_bus/mtty/mdev_supported_types/mtty-2',
+    `reset_mdevs() { for u in ${uuids.join(' ')}; do echo 1 >/sys/bus/mdev/devices/$u/remove && echo $u >$types/create || return 1; done; }`,
+    'echo "@@started"',
+    'while read -r cmd arg gen; do',
+    '  case "$cmd" in',
+    '    kill) kill -9 "$(cat /tmp/$arg.pid)" && echo "@@killed $arg" ;;',
+    '    stop) kill -STOP "$(cat /tmp/$arg.pid)" && echo "@@stopped $arg" ;;',
+    '    start) start_$arg "$gen" && echo "@@launched $arg $gen" ;;',
+    '    reset) kill $(cat /tmp/tails) 2>/dev/null; : >/tmp/tails; reset_mdevs && echo "@@reset $arg" || echo "@@resetfailed $arg" ;;',
+    '  esac',
+    'done',
+    'wait',
+    '',
+  );
+  return lines.join('\n');
+}
+
+/**
+ * One booted VM for many pairs, one after the other (the suite's scenarios): each pair resets the mdevs
+ * and starts its two QEMUs by console command; closing a pair kills its QEMUs, not the VM. The command
+ * lines every pair may need are fixed at boot (`plans`).
+ */
+export class NestedSession {
+  private gen = 0;
+  private busy = false;
+  /** @internal use startNestedSession */
+  constructor(
+    readonly vm: NestedVm,
+    readonly ports: Readonly<Record<Side, number>>,
+    readonly artifacts: NestedArtifacts,
+    private readonly variants: ReadonlyMap<string, string>,
+    readonly bootMs: number,
+  ) {}
+
+  private name(args: readonly string[]): string {
+    const n = this.variants.get(JSON.stringify(args));
+    if (!n) throw new NestedError(`this session was not booted for the command line ${args.join(' ')}`);
+    return n;
+  }
+
+  /** A fresh pair in this VM (the previous one must be closed). */
+  async pair(opts: NestedOptions): Promise<NestedPair> {
+    if (this.busy) throw new NestedError('a session runs one pair at a time: close the last one first');
+    this.busy = true;
+    const t0 = Date.now();
+    const { args, restart } = pairArgs(this.artifacts, opts);
+    const gen = ++this.gen;
+    this.vm.command(`reset ${gen}`);
+    await this.vm.waitConsole(new RegExp(`@@reset(failed)? ${gen}$`), 20_000);
+    if (this.vm.console.some((l) => l.endsWith(`@@resetfailed ${gen}`))) throw new NestedError(`the mdevs could not be created again${this.vm.tail()}`);
+    this.vm.resetInner();
+    const qmp: Partial<Record<Side, QmpClient>> = {};
+    try {
+      for (const side of SIDES) this.vm.command(`start ${this.name(args[side])} ${gen}`);
+      const deadline = Date.now() + (opts.startTimeoutMs ?? 120_000);
+      for (const side of SIDES) qmp[side] = await connectForwarded(this.ports[side], deadline, opts.commandTimeoutMs ?? 20_000, this.vm, side);
+      const pair = new NestedPair(
+        this.vm,
+        qmp as Record<Side, QmpClient>,
+        { readyMs: 0, connectedMs: Date.now() - t0 },
+        processesOf(opts),
+        this.ports,
+        opts.commandTimeoutMs ?? 20_000,
+        `start ${this.name(restart)} ${gen}b`,
+        this,
+      );
+      for (const { side, line } of this.vm.takeBufferedTrace()) this.vm.onTrace?.(side, line);
+      return pair;
+    } catch (e) {
+      for (const side of SIDES) qmp[side]?.destroy();
+      for (const side of SIDES) await this.vm.killInner(side, 10_000).catch(() => undefined);
+      this.busy = false;
+      throw e;
+    }
+  }
+
+  /** @internal a pair of this session was closed */
+  released(): void {
+    this.busy = false;
+  }
+
+  async close(): Promise<void> {
+    await this.vm.kill();
+  }
+}
+
+function processesOf(opts: NestedOptions): Record<Side, { devices: string[]; autostart: boolean }> {
+  const devices = opts.devices ?? { source: 1, destination: 1 };
+  return Object.fromEntries(
+    SIDES.map((side) => [side, { devices: Array.from({ length: devices[side] }, (_, i) => `mtty${i}`), autostart: !(opts.extraArgs?.[side] ?? []).includes('-S') }]),
+  ) as Record<Side, { devices: string[]; autostart: boolean }>;
+}
+
+/** Spawn the outer VM with /steps/run.sh = `script` and wait for its @@ready; the VM and when it was spawned. */
+async function bootVm(opts: NestedOptions, artifacts: NestedArtifacts, script: string, ports: Readonly<Record<Side, number>>): Promise<{ vm: NestedVm; t0: number }> {
+  const scratch = makeScratch('qemu-vfio-');
+  const initrd = join(scratch, 'initrd');
+  writeFileSync(initrd, Buffer.concat([newcArchive([{ path: 'steps', dir: true }, { path: 'steps/run.sh', data: Buffer.from(script) }]), readFileSync(artifacts.initrd)]));
+  const hostfwd = SIDES.map((s) => `hostfwd=tcp:127.0.0.1:${ports[s]}-:${INNER_PORT[s]}`).join(',');
+  const vmArgs = [
+    '-M', 'pc', '-accel', 'tcg', '-smp', String(opts.smp ?? 2), '-m', String(opts.memoryMb ?? 1024),
+    '-kernel', artifacts.kernel, '-initrd', initrd,
+    '-append', 'console=ttyS0 quiet panic=-1',
+    '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-display', 'none',
+    '-netdev', `user,id=n0,${hostfwd}`, '-device', 'virtio-net-pci,netdev=n0,romfile=',
+  ];
+  const t0 = Date.now();
+  // stdin: the VM's serial input, for the console commands
+  const child = spawn(opts.qemu ?? QEMU_BINARY, vmArgs, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin?.on('error', () => undefined);
+  child.on('error', () => undefined);
+  if (child.pid === undefined) {
+    removeScratch(scratch);
+    throw new NestedError(`could not start ${opts.qemu ?? QEMU_BINARY}`);
+  }
+  groupWatchdog(child.pid, opts.maxLifetimeMs ?? 600_000);
+  const vm = new NestedVm(child, opts.onConsoleLine);
+  try {
+    await vm.waitReady(t0 + (opts.startTimeoutMs ?? 120_000) - Date.now());
+    return { vm, t0 };
+  } catch (e) {
+    await vm.kill();
+    throw e;
+  } finally {
+    removeScratch(scratch); // the kernel has unpacked the initrd (or the VM is gone)
+  }
+}
+
+/**
+ * Boot one VM for every pair in `plans` (their devices, extra arguments, new-process mdevs), to be
+ * opened one after the other with `{ session }` in startNestedPair. `opts` sets the VM (memory, vCPUs,
+ * lifetime: default 1800 s) and the inner guests' memory.
+ */
+export async function startNestedSession(plans: readonly NestedOptions[], opts: NestedOptions = {}): Promise<NestedSession> {
+  const artifacts = opts.artifacts ?? nestedArtifacts();
+  const variants = new Map<string, string>();
+  const list: { name: string; side: Side; args: readonly string[] }[] = [];
+  const add = (side: Side, args: readonly string[]) => {
+    const key = JSON.stringify(args);
+    if (variants.has(key)) return;
+    const name = `v${variants.size}`;
+    variants.set(key, name);
+    list.push({ name, side, args });
+  };
+  for (const p of plans) {
+    const { args, restart } = pairArgs(artifacts, { ...p, innerMemoryMb: opts.innerMemoryMb });
+    add('source', args.source);
+    add('destination', args.destination);
+    add('destination', restart);
+  }
+  const ports: Record<Side, number> = { source: await freePort(), destination: await freePort() };
+  const { vm, t0 } = await bootVm({ ...opts, maxLifetimeMs: opts.maxLifetimeMs ?? 1_800_000 }, artifacts, sessionScript(artifacts.uuids, list), ports);
+  await vm.waitConsole(/@@started/, 30_000);
+  return new NestedSession(vm, ports, artifacts, variants, Date.now() - t0);
+}
+
 export async function startNestedPair(opts: NestedOptions = {}): Promise<NestedPair> {
+  if (opts.session) return opts.session.pair(opts);
   const artifacts = opts.artifacts ?? nestedArtifacts();
   const devices = opts.devices ?? { source: 1, destination: 1 };
   const args: Record<Side, string[]> = {

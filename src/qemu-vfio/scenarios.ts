@@ -210,6 +210,15 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
   },
 ];
 
+/**
+ * The inner command lines every runner here may start (the planned scenarios, runStopCont,
+ * runPausedDestination), for a session VM booted once for all of them (startNestedSession).
+ */
+export const SESSION_PLANS: readonly NestedOptions[] = [
+  ...NESTED_SCENARIOS.map((s) => ({ devices: s.devices, ...(s.newDestinationMdevs ? { newDestinationMdevs: s.newDestinationMdevs } : {}) })),
+  { devices: ONE, extraArgs: { destination: ['-S'] } },
+];
+
 function source(status: string): Waypoint {
   return { kind: 'state', name: `source '${status}'`, holds: (s) => s.source === status, pins: { source: status } };
 }
