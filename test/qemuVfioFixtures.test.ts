@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkLog, formatResult } from '../src/qemu/conform.js';
-import { parseLog } from '../src/qemu/log.js';
+import { isEvent, parseLog } from '../src/qemu/log.js';
 import { deviceStates, statusLevelRecords } from '../src/qemu-vfio/scenarios.js';
 
 const SRC = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
@@ -135,6 +135,15 @@ describe('device-level conformance of the recorded runs with mtty devices', () =
     expect(r.divergence?.allowed.join('; ')).toContain("source status → 'device'");
     const q = records.filter((x) => 'execute' in x && x.side === 'destination' && x.execute === 'query-migrate').pop();
     expect(JSON.stringify(q)).toMatch(/load of migration failed: Bad file descriptor/);
+  });
+
+  it('the other side\'s report may come between the events of one step: the destination fails (the cancel\'s shutdown) between running-p2p and running of the source\'s restart, as a live run showed', () => {
+    const records = load('vfio-cancel-in-pre-switchover-ack');
+    const failed = records.findIndex((r) => isEvent(r) && r.side === 'destination' && r.event === 'MIGRATION' && r.data['status'] === 'failed');
+    const p2p = records.findIndex((r) => isEvent(r) && r.side === 'source' && r.event === 'VFIO_MIGRATION' && r.data['device-state'] === 'running-p2p');
+    const moved = [...records.slice(0, p2p + 1), records[failed]!, ...records.slice(p2p + 1, failed), ...records.slice(failed + 1)];
+    const r = checkLog(moved);
+    if (r.divergence || r.incomplete) expect.fail(formatResult(r));
   });
 
   const broken: readonly [string, string, string][] = [

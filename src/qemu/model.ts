@@ -168,6 +168,7 @@ export class ModelGraph {
       this.succ.push(edges);
     }
     // multi-event steps as chains of links through in-between nodes (see the header)
+    const linksOf = new Map<string, { links: number[]; target: number }>();
     for (const c of chains) {
       const first = this.succ[c.from]![c.edge]!;
       const side = first.label.component as Side;
@@ -194,6 +195,27 @@ export class ModelGraph {
       links.forEach((node, j) => {
         this.succ[node]!.push({ to: links[j + 1] ?? target, label: first.label, action: null, needs, continues: true, events: [c.events[j + 1]!] });
       });
+      linksOf.set(`${c.from} ${labelKey(first.label)} ${JSON.stringify(c.events)}`, { links, target });
+    }
+    // A step of the other side concurrent with a multi-event step may come between its events: from the
+    // j-th in-between node of the chain m → t, the other side's step f (m → b, and t → t' by the same
+    // label) leads to the j-th in-between node of the same chain from b (b → t'). It needs the other
+    // side's variables and the chain's events so far reported.
+    for (const c of chains) {
+      const first = this.succ[c.from]![c.edge]!;
+      const side = first.label.component as Side;
+      const key = `${labelKey(first.label)} ${JSON.stringify(c.events)}`;
+      const mine = linksOf.get(`${c.from} ${key}`)!;
+      const eventVars = [...new Set(c.events.map((ev) => (side === 'source' ? 4 : 4 + nSrc) + ev.device))];
+      for (const f of this.succ[c.from]!) {
+        if (f.label.component === side || f.continues || f.to >= this.states) continue;
+        const theirs = linksOf.get(`${f.to} ${key}`);
+        if (!theirs) continue;
+        const fk = labelKey(f.label);
+        if (!this.succ[mine.target]!.some((g) => g.to === theirs.target && labelKey(g.label) === fk)) continue;
+        const needs = [...this.variables.keys()].filter((k) => this.sideOfVar[k] !== side).concat(eventVars);
+        mine.links.forEach((node, j) => this.succ[node]!.push({ to: theirs.links[j]!, label: f.label, action: f.action, needs, ...(f.events ? { events: f.events } : {}) }));
+      }
     }
     this.nodes = this.obs.length;
     this.pred = Array.from({ length: this.nodes }, () => []);
