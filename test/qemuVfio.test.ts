@@ -2,13 +2,15 @@
  * Real QEMU migrating a real VFIO device (issue #14): the nested VM of scripts/qemu-vfio-vm.sh (Debian
  * 6.12, samples/vfio-mdev/mtty.c, the host's QEMU 10 inside), a source and a destination QEMU with one
  * or two mtty devices each, driven over QMP from here. Each scenario's actions come from the model
- * (src/qemu-vfio/scenarios.ts) and boot a fresh VM (~10 s). The image is built (cached) first: a run
- * that cannot build or boot it FAILS, it is never skipped.
+ * (src/qemu-vfio/scenarios.ts); all run in one VM boot (startNestedSession; QEMU_VFIO_FRESH_VM=1 boots
+ * a fresh VM, ~10 s, for each). The image is built (cached) first: a run that cannot build or boot it
+ * FAILS, it is never skipped.
  *
  * Checked: the statuses both sides reach, each device's VFIO_MIGRATION sequence (QapiVfioMigrationState
  * names, qapi/vfio.json; sent by vfio_migration_send_event on every vfio_migration_set_state,
- * hw/vfio/migration.c), the switchover-ack traces, and the status-level conformance check (checkLog)
- * where the device-free model applies. QEMU_RECORD_FIXTURES=1 re-records test/fixtures/qemu-vfio/.
+ * hw/vfio/migration.c), the switchover-ack traces, and the device-level conformance check (checkLog:
+ * every device event and status against the composed model with the run's mtty devices).
+ * QEMU_RECORD_FIXTURES=1 re-records test/fixtures/qemu-vfio/.
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
