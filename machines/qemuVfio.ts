@@ -195,18 +195,23 @@ export const startPass = (devs: readonly DeviceRecord[], refused: string | null,
 /**
  * A pass over every device, in order: `request(dev, i)` names the SET to make (and its recover state),
  * or null for none. Returns the devices after the pass, the first failure, and the events sent.
- * `only` restricts the pass to one device (vfio_save_complete_precopy goes device by device).
+ * `only` restricts the pass to one device (vfio_save_complete_precopy goes device by device);
+ * `reverse` goes from the last device to the first (the VM state handlers on a stop, vmStateChange).
  */
 export function eachDevice(
   pass: DevicePass,
   request: (dev: DeviceRecord, i: number) => readonly [VfioState, Recover] | VfioState | null,
   only?: number,
+  reverse = false,
 ): DevicePass & { readonly failed: boolean } {
   const out = [...pass.devs];
   const events = [...pass.events];
   let first = pass.refused;
   let failed = false;
-  out.forEach((d, i) => {
+  const order = out.map((_, i) => i);
+  if (reverse) order.reverse();
+  order.forEach((i) => {
+    const d = out[i]!;
     if (only !== undefined && i !== only) return;
     const r = request(d, i);
     if (r === null) return;
@@ -226,13 +231,21 @@ export function eachDevice(
 export type VmRunState = 'running' | 'paused' | 'finish-migrate' | 'postmigrate' | 'inmigrate';
 
 /**
- * The VM state change handlers of every device (vm_state_notify): all "prepare" handlers (P2P devices)
- * first, then all "main" ones. `to` is the new run state.
+ * The VM state change handlers of every device (vm_state_notify, system/runstate.c): all "prepare"
+ * handlers (P2P devices) first, then all "main" ones — in registration order (device order) when the VM
+ * starts and in reverse order when it stops (QTAILQ_FOREACH_REVERSE_SAFE; seen with two mtty devices:
+ * mtty1 reports pre-copy-p2p and stop-copy before mtty0). `to` is the new run state.
  */
 export function vmStateChange(pass: DevicePass, to: VmRunState): DevicePass {
-  const prepared = eachDevice(pass, (d) => (hasP2P(d.context.features) ? (d.state === 'PRE_COPY' ? 'PRE_COPY_P2P' : 'RUNNING_P2P') : null));
-  return eachDevice(prepared, (d) => {
-    if (to === 'running') return 'RUNNING';
-    return inPreCopy(d.state) && (to === 'finish-migrate' || to === 'paused') ? 'STOP_COPY' : 'STOP';
-  });
+  const stopping = to !== 'running';
+  const prepared = eachDevice(pass, (d) => (hasP2P(d.context.features) ? (d.state === 'PRE_COPY' ? 'PRE_COPY_P2P' : 'RUNNING_P2P') : null), undefined, stopping);
+  return eachDevice(
+    prepared,
+    (d) => {
+      if (to === 'running') return 'RUNNING';
+      return inPreCopy(d.state) && (to === 'finish-migrate' || to === 'paused') ? 'STOP_COPY' : 'STOP';
+    },
+    undefined,
+    stopping,
+  );
 }

@@ -15,7 +15,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { CONFORM_HELP } from '../src/cli/conform.js';
 import { main } from '../src/cli.js';
 import { Checker, checkLog, checkObservations } from '../src/qemu/conform.js';
-import { KNOWN_DISAGREEMENTS, UNSEEN_COMMAND_DISAGREEMENTS, applyToLog } from '../src/qemu/exceptions.js';
+import { KNOWN_DISAGREEMENTS, RUNSTATE_AND_STATUS_APART, UNSEEN_COMMAND_DISAGREEMENTS, applyToLog } from '../src/qemu/exceptions.js';
 import { type LogRecord, type Side, LogFormatError, parseLog, parseTraceLog } from '../src/qemu/log.js';
 import { type Observation, configOf, observationsOf } from '../src/qemu/observations.js';
 import { PlanError, plan } from '../src/qemu/plan.js';
@@ -269,10 +269,10 @@ describe('the check bites', () => {
   const without = (recs: LogRecord[], pred: (r: LogRecord) => boolean) => recs.filter((r) => !pred(r));
   const isStatus = (r: LogRecord, side: Side, s: string) => 'event' in r && r.side === side && r.data['status'] === s;
 
-  it('a status QEMU skipped: no destination setup (the migrate after it is where the run has no model run)', () => {
+  it('a status QEMU skipped: no destination setup (the source\'s migrate is concurrent with migrate-incoming, so the destination\'s next report is where the run has no model run)', () => {
     const d = checkLog(without(precopy(), (r) => isStatus(r, 'destination', 'setup'))).divergence!;
-    expect(d.did).toBe('source accepted migrate (MIGRATE)');
-    expect(d.allowed).toEqual(["MIGRATE only once this was reported: destination status → 'setup'"]);
+    expect(d.did).toBe("destination reported status 'active'");
+    expect(d.allowed).toContain("destination status → 'setup'");
   });
 
   it('a status QEMU skipped: no source active before device', () => {
@@ -507,10 +507,10 @@ describe('documented disagreements: needed exactly where QEMU 10.0 shows them', 
     expect(r.exceptions).toEqual([]);
   });
 
-  it('qemu10-runstate-and-status-apart: STOP, the destination becomes active, then pre-switchover', () => {
+  it('reports of concurrent steps interleave: STOP, the destination becomes active (its header step is concurrent with the switchover), then pre-switchover: no exception needed', () => {
     const base = upToPreSwitchover(['pause-before-switchover']);
     const recs = run(...base.slice(0, 6), status('source', 'active'), ev('source', 'STOP'), status('destination', 'active'), status('source', 'pre-switchover'));
-    expect(strict(recs).divergence?.did).toBe("destination reported status 'active'");
+    expect(strict(recs).divergence).toBeNull();
     expect(checkLog(recs).divergence).toBeNull();
   });
 
@@ -565,7 +565,8 @@ describe('the incremental checker (what checkLog and the live monitor share)', (
     const base = upToPreSwitchover(['pause-before-switchover']);
     const recs = run(...base.slice(0, 6), status('source', 'active'), ev('source', 'STOP'), status('destination', 'active'), status('source', 'pre-switchover'));
     const obs = observationsOf(recs);
-    const c = new Checker(configOf(recs));
+    // (qemu10-header-sent-before-save-setup would hold the source's setup until its next status: left out here)
+    const c = new Checker(configOf(recs), { exceptions: [RUNSTATE_AND_STATUS_APART] });
     const push = (i: number) => c.push(obs[i]!).map((x) => x.observation.text);
     for (let i = 0; i < 7; i++) expect(push(i)).toHaveLength(1);
     expect(push(7)).toEqual([]); // the STOP: held

@@ -2,21 +2,23 @@
  * Real QEMU migrating a real VFIO device (issue #14): the nested VM of scripts/qemu-vfio-vm.sh (Debian
  * 6.12, samples/vfio-mdev/mtty.c, the host's QEMU 10 inside), a source and a destination QEMU with one
  * or two mtty devices each, driven over QMP from here. Each scenario's actions come from the model
- * (src/qemu-vfio/scenarios.ts) and boot a fresh VM (~10 s). The image is built (cached) first: a run
- * that cannot build or boot it FAILS, it is never skipped.
+ * (src/qemu-vfio/scenarios.ts); all run in one VM boot (startNestedSession; QEMU_VFIO_FRESH_VM=1 boots
+ * a fresh VM, ~10 s, for each). The image is built (cached) first: a run that cannot build or boot it
+ * FAILS, it is never skipped.
  *
  * Checked: the statuses both sides reach, each device's VFIO_MIGRATION sequence (QapiVfioMigrationState
  * names, qapi/vfio.json; sent by vfio_migration_send_event on every vfio_migration_set_state,
- * hw/vfio/migration.c), the switchover-ack traces, and the status-level conformance check (checkLog)
- * where the device-free model applies. QEMU_RECORD_FIXTURES=1 re-records test/fixtures/qemu-vfio/.
+ * hw/vfio/migration.c), the switchover-ack traces, and the device-level conformance check (checkLog:
+ * every device event and status against the composed model with the run's mtty devices).
+ * QEMU_RECORD_FIXTURES=1 re-records test/fixtures/qemu-vfio/.
  */
 import { readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatLog, isCommand, isTrace, type LogRecord, type Side } from '../src/qemu/log.js';
-import { NestedError, buildNestedImage, startNestedPair } from '../src/qemu-vfio/nested.js';
-import { NESTED_SCENARIOS, type NestedRun, deviceStates, formatNestedRun, runNestedScenario, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
+import { NestedError, type NestedSession, buildNestedImage, startNestedPair, startNestedSession } from '../src/qemu-vfio/nested.js';
+import { NESTED_SCENARIOS, type NestedRun, SESSION_PLANS, deviceStates, formatNestedRun, runNestedScenario, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
 
 const SOURCE_STATES = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
 const DESTINATION_STATES = ['resuming', 'running-p2p', 'running'];
@@ -38,11 +40,16 @@ const lastQuery = (records: readonly LogRecord[], side: Side): Record<string, un
 describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   const runs: NestedRun[] = [];
   let buildMs = 0;
-  beforeAll(() => {
+  const t0 = Date.now();
+  // one VM boot for every scenario (QEMU_VFIO_FRESH_VM=1: a fresh VM each, as before)
+  let session: NestedSession | undefined;
+  const one = () => (session ? { session } : {});
+  beforeAll(async () => {
     buildMs = buildNestedImage().ms;
+    if (!process.env['QEMU_VFIO_FRESH_VM']) session = await startNestedSession(SESSION_PLANS);
   }, 900_000);
 
-  const run = async (name: string, start: () => Promise<NestedRun> = () => runNestedScenario(scenario(name))): Promise<NestedRun> => {
+  const run = async (name: string, start: () => Promise<NestedRun> = () => runNestedScenario(scenario(name), one())): Promise<NestedRun> => {
     const r = await start();
     runs.push(r);
     console.log(formatNestedRun(r));
@@ -84,9 +91,9 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(String(lastQuery(r.records, 'destination')['error-desc'])).toMatch(/load of migration failed: Invalid argument/);
     expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: ['pre-copy', 'running'] });
     expect(Object.fromEntries(deviceStates(r.records, 'destination'))).toEqual({ mtty0: ['resuming'] });
-    // the device-free model has no such failure: it diverges at the destination's 'failed' (the
-    // composed model with a PRE_COPY device predicts it)
-    expect(r.result.divergence?.did).toBe("destination reported status 'failed'");
+    // the device-level model predicts it: the source's INIT_DATA_SENT fails the destination's load
+    // (vfio_load_state, hw/vfio/migration.c); the device-free model diverged at the destination's 'failed'
+    conforms(r);
   }, 120_000);
 
   it('switchover-ack on the destination only: no INIT_DATA_SENT, no ack awaited, both complete', async () => {
@@ -143,7 +150,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   // management stop/cont (hand-written: not actions of the status-level model; the composed model with
   // management: true predicts both outcomes, DataFdInSync and MigrationEnds)
   it('stop + cont of the source during precopy, ack off: the device session ends, the final save\'s data_fd is "out of sync", the migration fails with EBADF', async () => {
-    const r = await run('vfio-stop-cont-in-precopy', () => runStopCont(false));
+    const r = await run('vfio-stop-cont-in-precopy', () => runStopCont(false, one()));
     expect(lastStatus(r.records, 'source')).toBe('failed');
     expect(r.stderr.source).toMatch(/data_fd out of sync/);
     expect(String(lastQuery(r.records, 'source')['error-desc'])).toMatch(/Bad file descriptor/);
@@ -156,7 +163,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   }, 120_000);
 
   it('stop + cont of the source during precopy, ack on: INIT_DATA_SENT never comes, the source stays active until cancelled', async () => {
-    const r = await run('vfio-stop-cont-in-precopy-ack', () => runStopCont(true));
+    const r = await run('vfio-stop-cont-in-precopy-ack', () => runStopCont(true, one()));
     const watched = r.records.filter((x) => isCommand(x) && x.side === 'source' && x.execute === 'query-migrate')[0];
     const ret = watched && isCommand(watched) ? (watched.return as { status?: string; vfio?: { transferred?: number } }) : {};
     expect(ret.status).toBe('active'); // 8 s after the limits were lifted
@@ -167,7 +174,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   }, 120_000);
 
   it('stop alone during precopy, ack on and not yet given: QEMU switches over without the ack; the destination completes paused, its device left in resuming', async () => {
-    const r = await run('vfio-stop-in-precopy-ack', () => runStopCont(true, { cont: false }));
+    const r = await run('vfio-stop-in-precopy-ack', () => runStopCont(true, { cont: false, ...one() }));
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
     expect(traces(r.records, 'destination', 'loadvm_approve_switchover')).toEqual([]);
     expect(traces(r.records, 'source', 'source_return_path_thread_switchover_acked')).toEqual([]);
@@ -178,7 +185,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
   }, 120_000);
 
   it('destination started paused (-S, as libvirt does), ack on: completes paused with its device in resuming; cont takes it through running-p2p to running', async () => {
-    const r = await run('vfio-destination-paused-then-cont-ack', () => runPausedDestination());
+    const r = await run('vfio-destination-paused-then-cont-ack', () => runPausedDestination(one()));
     expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
     expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(SOURCE_STATES);
     expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(DESTINATION_STATES);
@@ -188,6 +195,54 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(completed).toBeGreaterThan(-1);
     expect(cont).toBeGreaterThan(completed); // the destination completed while paused…
     expect(running).toBeGreaterThan(cont); // …and its device left resuming only at cont
+  }, 120_000);
+
+  it('migrate_cancel in setup (the connect held pending), switchover-ack: the source is cancelled before its device was touched, the destination keeps listening', async () => {
+    const r = await run('vfio-cancel-in-setup-ack');
+    expect(lastStatus(r.records, 'source')).toBe('cancelled');
+    expect(lastStatus(r.records, 'destination')).toBe('setup');
+    expect(deviceStates(r.records, 'source').size).toBe(0);
+    expect(deviceStates(r.records, 'destination').size).toBe(0);
+    conforms(r);
+  }, 120_000);
+
+  it('migrate_cancel after both completed, switchover-ack: accepted, nothing changes', async () => {
+    const r = await run('vfio-cancel-after-completed-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    const cancel = r.records.findIndex((x) => isCommand(x) && x.side === 'source' && x.execute === 'migrate_cancel');
+    expect(cancel).toBeGreaterThan(-1);
+    // no status changes after it (the source device's last event, stop at vfio_save_cleanup, may still arrive)
+    expect(r.records.slice(cancel + 1).filter((x) => 'event' in x && x.event === 'MIGRATION')).toEqual([]);
+    expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: SOURCE_STATES });
+    expect(r.result.exceptions.map((e) => e.name)).toContain('qemu10-cancel-without-migration-is-a-no-op');
+    conforms(r);
+  }, 120_000);
+
+  it('destination frozen at pre-switchover and SIGKILLed while the source is in device (final state sent, waiting for the return path): the source fails, its device runs again', async () => {
+    const r = await run('vfio-destination-killed-in-device-ack');
+    expect(lastStatus(r.records, 'source')).toBe('failed');
+    const statuses = r.records.filter((x) => 'event' in x && x.side === 'source' && x.event === 'MIGRATION').map((x) => ('event' in x ? String(x.data['status']) : ''));
+    expect(statuses).toContain('device');
+    expect(deviceStates(r.records, 'source').get('mtty0')?.at(-1)).toBe('running');
+    conforms(r);
+  }, 120_000);
+
+  it('retry after a failure, switchover-ack: the destination is killed in active, the source fails; a new destination process, migrate again: both complete', async () => {
+    const r = await run('vfio-retry-after-destination-killed-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    expect(r.records.filter((x) => 'process' in x && x.side === 'destination').map((x) => ('process' in x ? x.incarnation : -1))).toEqual([0, 1]);
+    expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(['pre-copy', 'running', ...SOURCE_STATES]);
+    conforms(r);
+  }, 120_000);
+
+  it('retry to a new destination process on the mdev the killed one left in RESUMING: the load fails with EBADF (mtty keeps the state across close; not in the model)', async () => {
+    const r = await run('vfio-retry-on-reused-mdev');
+    expect(lastStatus(r.records, 'destination')).toBe('failed');
+    const q = r.records.filter((x) => isCommand(x) && x.side === 'destination' && x.execute === 'query-migrate').pop();
+    expect(String(q && isCommand(q) ? (q.return as Record<string, unknown>)['error-desc'] : '')).toMatch(/load of migration failed: Bad file descriptor/);
+    // the new process's RESUMING request finds the device already there: no data_fd, no new event from the kernel's side
+    expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(['resuming', 'resuming']);
+    expect(r.result.divergence?.did).toBe("destination reported status 'failed'");
   }, 120_000);
 
   it('two mtty devices per side with switchover-ack: two approvals, both devices through their states, both complete', async () => {
@@ -211,7 +266,9 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(scratch().filter((d) => !before.has(d))).toEqual([]);
   }, 120_000);
 
-  afterAll(() => {
+  afterAll(async () => {
+    await session?.close();
+    console.log(`nested VFIO suite: ${((Date.now() - t0) / 1000).toFixed(1)} s${session ? `, one VM boot (${(session.bootMs / 1000).toFixed(1)} s)` : ', a VM per scenario'}`);
     if (runs.length === 0) return;
     const total = runs.reduce((a, r) => a + r.timing.totalMs, 0) / 1000;
     const ready = runs.map((r) => (r.timing.readyMs / 1000).toFixed(1)).join(', ');

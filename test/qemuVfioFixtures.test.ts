@@ -1,14 +1,16 @@
 /**
  * The recorded runs of real QEMU with real VFIO devices (test/fixtures/qemu-vfio/, recorded by
  * test/qemuVfio.test.ts with QEMU_RECORD_FIXTURES=1 in the nested VM): read without a VM. They parse as
- * logs, carry each device's VFIO_MIGRATION sequence, and the status-level check (the device-free model)
- * gives the verdicts the live runs gave — the ground for a device-level conformance check.
+ * logs, carry each device's VFIO_MIGRATION sequence, and conform at device level: every VFIO_MIGRATION
+ * event of both sides, with the statuses, checked against the composed model with the log's mtty
+ * devices (conform.ts). Planted broken variants (*-broken.jsonl: one event removed or two swapped) are
+ * rejected at the event.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkLog } from '../src/qemu/conform.js';
-import { parseLog } from '../src/qemu/log.js';
+import { checkLog, formatResult } from '../src/qemu/conform.js';
+import { isEvent, parseLog } from '../src/qemu/log.js';
 import { deviceStates, statusLevelRecords } from '../src/qemu-vfio/scenarios.js';
 
 const SRC = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
@@ -79,4 +81,79 @@ describe('recorded real runs with mtty devices', () => {
       if (c.divergence === null) expect(r.incomplete).toBeNull();
     });
   }
+});
+
+/** Every fixture at device level: the verdict and what was checked (device events, status observations). */
+const DEVICE_LEVEL: readonly { name: string; devices: readonly [number, number]; events: number; statuses: number; exceptions: readonly string[] }[] = [
+  { name: 'vfio-precopy-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-pause-ack', devices: [1, 1], events: 7, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-two-devices-ack', devices: [2, 2], events: 14, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup', 'qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-ack-source-only', devices: [1, 1], events: 3, statuses: 8, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-ack-destination-only', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-cancel-in-setup-ack', devices: [1, 1], events: 0, statuses: 6, exceptions: [] },
+  { name: 'vfio-cancel-in-active-ack', devices: [1, 1], events: 3, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-cancel-in-pre-switchover-ack', devices: [1, 1], events: 6, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-cancel-after-completed-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-cancel-without-migration-is-a-no-op', 'qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-destination-killed-in-active-ack', devices: [1, 1], events: 3, statuses: 6, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-destination-killed-in-pre-switchover-ack', devices: [1, 1], events: 6, statuses: 8, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-destination-killed-in-device-ack', devices: [1, 1], events: 6, statuses: 8, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-retry-after-destination-killed-ack', devices: [1, 1], events: 10, statuses: 14, exceptions: ['qemu10-header-sent-before-save-setup', 'qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-unreachable-destination', devices: [1, 1], events: 0, statuses: 4, exceptions: [] },
+  { name: 'vfio-stop-cont-in-precopy', devices: [1, 1], events: 11, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-stop-cont-in-precopy-ack', devices: [1, 1], events: 6, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-stop-in-precopy-ack', devices: [1, 1], events: 5, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-destination-paused-then-cont-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
+];
+
+describe('device-level conformance of the recorded runs with mtty devices', () => {
+  for (const c of DEVICE_LEVEL) {
+    it(`${c.name}: conforms, ${c.events} device events and ${c.statuses} status observations checked`, () => {
+      const r = checkLog(load(c.name));
+      if (r.divergence || r.incomplete) expect.fail(formatResult(r));
+      expect(r.config.devices).toEqual({ source: c.devices[0], destination: c.devices[1] });
+      expect(r.config.profile).toBe('mtty');
+      expect([r.deviceEvents, r.statusObservations]).toEqual([c.events, c.statuses]);
+      expect(r.exceptions.map((e) => e.name).sort()).toEqual([...c.exceptions].sort());
+    });
+  }
+
+  it('vfio-ack-source-only is explained: the destination (ack off) fails at the device\'s INIT_DATA_SENT, as the device-level model predicts', () => {
+    const r = checkLog(load('vfio-ack-source-only'));
+    expect(r.divergence).toBeNull();
+    expect(r.incomplete).toBeNull();
+    // the device-free model has no INIT_DATA_SENT and diverges at the destination's 'failed'
+    expect(checkLog(statusLevelRecords(load('vfio-ack-source-only'))).divergence?.did).toBe("destination reported status 'failed'");
+  });
+
+  it('vfio-retry-on-reused-mdev: what the model does not predict — the new destination process on the mdev the killed one left in RESUMING fails its load (EBADF)', () => {
+    const records = load('vfio-retry-on-reused-mdev');
+    const r = checkLog(records);
+    expect(r.divergence?.did).toBe("destination reported status 'failed'");
+    // the model's new process opens its device in RUNNING and completes; QEMU assumes RUNNING too
+    // (vfio_migration_init), asks for RESUMING, and mtty — which kept RESUMING across the close
+    // (mtty_close only disables the files) — does nothing and returns no data_fd (mtty_set_state)
+    expect(r.divergence?.allowed.join('; ')).toContain("source status → 'device'");
+    const q = records.filter((x) => 'execute' in x && x.side === 'destination' && x.execute === 'query-migrate').pop();
+    expect(JSON.stringify(q)).toMatch(/load of migration failed: Bad file descriptor/);
+  });
+
+  it('the other side\'s report may come between the events of one step: the destination fails (the cancel\'s shutdown) between running-p2p and running of the source\'s restart, as a live run showed', () => {
+    const records = load('vfio-cancel-in-pre-switchover-ack');
+    const failed = records.findIndex((r) => isEvent(r) && r.side === 'destination' && r.event === 'MIGRATION' && r.data['status'] === 'failed');
+    const p2p = records.findIndex((r) => isEvent(r) && r.side === 'source' && r.event === 'VFIO_MIGRATION' && r.data['device-state'] === 'running-p2p');
+    const moved = [...records.slice(0, p2p + 1), records[failed]!, ...records.slice(p2p + 1, failed), ...records.slice(failed + 1)];
+    const r = checkLog(moved);
+    if (r.divergence || r.incomplete) expect.fail(formatResult(r));
+  });
+
+  const broken: readonly [string, string, string][] = [
+    ['vfio-precopy-ack-broken', "destination device mtty0 reported 'running' (VFIO_MIGRATION)", "destination device 0 → 'running-p2p'"],
+    ['vfio-pause-ack-broken', "source accepted migrate-continue {state: 'pre-switchover'} (MIGRATE_CONTINUE)", "source device 0 → 'stop-copy'"],
+    ['vfio-two-devices-ack-broken', "destination device mtty1 reported 'running-p2p' (VFIO_MIGRATION)", "destination device 0 → 'running-p2p'"],
+  ];
+  it.each(broken)('planted %s is rejected at the device event', (name, did, wanted) => {
+    const d = checkLog(load(name)).divergence;
+    expect(d?.did).toBe(did);
+    expect(d?.allowed.join('; ')).toContain(wanted);
+  });
 });

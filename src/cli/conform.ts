@@ -14,19 +14,22 @@ import { joinNegativeNumbers, readInputFile } from './args.js';
 import { EXIT, UsageError } from './errors.js';
 
 export const CONFORM_HELP = `usage: migration-statecharts conform FILE [--strict] [--json]
-  Check a recorded QEMU migration run against the model (a migration without VFIO devices; the
+  Check a recorded QEMU migration run against the model (the composed migration system with the
+  log's VFIO devices on each side, mtty profile, or none; the
   configuration — switchover-ack, pause-before-switchover — comes from the log's
   migrate-set-capabilities commands; a destination with -S, stop/cont and retries from its process
   records and commands). FILE has one JSON object per line, in time order, each with
   "side": "source" or "destination" and a "timestamp" {"seconds", "microseconds"}, and one of:
-    "event"    a QMP event as QEMU sent it (MIGRATION, STOP, RESUME; others are ignored)
+    "event"    a QMP event as QEMU sent it (MIGRATION, STOP, RESUME, VFIO_MIGRATION; others are ignored)
     "execute"  a QMP command with its "arguments" and QEMU's "return" or "error" (migrate,
                migrate-incoming, migrate-continue, migrate_cancel, stop, cont are model actions;
                query-migrate and query-status replies are observations)
     "fault"    "kill-destination" or "unreachable-destination", with "action": "STREAM_BREAKS"
     "trace"    a QEMU trace event name with its "args" text
     "process"  "start": a QEMU process began, with its "incarnation" (0 first; a new destination
-               process is one more: the model's NEW_PROCESS) and "autostart" (false: run with -S)
+               process is one more: the model's NEW_PROCESS) and "autostart" (false: run with -S),
+               optionally "devices": its VFIO device ids in -device order (else they are read from
+               the VFIO_MIGRATION events and vfio_migration_set_state traces)
   The documented disagreements between QEMU 10.0 and the model are applied and listed; --strict
   checks without them. --json prints the result as JSON.
   Exit 0: the run conforms; 1: it diverges (the step, what QEMU did, what the model allowed);
@@ -81,6 +84,8 @@ function run(argv: readonly string[], out: (s: string) => void): number {
           modelStates: result.modelStates,
           steps: result.steps,
           actions: result.actions,
+          deviceEvents: result.deviceEvents,
+          statusObservations: result.statusObservations,
           exceptions: result.exceptions.map((x) => ({ ...x, change: KNOWN_DISAGREEMENTS.find((k) => k.name === x.name)?.change ?? null })),
           divergence: result.divergence,
         },

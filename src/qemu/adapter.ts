@@ -53,6 +53,8 @@ export interface RunOptions {
   readonly log?: (line: string) => void;
   /** query-migrate and query-status on both sides after the final wait (default true). */
   readonly finalQueries?: boolean;
+  /** Called before each planned action is issued (timing a scenario needs, e.g. freezing a process). */
+  readonly before?: (a: PlannedAction) => Promise<void>;
 }
 
 /**
@@ -69,6 +71,8 @@ export interface PlanPair {
   kill(side: Side): Promise<void>;
   /** A fresh destination process in place of the old one (NEW_PROCESS); pairs that cannot leave it out. */
   newDestination?(): Promise<void>;
+  /** The migrate URI of a listener on this host's loopback port as the QEMUs reach it (default tcp:127.0.0.1:PORT). */
+  hostUri?(port: number): string;
 }
 
 export class AdapterError extends Error {
@@ -116,6 +120,7 @@ export async function runPlan(pair: PlanPair, plan: Plan, opts: RunOptions = {})
         continue;
       }
       say(`${a.probe ? 'probe ' : ''}${a.event} (source '${pair.status.source}', destination '${pair.status.destination}')`);
+      await opts.before?.(a);
       await act(pair, a, stalled, caps);
       if (opts.timing?.releaseAfter === a.event && !a.probe && !released) {
         released = true;
@@ -154,7 +159,7 @@ async function act(pair: PlanPair, a: PlannedAction, stalled: StalledListener | 
         await pair.execute('destination', 'migrate-incoming', { uri: pair.incomingUri, 'exit-on-error': false });
         return;
       case 'MIGRATE':
-        await pair.execute('source', 'migrate', { uri: stalled && !a.probe ? `tcp:127.0.0.1:${stalled.port}` : pair.incomingUri });
+        await pair.execute('source', 'migrate', { uri: stalled && !a.probe ? (pair.hostUri?.(stalled.port) ?? `tcp:127.0.0.1:${stalled.port}`) : pair.incomingUri });
         return;
       case 'MIGRATE_CONTINUE':
         await pair.execute('source', 'migrate-continue', { state: a.continueState ?? 'pre-switchover' });

@@ -7,12 +7,14 @@
  *    needs a state where the model does not take it (or takes it without any visible effect);
  *  - every other step (THREAD_STEP, PENDING_FITS_THRESHOLD, deliveries on the stream and the return path) is
  *    internal and may happen any number of times in between (closure);
- *  - the observable variables are each side's status and whether its guest runs. An internal or
+ *  - the observable variables are each side's status and whether its guest runs, and (a model with
+ *    devices) the state QEMU tracks for each device, which its VFIO_MIGRATION events report. An internal or
  *    controllable step that changes one is a change QEMU must report: a state may be at most one
  *    such step ahead of what QEMU has reported (the changes of that one step may be reported in any
  *    order), so a skipped status, a status the model never has there, or reports in an order the
  *    model's causality forbids are divergences. A report equal to the last one is an unobservable
- *    repeat and ignored;
+ *    repeat and ignored. A step that emits several device events is a chain of links (model.ts): its
+ *    events must come in the step's order, its other changes in any order against them;
  *  - a trace fact and a query-status runstate (running, paused, inmigrate, postmigrate, finish-migrate)
  *    narrow the set to the states where they hold;
  *  - a killed QEMU reports nothing: its variables are not waited for (the model may move them freely)
@@ -33,7 +35,7 @@
  */
 import { type KnownDisagreement, type Rewrite, KNOWN_DISAGREEMENTS } from './exceptions.js';
 import { type LogRecord, type Side } from './log.js';
-import { type ControllableEvent, type ModelConfig, type ModelGraph, OBSERVABLES, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
+import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
 import { type Observation, configOf, observationsOf } from './observations.js';
 
 export interface Divergence {
@@ -54,6 +56,9 @@ export interface ConformResult {
   /** Observations checked (repeats included) and actions among them. */
   readonly steps: number;
   readonly actions: number;
+  /** Among them: the VFIO_MIGRATION events and the status reports (MIGRATION events, query-migrate) checked. */
+  readonly deviceEvents: number;
+  readonly statusObservations: number;
   /** Where a documented disagreement was applied. */
   readonly exceptions: readonly { readonly name: string; readonly line: number }[];
   readonly divergence: Divergence | null;
@@ -152,6 +157,8 @@ export class Checker {
   private readonly stages: { readonly ex: KnownDisagreement; readonly rewrite: Rewrite }[];
   private steps = 0;
   private actions = 0;
+  private deviceEvents = 0;
+  private statusObservations = 0;
   private divergence: Divergence | null = null;
   private result: ConformResult | null = null;
 
@@ -194,6 +201,8 @@ export class Checker {
       modelStates: this.g.states,
       steps: this.steps,
       actions: this.actions,
+      deviceEvents: this.deviceEvents,
+      statusObservations: this.statusObservations,
       exceptions: this.stages.flatMap(({ ex, rewrite }) => rewrite.applied.map((line) => ({ name: ex.name, line }))),
       divergence: this.divergence,
       incomplete: null,
@@ -225,6 +234,8 @@ export class Checker {
       if (this.divergence) break;
       this.steps++;
       if (o.kind === 'action') this.actions++;
+      if (o.kind === 'device') this.deviceEvents++;
+      if (o.kind === 'status') this.statusObservations++;
       const allowed = this.walk.take(o);
       if (allowed !== null) this.divergence = { step: this.steps, line: o.line, did: o.text, allowed, reported: this.walk.reported() };
       out.push({ observation: o, step: this.steps, divergence: this.divergence });
@@ -255,18 +266,38 @@ class Walk {
 
   /** Variable k belongs to a QEMU that was killed (and not replaced yet): nothing it does is reported. */
   private silent(k: number): boolean {
-    return this.dead.has(k < 2 ? 'source' : 'destination');
+    return this.dead.has(this.g.sideOfVar[k]!);
   }
 
-  private settled(m: number): boolean {
+  /** m has nothing unreported (among `vars`, default all). */
+  private settled(m: number, vars?: readonly number[]): boolean {
     const o = this.g.obs[m]!;
-    for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k] && !this.silent(k)) return false;
+    for (const k of vars ?? o.keys()) if (o[k] !== this.seen[k] && !this.silent(k)) return false;
     return true;
   }
 
-  /** A step m → to may be taken when it changes nothing observable, or when m has nothing unreported. */
-  private mayStep(m: number, to: number): boolean {
-    return this.g.changed(m, to).every((k) => this.silent(k)) || this.settled(m);
+  /**
+   * A step m → e.to may be taken when it changes nothing observable, or when m has nothing unreported
+   * (the link of a multi-event step: nothing unreported among what it needs, Edge.needs), or when what
+   * m has unreported is the other side's and came from a step concurrent with this one (concurrent()).
+   */
+  private mayStep(m: number, e: Edge): boolean {
+    return this.g.changed(m, e.to).every((k) => this.silent(k)) || this.settled(m, e.needs) || this.concurrent(m, e);
+  }
+
+  /**
+   * The reports of two concurrent steps may interleave: QEMU's two processes report each change when
+   * it happens, and a step of the model is not atomic on the real host. So e (a step of one side) may
+   * be taken from m while m still has unreported changes, when all of them are the other side's and m
+   * was reached from a settled state p by a step that commutes with e (ModelGraph.commutes: from p,
+   * either may go first to the same state). Reports the two steps cause in each other — one needs the
+   * other's message — never commute, so causality still binds.
+   */
+  private concurrent(m: number, e: Edge): boolean {
+    const side = e.label.component as Side;
+    const o = this.g.obs[m]!;
+    for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k] && !this.silent(k) && this.g.sideOfVar[k] === side) return false;
+    return this.g.pred[m]!.some(({ from, edge }) => this.settled(from) && this.g.commutes(from, edge, m, e));
   }
 
   private closure(): number[] {
@@ -275,7 +306,7 @@ class Walk {
     for (let q = 0; q < out.length; q++) {
       const m = out[q]!;
       for (const e of this.g.succ[m]!) {
-        if ((e.action !== null && !this.unseen.has(e.action)) || have.has(e.to) || !this.mayStep(m, e.to)) continue;
+        if ((e.action !== null && !this.unseen.has(e.action)) || have.has(e.to) || !this.mayStep(m, e)) continue;
         have.add(e.to);
         out.push(e.to);
       }
@@ -312,6 +343,11 @@ class Walk {
         return this.change(statusVar(o.side), o.status);
       case 'running':
         return this.change(runningVar(o.side), String(o.running));
+      case 'device': {
+        const k = this.g.deviceVar(o.side, o.device);
+        if (k < 0) return [`no VFIO device ${o.id} on the ${o.side} in the model (${describeConfig(this.g.config)})`];
+        return this.change(k, o.state);
+      }
       case 'runstate': {
         const r = this.change(runningVar(o.side), String(o.running));
         if (r) return r;
@@ -340,9 +376,10 @@ class Walk {
    */
   private revive(side: Side): void {
     this.dead.delete(side);
-    for (const k of [statusVar(side), runningVar(side)]) {
+    for (let k = 0; k < this.g.variables.length; k++) {
+      if (this.g.sideOfVar[k] !== side) continue;
       const values = unique([...this.cur].map((m) => this.g.obs[m]![k]!));
-      if (values.length !== 1) throw new Error(`internal: a new ${side} process has ${values.join(' or ')} for ${OBSERVABLES[k]}`);
+      if (values.length !== 1) throw new Error(`internal: a new ${side} process has ${values.join(' or ')} for ${this.g.variables[k]}`);
       this.seen[k] = values[0]!;
     }
   }
@@ -371,7 +408,7 @@ class Walk {
     const out = new Set<string>();
     for (const m of cl) {
       const o = this.g.obs[m]!;
-      for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k]) out.add(`${OBSERVABLES[k]} → ${fmt(k, o[k]!)}`);
+      for (let k = 0; k < o.length; k++) if (o[k] !== this.seen[k]) out.add(`${this.g.variables[k]} → ${fmt(k, o[k]!)}`);
     }
     return out.size > 0 ? [...out].sort() : ['no further change (the model has nothing left to report here)'];
   }
@@ -390,7 +427,7 @@ class Walk {
     const takes = (m: number) => this.g.succ[m]!.filter((e) => e.action === event && e.label.component === side);
     if (refused === null) {
       const next = new Set<number>();
-      for (const m of cl) for (const e of takes(m)) if (lands(e.to) && this.mayStep(m, e.to)) next.add(e.to);
+      for (const m of cl) for (const e of takes(m)) if (lands(e.to) && this.mayStep(m, e)) next.add(e.to);
       if (next.size === 0) return [this.whereTaken(side, event, cl)];
       this.cur = next;
       return null;
@@ -506,7 +543,7 @@ class Walk {
    */
   incomplete(): Incomplete | null {
     const cl = this.closure();
-    const live = OBSERVABLES.map((_, k) => !this.dead.has(k < 2 ? 'source' : 'destination'));
+    const live = this.g.variables.map((_, k) => !this.silent(k));
     const reported = (m: number) => this.g.obs[m]!.every((v, k) => !live[k] || v === this.seen[k]);
     const ended = (m: number) =>
       ENDED.source.includes(this.g.status(m, 'source')) &&
@@ -545,33 +582,36 @@ class Walk {
   }
 
   reported(): string {
-    return OBSERVABLES.map((name, k) => `${name} ${fmt(k, this.seen[k]!)}`).join(', ');
+    return this.g.variables.map((name, k) => `${name} ${fmt(k, this.seen[k]!)}`).join(', ');
   }
 }
 
-const fmt = (k: number, v: string) => (k % 2 === 1 ? v : `'${v}'`);
+/** The running variables (1, 3) read true/false; the others are quoted names. */
+const fmt = (k: number, v: string) => (k === 1 || k === 3 ? v : `'${v}'`);
 const unique = (xs: readonly string[]) => [...new Set(xs)];
 
 /** A readable report of a check. */
 export function formatResult(r: ConformResult): string {
-  const head = `model: migration without VFIO devices, ${describeConfig(r.config)} (${r.modelStates} states)`;
+  const d = r.config.devices;
+  const head = `model: migration ${d && d.source + d.destination > 0 ? 'with VFIO devices' : 'without VFIO devices'}, ${describeConfig(r.config)} (${r.modelStates} states)`;
+  const counted = `${r.deviceEvents} device events, ${r.statusObservations} status observations`;
   const ex = r.exceptions.map((e) => `  known disagreement ${e.name} applied at line ${e.line}`);
   if (r.incomplete) {
     return [
       head,
-      `INCOMPLETE: ${r.steps} observations checked, ${r.actions} actions, no divergence, but the log stops mid-migration`,
+      `INCOMPLETE: ${r.steps} observations checked, ${r.actions} actions, no divergence, but the log stops mid-migration (${counted})`,
       `  reported so far: ${r.incomplete.reported}`,
       `  the model would go on with: ${r.incomplete.next.join('; ')}`,
       ...ex,
     ].join('\n');
   }
-  if (!r.divergence) return [head, `conforms: ${r.steps} observations checked, ${r.actions} actions`, ...ex].join('\n');
-  const d = r.divergence;
+  if (!r.divergence) return [head, `conforms: ${r.steps} observations checked, ${r.actions} actions (${counted})`, ...ex].join('\n');
+  const div = r.divergence;
   return [
     head,
-    `DIVERGES at step ${d.step} (line ${d.line}): ${d.did}`,
-    `  the model allowed: ${d.allowed.join('; ')}`,
-    `  reported so far: ${d.reported}`,
+    `DIVERGES at step ${div.step} (line ${div.line}): ${div.did}`,
+    `  the model allowed: ${div.allowed.join('; ')}`,
+    `  reported so far: ${div.reported}`,
     ...ex,
   ].join('\n');
 }

@@ -22,6 +22,9 @@
  *            defer listens on a new port; every later destination line is that process's:
  *            {"side":"destination","process":"start","incarnation":1,"autostart":false,"timestamp":…}
  *            A log without an incarnation-0 record for a side had that side start with autostart on.
+ *            "devices" (optional) lists the process's VFIO devices by QEMU id, in -device order — the
+ *            ids its VFIO_MIGRATION events name (`device-id`) — and fixes how many the model gives it:
+ *            {"side":"source","process":"start","incarnation":0,"autostart":true,"devices":["mtty0"],"timestamp":…}
  *
  * The timestamp of an event or trace line is QEMU's (wall clock); a command's or fault's is taken just
  * before it was sent (never later than QEMU's clock, so nothing it causes sorts before it).
@@ -78,6 +81,8 @@ export interface ProcessRecord {
   readonly incarnation: number;
   /** false: QEMU was started with -S (the guest stays paused after an incoming migration until cont). */
   readonly autostart: boolean;
+  /** The process's VFIO devices by QEMU id, in -device order (absent: the log does not say). */
+  readonly devices?: readonly string[];
   readonly timestamp: Timestamp;
 }
 
@@ -190,7 +195,11 @@ export function parseRecord(text: string, line: number): LogRecord {
       if (!Number.isInteger(inc) || (inc as number) < 0) throw new LogFormatError(line, `a process record needs "incarnation": a non-negative integer, got ${JSON.stringify(inc)}`);
       if (typeof v['autostart'] !== 'boolean') throw new LogFormatError(line, `a process record needs "autostart": true or false, got ${JSON.stringify(v['autostart'])}`);
       if (side === 'source' && inc !== 0) throw new LogFormatError(line, 'only the destination gets new processes: a source process record has "incarnation": 0');
-      return { side, process: 'start', incarnation: inc as number, autostart: v['autostart'], timestamp };
+      const devices = v['devices'];
+      if (devices !== undefined && !(Array.isArray(devices) && devices.every((d) => typeof d === 'string'))) {
+        throw new LogFormatError(line, `a process record's "devices" is a list of QEMU device ids, got ${JSON.stringify(devices)}`);
+      }
+      return { side, process: 'start', incarnation: inc as number, autostart: v['autostart'], ...(devices !== undefined ? { devices: devices as string[] } : {}), timestamp };
     }
     case 'trace': {
       if (typeof v['trace'] !== 'string' || typeof (v['args'] ?? '') !== 'string') throw new LogFormatError(line, '"trace" and "args" must be strings');

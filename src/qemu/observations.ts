@@ -6,11 +6,13 @@
  * process — NEW_PROCESS, from a process record with incarnation ≥ 1). Also the model configuration the
  * log asks for: the capabilities, autostart from the destination's process records (-S), management
  * stop/cont when the log has such a command, and the retries its new processes and migrate commands need.
+ * A VFIO_MIGRATION event is the new state QEMU tracks for one of its devices (QapiVfioMigrationState,
+ * qapi/vfio.json), and the devices each side has (logDevices) are part of the configuration.
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
 import { MAX_MULTIFD_CHANNELS } from '../../machines/migrationMessages.js';
-import { type CommandRecord, type LogRecord, type Side, isCommand, isEvent, isFault, isProcess, LogFormatError } from './log.js';
+import { type CommandRecord, type LogRecord, type Side, isCommand, isEvent, isFault, isProcess, isTrace, LogFormatError } from './log.js';
 import type { ControllableEvent, ModelConfig } from './model.js';
 
 interface Base {
@@ -27,6 +29,8 @@ export type Observation =
   | (Base & { readonly kind: 'running'; readonly running: boolean })
   | (Base & { readonly kind: 'runstate'; readonly runstate: string; readonly running: boolean })
   | (Base & { readonly kind: 'fact'; readonly fact: Fact })
+  /** A VFIO_MIGRATION event: device `device` (its index on its side, -1 if the log does not list it) now is in `state`. */
+  | (Base & { readonly kind: 'device'; readonly device: number; readonly id: string; readonly state: string })
   | (Base & {
       readonly kind: 'action';
       readonly event: ControllableEvent;
@@ -116,9 +120,45 @@ function capsRuleBroken(caps: ReadonlyMap<string, boolean>): string | null {
   return caps.get('switchover-ack') === true && caps.get('return-path') !== true ? 'switchover-ack requires return-path (migrate_caps_check)' : null;
 }
 
+/** The QEMU id a VFIO_MIGRATION event names (device-id, else its QOM path). */
+const deviceIdOf = (data: Readonly<Record<string, unknown>>): string => String(data['device-id'] ?? data['qom-path'] ?? '?');
+
+/**
+ * Each side's VFIO devices, in QEMU's order: the `devices` of its first process record that lists them;
+ * else (logs recorded before process records said so) the ids its VFIO_MIGRATION events name, in natural
+ * order (mtty0 < mtty1 < mtty10; the nested harness gives ids in -device order), and at least as many
+ * devices as distinct mdev UUIDs its `vfio_migration_set_state` trace lines name (a device QEMU set to
+ * RUNNING at start but never migrated sends no event the harness receives).
+ */
+export function logDevices(records: readonly LogRecord[]): Record<Side, string[]> {
+  const out: Record<Side, string[]> = { source: [], destination: [] };
+  for (const side of ['source', 'destination'] as const) {
+    const listed = records.find((r) => isProcess(r) && r.side === side && r.devices !== undefined);
+    if (listed && isProcess(listed)) {
+      out[side] = [...listed.devices!];
+      continue;
+    }
+    const ids = new Set<string>();
+    const uuids = new Set<string>();
+    for (const r of records) {
+      if (r.side !== side) continue;
+      if (isEvent(r) && r.event === 'VFIO_MIGRATION') ids.add(deviceIdOf(r.data));
+      if (isTrace(r) && r.trace === 'vfio_migration_set_state') {
+        const u = /^\(([^)]+)\)/.exec(r.args)?.[1];
+        if (u) uuids.add(u);
+      }
+    }
+    const list = [...ids].sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
+    for (let i = list.length; i < uuids.size; i++) list.push(`unnamed device ${i}`);
+    out[side] = list;
+  }
+  return out;
+}
+
 /** The observations of a log, in log order; `lines[i]` is the line number of record i. */
 export function observationsOf(records: readonly LogRecord[], lines?: readonly number[]): Observation[] {
   const out: Observation[] = [];
+  const devices = logDevices(records);
   // what each side has accepted so far (QEMU applies a migrate-set-capabilities command whole or not at all)
   const caps: Record<Side, Map<string, boolean>> = { source: new Map(), destination: new Map() };
   const incarnation: Record<Side, number> = { source: 0, destination: 0 };
@@ -146,6 +186,11 @@ export function observationsOf(records: readonly LogRecord[], lines?: readonly n
       if (r.event === 'MIGRATION') out.push({ ...base, kind: 'status', status: String(r.data['status']), text: `${r.side} reported status '${String(r.data['status'])}'` });
       else if (r.event === 'STOP') out.push({ ...base, kind: 'running', running: false, text: `${r.side} stopped its guest (STOP)` });
       else if (r.event === 'RESUME') out.push({ ...base, kind: 'running', running: true, text: `${r.side} resumed its guest (RESUME)` });
+      else if (r.event === 'VFIO_MIGRATION') {
+        const id = deviceIdOf(r.data);
+        const state = String(r.data['device-state']);
+        out.push({ ...base, kind: 'device', device: devices[r.side].indexOf(id), id, state, text: `${r.side} device ${id} reported '${state}' (VFIO_MIGRATION)` });
+      }
       return;
     }
     if (isFault(r)) {
@@ -312,6 +357,8 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
   }
   const ackSrc = on('source', 'switchover-ack');
   const ackDst = on('destination', 'switchover-ack');
+  const devices = logDevices(records);
+  const withDevices = devices.source.length + devices.destination.length > 0;
   return {
     ack: ackSrc || ackDst ? 'legacy' : 'off',
     ...(ackSrc !== ackDst ? { oneSide: ackSrc ? ('source' as const) : ('destination' as const) } : {}),
@@ -320,5 +367,7 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
     ...(management ? { management: true } : {}),
     ...(Math.max(restarts, migrations - 1) > 0 ? { retries: Math.max(restarts, migrations - 1) } : {}),
     ...(on('source', 'multifd') ? { multifd: channels.source } : {}),
+    // the only harness with VFIO devices (src/qemu-vfio/nested.ts) gives each QEMU mtty-2 mdevs
+    ...(withDevices ? { devices: { source: devices.source.length, destination: devices.destination.length }, profile: 'mtty' as const } : {}),
   };
 }
