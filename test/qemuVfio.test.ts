@@ -255,6 +255,32 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     conforms(r);
   }, 120_000);
 
+  it('multifd device state, one mtty per side: the save thread sends it over the channels, the load thread writes it in index order, the config last; both complete and conform', async () => {
+    const r = await run('vfio-multifd-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: SOURCE_STATES });
+    expect(Object.fromEntries(deviceStates(r.records, 'destination'))).toEqual({ mtty0: DESTINATION_STATES });
+    // the threads ran: one save thread, returning true; buffers 0..n with the config last, written in order
+    expect(traces(r.records, 'source', 'vfio_save_complete_precopy_thread_start')).toHaveLength(1);
+    expect(traces(r.records, 'source', 'vfio_save_complete_precopy_thread_end').map((a) => a.replace(/^\([^)]*\) /, ''))).toEqual(['ret 1']);
+    const incoming = traces(r.records, 'destination', 'vfio_load_state_device_buffer_incoming').map((a) => Number(/idx (\d+)/.exec(a)![1]));
+    expect([...incoming].sort((x, y) => x - y)).toEqual(incoming.map((_, i) => i)); // every index once
+    const written = traces(r.records, 'destination', 'vfio_load_state_device_buffer_load_end').map((a) => Number(/idx (\d+)/.exec(a)![1]));
+    expect(written).toEqual(written.map((_, i) => i)); // in index order…
+    expect(written.length).toBe(incoming.length - 1); // …every buffer but the config
+    expect(traces(r.records, 'destination', 'vfio_load_bufs_thread_end')).toHaveLength(1);
+    conforms(r);
+  }, 120_000);
+
+  it('multifd device state, two mtty per side: a save thread and a load thread per device; both complete and conform', async () => {
+    const r = await run('vfio-multifd-two-devices-ack');
+    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['completed', 'completed']);
+    expect(Object.fromEntries(deviceStates(r.records, 'destination'))).toEqual({ mtty0: DESTINATION_STATES, mtty1: DESTINATION_STATES });
+    expect(traces(r.records, 'source', 'vfio_save_complete_precopy_thread_start')).toHaveLength(2);
+    expect(traces(r.records, 'destination', 'vfio_load_bufs_thread_start')).toHaveLength(2);
+    conforms(r);
+  }, 120_000);
+
   it('a failure at start is one line naming the cause, and leaves no VM and no scratch directory behind', async () => {
     const scratch = () => readdirSync(tmpdir()).filter((d) => d.startsWith('qemu-vfio-'));
     const before = new Set(scratch());

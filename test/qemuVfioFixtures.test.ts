@@ -103,6 +103,9 @@ const DEVICE_LEVEL: readonly { name: string; devices: readonly [number, number];
   { name: 'vfio-stop-cont-in-precopy-ack', devices: [1, 1], events: 6, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-stop-in-precopy-ack', devices: [1, 1], events: 5, statuses: 10, exceptions: ['qemu10-header-sent-before-save-setup'] },
   { name: 'vfio-destination-paused-then-cont-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  // multifd device state (2 channels): the threads' trace lines are checked as facts too
+  { name: 'vfio-multifd-ack', devices: [1, 1], events: 7, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup'] },
+  { name: 'vfio-multifd-two-devices-ack', devices: [2, 2], events: 14, statuses: 9, exceptions: ['qemu10-header-sent-before-save-setup', 'qemu10-header-sent-before-save-setup'] },
 ];
 
 describe('device-level conformance of the recorded runs with mtty devices', () => {
@@ -116,6 +119,12 @@ describe('device-level conformance of the recorded runs with mtty devices', () =
       expect(r.exceptions.map((e) => e.name).sort()).toEqual([...c.exceptions].sort());
     });
   }
+
+  it('multifd: the runs are checked against the model with their channels, and a buffer written before it arrived (planted) is rejected at the trace', () => {
+    expect(checkLog(load('vfio-multifd-ack')).config.multifd).toBe(2);
+    const d = checkLog(load('vfio-multifd-ack-broken')).divergence!;
+    expect(d.did).toMatch(/vfio_load_state_device_buffer_incoming .* idx 0: the destination stored device-state buffer 0, not yet written/);
+  });
 
   it('vfio-ack-source-only is explained: the destination (ack off) fails at the device\'s INIT_DATA_SENT, as the device-level model predicts', () => {
     const r = checkLog(load('vfio-ack-source-only'));

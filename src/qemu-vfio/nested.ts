@@ -31,7 +31,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newcArchive } from '../kernel/vm.js';
 import { type FaultKind, type LogRecord, type Side, SIDES, isFault, isProcess, micros, parseTraceLog, timestampOf } from '../qemu/log.js';
-import { TRACE_EVENTS } from '../qemu/observations.js';
+import { MULTIFD_TRACE_EVENTS, TRACE_EVENTS } from '../qemu/observations.js';
 import { executeRecorded, faultRecord } from '../qemu/record.js';
 import { freePort, makeScratch, removeScratch } from '../qemu/processes.js';
 import { type QmpEvent, type QmpObject, type QmpValue, QmpClient, eventMicros } from '../qemu/qmp.js';
@@ -48,11 +48,13 @@ export const NESTED_INCOMING_URI = 'unix:/tmp/migration.sock';
  * The trace events enabled in the inner QEMUs and kept in the log: the harness's own (TRACE_EVENTS)
  * plus the device side: vfio_migration_set_state (every state vfio_migration_set_state sets, with the
  * recover state), loadvm_approve_switchover (the destination's approval of one device's switchover-ack,
- * qemu_loadvm_approve_switchover), savevm_send_switchover_start and migrate_set_state.
+ * qemu_loadvm_approve_switchover), savevm_send_switchover_start and migrate_set_state, and the multifd
+ * device-state threads' (MULTIFD_TRACE_EVENTS: save thread start/end, buffers received and written,
+ * load thread start/end).
  */
 export const NESTED_TRACE_EVENTS: Readonly<Record<Side, readonly string[]>> = {
-  source: [...TRACE_EVENTS.source, 'vfio_migration_set_state', 'savevm_send_switchover_start', 'migrate_set_state'],
-  destination: [...TRACE_EVENTS.destination, 'vfio_migration_set_state', 'loadvm_approve_switchover', 'migrate_set_state'],
+  source: [...TRACE_EVENTS.source, 'vfio_migration_set_state', 'savevm_send_switchover_start', 'migrate_set_state', ...MULTIFD_TRACE_EVENTS.source],
+  destination: [...TRACE_EVENTS.destination, 'vfio_migration_set_state', 'loadvm_approve_switchover', 'migrate_set_state', ...MULTIFD_TRACE_EVENTS.destination],
 };
 
 /** The statuses after which a side's migration cannot move any more. */

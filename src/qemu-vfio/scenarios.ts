@@ -47,6 +47,8 @@ export interface NestedScenario {
 }
 
 const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
+/** multifd on both sides: the devices' final state goes over the channels (x-migration-multifd-transfer=auto). */
+const MULTIFD_ACK: ModelConfig = { ...ACK, multifd: 2 };
 const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
 
 const both = (source: string, destination: string): Waypoint => ({
@@ -81,6 +83,20 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
     config: ACK,
     waypoints: [acked, both('completed', 'completed')],
     devices: ONE,
+  },
+  {
+    name: 'vfio-multifd-ack',
+    description: 'multifd with 2 channels and switchover-ack, one mtty per side: the final device state goes over the channels, loaded in order by the load thread; both complete',
+    config: MULTIFD_ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: ONE,
+  },
+  {
+    name: 'vfio-multifd-two-devices-ack',
+    description: 'multifd with 2 channels and switchover-ack, two mtty per side: a save thread and a load thread per device; both complete',
+    config: MULTIFD_ACK,
+    waypoints: [acked, both('completed', 'completed')],
+    devices: { source: 2, destination: 2 },
   },
   {
     name: 'vfio-pause-ack',

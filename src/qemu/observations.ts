@@ -93,10 +93,39 @@ function traceFact(name: string, args: string): Fact | null {
       if (com === 'SWITCHOVER_START') return { name: 'the destination received MIG_CMD_SWITCHOVER_START', holds: (_s, d) => d.switchoverStarted };
       return null;
     }
+    // multifd device-state transfer (hw/vfio/migration-multifd.c; enabled by the nested harness)
+    case 'vfio_save_complete_precopy_thread_start':
+      return { name: "a device's multifd save thread runs", holds: (s) => (s.multifd?.threads ?? []).some((t) => t.state !== 'idle') };
+    case 'vfio_save_complete_precopy_thread_end':
+      return { name: "a device's multifd save thread returned", holds: (s) => (s.multifd?.threads ?? []).some((t) => t.state === 'done' || t.state === 'failed') };
+    case 'vfio_load_state_device_buffer_incoming': {
+      const idx = Number(/idx (\d+)/.exec(args)?.[1] ?? NaN);
+      if (Number.isNaN(idx)) return null;
+      return {
+        // traced as the receive thread takes the packet: stored, and not yet written by the load thread
+        name: `the destination stored device-state buffer ${idx}, not yet written`,
+        holds: (_s, d) => (d.multifd?.loads ?? []).some((l) => typeof l.context.bufs[idx] === 'number' || l.state === 'failed'),
+      };
+    }
+    case 'vfio_load_bufs_thread_start':
+      return { name: "a device's multifd load thread runs", holds: (_s, d) => (d.multifd?.loads ?? []).some((l) => l.state !== 'queuing') };
+    case 'vfio_load_state_device_buffer_load_end': {
+      const idx = Number(/idx (\d+)/.exec(args)?.[1] ?? NaN);
+      if (Number.isNaN(idx)) return null;
+      return { name: `the destination wrote device-state buffer ${idx} into the device`, holds: (_s, d) => (d.multifd?.loads ?? []).some((l) => l.context.loadIdx > idx) };
+    }
+    case 'vfio_load_bufs_thread_end':
+      return { name: "a device's multifd load thread exited", holds: (_s, d) => (d.multifd?.loads ?? []).some((l) => l.state !== 'queuing' && l.state !== 'loading') };
     default:
       return null;
   }
 }
+
+/** The multifd trace events (the nested harness enables them on its QEMUs with VFIO devices). */
+export const MULTIFD_TRACE_EVENTS: Readonly<Record<Side, readonly string[]>> = {
+  source: ['vfio_save_complete_precopy_thread_start', 'vfio_save_complete_precopy_thread_end'],
+  destination: ['vfio_load_state_device_buffer_incoming', 'vfio_load_bufs_thread_start', 'vfio_load_state_device_buffer_load_end', 'vfio_load_bufs_thread_end'],
+};
 
 /** The capability list of a migrate-set-capabilities record, checked; `line` names it in errors. */
 function capabilityList(r: CommandRecord, line: number): [string, boolean][] {
