@@ -102,6 +102,17 @@ export const MAIN_STREAM_MESSAGES: readonly MainStreamMessage['type'][] = [
   'RAM_SAVE_FLAG_MULTIFD_FLUSH',
 ];
 
+/**
+ * The destination's receive threads failed and shut every multifd channel down
+ * (multifd_recv_terminate_threads → qio_channel_shutdown): a source still sending on them gets an error
+ * and fails (migrate_set_error). Not a message QEMU sends: it stands for the shut sockets, on the
+ * connection of migration `attempt`.
+ */
+export interface MultifdChannelsShut {
+  readonly type: 'MULTIFD_CHANNELS_SHUT';
+  readonly attempt: number;
+}
+
 export const RETURN_PATH_MESSAGES: readonly ReturnPathMessage['type'][] = ['MIG_RP_MSG_SWITCHOVER_ACK', 'RP_SHUTDOWN'];
 
 /**

@@ -35,7 +35,15 @@
  *   dst.getSnapshot().context.devs[0].state; // => 'RESUMING'
  */
 import { assign, enqueueActions, not, setup } from 'xstate';
-import { type AckMode, MAX_MULTIFD_CHANNELS, type MainStreamMessage, type MultifdChannelMessage, type ReturnPathMessage, multifdChannelType } from './migrationMessages.js';
+import {
+  type AckMode,
+  MAX_MULTIFD_CHANNELS,
+  type MainStreamMessage,
+  type MultifdChannelMessage,
+  type MultifdChannelsShut,
+  type ReturnPathMessage,
+  multifdChannelType,
+} from './migrationMessages.js';
 import { type MultifdLoadRecord, initialLoad, loadCall, loadCan, nextBufferUnits } from './multifdLoad.js';
 import { type DevicePass, type VfioMigrationEvent, armFault, closeFd, deviceCall, eachDevice, hasPreCopy, initialDevice, startPass, vmStateChange } from './qemuVfio.js';
 import type { DeviceRecord } from './qemuVfio.js';
@@ -147,7 +155,7 @@ export type QemuDestinationEvent =
  * What the destination emits: return-path messages, and its QMP VFIO_MIGRATION events (outputs to the
  * world; the migration system declares them as observations).
  */
-export type DestinationOutput = ReturnPathMessage | VfioMigrationEvent;
+export type DestinationOutput = ReturnPathMessage | MultifdChannelsShut | VfioMigrationEvent;
 
 type Ctx = QemuDestinationContext;
 type Patch = Partial<Ctx>;
@@ -345,14 +353,18 @@ const destinationSetup = setup({
     recvResetPossible: ({ context, event }) => event.type === 'MULTIFD_RECV_RESET' && context.multifd !== null && context.multifd.recvError === null && context.multifd.ended[event.channel] === false,
   },
   actions: {
-    receiveForged: assign(({ context, event }) =>
-      event.type === 'FORGED_PACKET'
-        ? receive(context, 0, { type: 'MULTIFD_0', packet: { kind: 'device-state', device: event.device, idx: event.idx, units: event.units, config: false } })
-        : {},
-    ),
-    multifdReceive: assign(({ context, event }) => {
+    receiveForged: enqueueActions(({ context, enqueue, event }) => {
+      if (event.type !== 'FORGED_PACKET') return;
+      const patch = receive(context, 0, { type: 'MULTIFD_0', packet: { kind: 'device-state', device: event.device, idx: event.idx, units: event.units, config: false } });
+      enqueue.assign(patch);
+      if (!context.multifd?.recvError && patch.multifd?.recvError) enqueue.emit({ type: 'MULTIFD_CHANNELS_SHUT', attempt: context.incarnation });
+    }),
+    multifdReceive: enqueueActions(({ context, enqueue, event }) => {
       const k = channelOf(event);
-      return k === null ? {} : receive(context, k, event as MultifdChannelMessage);
+      if (k === null) return;
+      const patch = receive(context, k, event as MultifdChannelMessage);
+      enqueue.assign(patch);
+      if (!context.multifd?.recvError && patch.multifd?.recvError) enqueue.emit({ type: 'MULTIFD_CHANNELS_SHUT', attempt: context.incarnation });
     }),
     loadThreadStep: assign(({ context, event }) => (event.type === 'LOAD_THREAD_STEP' ? loadThreadStep(context, event.device) : {})),
     /** vfio_switchover_start: each device's load thread starts. */
@@ -373,9 +385,11 @@ const destinationSetup = setup({
     abortLoadThreads: assign(({ context }) =>
       context.multifd ? { multifd: { ...context.multifd, loads: context.multifd.loads.map((l) => loadCall(l, { type: 'ABORT' })) } } : {},
     ),
-    recvReset: assign(({ context, event }) =>
-      context.multifd && event.type === 'MULTIFD_RECV_RESET' ? { multifd: { ...context.multifd, recvError: 'a multifd channel: connection reset' } } : {},
-    ),
+    recvReset: enqueueActions(({ context, enqueue, event }) => {
+      if (!context.multifd || event.type !== 'MULTIFD_RECV_RESET') return;
+      enqueue.assign({ multifd: { ...context.multifd, recvError: 'a multifd channel: connection reset' } });
+      enqueue.emit({ type: 'MULTIFD_CHANNELS_SHUT', attempt: context.incarnation });
+    }),
     loadSetup: enqueueActions(({ context, enqueue }) => apply(enqueue, loadSetup(context))),
     /** MIG_CMD_OPEN_RETURN_PATH; legacy: with nothing to approve, the ack goes at once. */
     openReturnPath: enqueueActions(({ context, enqueue }) => {

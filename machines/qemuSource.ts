@@ -291,7 +291,9 @@ export type QemuSourceEvent =
   /** Multifd: device `device`'s save thread takes its next step; a packet it queues goes on `channel`. */
   | { type: 'SAVE_THREAD_STEP'; device: number; channel: number }
   | { type: 'MIG_RP_MSG_SWITCHOVER_ACK'; attempt: number }
-  | { type: 'RP_SHUTDOWN'; error: boolean; attempt: number };
+  | { type: 'RP_SHUTDOWN'; error: boolean; attempt: number }
+  /** The destination shut the multifd channels down (its receive threads failed). */
+  | { type: 'MULTIFD_CHANNELS_SHUT'; attempt: number };
 
 /**
  * Device data is counted modulo this on both hosts (the state space stays finite); what a property can
@@ -738,6 +740,7 @@ const sourceSetup = setup({
       if (event.type === 'SAVE_THREAD_STEP') apply(enqueue, saveThreadStep(context, event.device, event.channel));
     }),
     noteStreamError: assign({ streamError: 'stream broken' }),
+    noteMultifdChannelsShut: assign(({ context }) => ({ streamError: context.streamError ?? 'multifd channels shut by the destination' })),
     /** Observer hook: a cancel or a stream break after the final state was sent. */
     noteInterventionAfterEof: () => {},
     /** Observer hook: the VM stops for the switchover (before the stop's own action). */
@@ -867,6 +870,8 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     MIG_RP_MSG_SWITCHOVER_ACK: [{ guard: 'thisAttempt', actions: 'receiveSwitchoverAck' }, { actions: 'discard' }],
     // (a source without the return path has no thread reading it: it never sees the destination go)
     RP_SHUTDOWN: [{ guard: and(['thisAttempt', 'hasReturnPath']), actions: 'noteReturnPathClosed' }, { actions: 'discard' }],
+    // after the migration (or of an earlier connection) the shut channels change nothing
+    MULTIFD_CHANNELS_SHUT: { actions: 'discard' },
     GUEST_DIRTIES_DEVICE: { guard: 'deviceTracksDirt', actions: 'guestDirtiesDevice' },
     GUEST_REINITS_DEVICE: { guard: 'guestMayReconfigure', actions: ['ghostReconfigure', 'guestReconfiguresDevice'] },
     DRIVER_FAULT: { guard: 'faultMayStrike', actions: 'armDriverFault' },
@@ -892,6 +897,8 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       on: {
         MIGRATE_CANCEL: { guard: not('completionHoldsBql'), target: 'cancelling', actions: 'shutdownStream' },
         STREAM_BREAKS: { actions: 'noteStreamError' },
+        // the multifd sends fail on the shut sockets (multifd_send_thread → migrate_set_error)
+        MULTIFD_CHANNELS_SHUT: [{ guard: 'thisAttempt', actions: 'noteMultifdChannelsShut' }, { actions: 'discard' }],
         ...MANAGEMENT,
       },
       states: {

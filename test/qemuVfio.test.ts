@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatLog, isCommand, isTrace, type LogRecord, type Side } from '../src/qemu/log.js';
 import { NestedError, type NestedSession, buildNestedImage, startNestedPair, startNestedSession } from '../src/qemu-vfio/nested.js';
-import { NESTED_SCENARIOS, type NestedRun, SESSION_PLANS, deviceStates, formatNestedRun, runNestedScenario, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
+import { NESTED_SCENARIOS, type NestedRun, SESSION_PLANS, deviceStates, formatNestedRun, runNestedScenario, runMultifdTransferMismatch, runPausedDestination, runStopCont } from '../src/qemu-vfio/scenarios.js';
 
 const SOURCE_STATES = ['pre-copy', 'pre-copy-p2p', 'stop-copy', 'stop'];
 const DESTINATION_STATES = ['resuming', 'running-p2p', 'running'];
@@ -182,6 +182,17 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(deviceStates(r.records, 'destination').get('mtty0')).toEqual(['resuming']);
     const st = r.records.filter((x) => isCommand(x) && x.side === 'destination' && x.execute === 'query-status').pop();
     expect(st && isCommand(st) ? (st.return as { status?: string }).status : undefined).toBe('paused');
+  }, 120_000);
+
+  it('multifd with x-migration-multifd-transfer=off on the destination only: the destination refuses the device state and then fails or hangs in active (the RAM-sync hang), the source completes or fails; conforms to the model of that configuration', async () => {
+    const r = await run('vfio-multifd-transfer-off-on-destination', () => runMultifdTransferMismatch(one()));
+    const dst = lastStatus(r.records, 'destination');
+    const src = lastStatus(r.records, 'source');
+    console.log(`transfer mismatch: source ${src}, destination ${dst === 'active' ? 'still active 20 s later (hung)' : dst}`);
+    expect(['failed', 'active']).toContain(dst);
+    expect(['completed', 'failed']).toContain(src);
+    expect(r.result.config.multifdTransfer).toEqual({ destination: 'off' });
+    conforms(r);
   }, 120_000);
 
   it('destination started paused (-S, as libvirt does), ack on: completes paused with its device in resuming; cont takes it through running-p2p to running', async () => {

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkLog, formatResult } from '../src/qemu/conform.js';
+import { KNOWN_DISAGREEMENTS } from '../src/qemu/exceptions.js';
 import { isEvent, parseLog } from '../src/qemu/log.js';
 import { deviceStates, statusLevelRecords } from '../src/qemu-vfio/scenarios.js';
 
@@ -124,6 +125,35 @@ describe('device-level conformance of the recorded runs with mtty devices', () =
     expect(checkLog(load('vfio-multifd-ack')).config.multifd).toBe(2);
     const d = checkLog(load('vfio-multifd-ack-broken')).divergence!;
     expect(d.did).toMatch(/vfio_load_state_device_buffer_incoming .* idx 0: the destination stored device-state buffer 0, not yet written/);
+  });
+
+  it('multifd with x-migration-multifd-transfer=off on the destination (real runs): the hang the model predicts — the destination stays active after the source is gone — and the plain failure both conform', () => {
+    const last = (records: ReturnType<typeof load>, side: 'source' | 'destination') =>
+      records.filter((r) => isEvent(r) && r.side === side && r.event === 'MIGRATION').map((r) => (isEvent(r) ? String(r.data['status']) : '')).pop();
+    const hung = load('vfio-multifd-transfer-off-on-destination');
+    const r = checkLog(hung);
+    expect(r.divergence).toBeNull();
+    expect(r.config.multifdTransfer).toEqual({ destination: 'off' });
+    // the source ended; the destination never did (its QMP monitor stopped answering too: no query-migrate reply)
+    expect(last(hung, 'source')).toMatch(/^(completed|failed)$/);
+    expect(last(hung, 'destination')).toBe('active');
+    expect(hung.some((x) => 'execute' in x && x.side === 'destination' && x.execute === 'query-migrate')).toBe(false);
+    const fails = load('vfio-multifd-transfer-off-on-destination-fails');
+    expect(checkLog(fails).divergence).toBeNull();
+    expect(last(fails, 'destination')).toBe('failed');
+    // the same log checked as if both devices did multifd: the model then has no such failure
+    const asIfOn = fails.map((x) => ('process' in x ? { ...x, multifdTransfer: undefined } : x)) as typeof fails;
+    expect(checkLog(asIfOn.map((x) => JSON.parse(JSON.stringify(x)))).divergence).not.toBeNull();
+  });
+
+  it("QEMU 10.0 overwrites a multifd send failure: the source reports 'failed', then 'completed' (migration_completion_end); named, and without the exception it diverges", () => {
+    const recs = load('vfio-multifd-transfer-off-failed-then-completed');
+    const statuses = recs.filter((r) => isEvent(r) && r.side === 'source' && r.event === 'MIGRATION').map((r) => (isEvent(r) ? String(r.data['status']) : ''));
+    expect(statuses.slice(-2)).toEqual(['failed', 'completed']);
+    const r = checkLog(recs);
+    expect(r.divergence).toBeNull();
+    expect(r.exceptions.map((e) => e.name)).toContain('qemu10-completion-end-overwrites-failed');
+    expect(checkLog(recs, undefined, { exceptions: KNOWN_DISAGREEMENTS.filter((e) => e.name !== 'qemu10-completion-end-overwrites-failed') }).divergence?.did).toBe("source reported status 'completed'");
   });
 
   it('vfio-ack-source-only is explained: the destination (ack off) fails at the device\'s INIT_DATA_SENT, as the device-level model predicts', () => {

@@ -239,7 +239,7 @@ export class NestedPair {
     private readonly qmp: Record<Side, QmpClient>,
     readonly timing: NestedTiming,
     /** Each side's QEMU: its device ids (-device order) and whether it runs with autostart (no -S). */
-    private readonly processes: Readonly<Record<Side, { readonly devices: readonly string[]; readonly autostart: boolean }>>,
+    private readonly processes: Readonly<Record<Side, { readonly devices: readonly string[]; readonly autostart: boolean; readonly multifdTransfer?: 'auto' | 'on' | 'off' }>>,
     private readonly hostPorts: Readonly<Record<Side, number>> = { source: 0, destination: 0 },
     private readonly commandTimeoutMs = 20_000,
     /** The console command that starts the new destination process (NEW_PROCESS). */
@@ -304,7 +304,7 @@ export class NestedPair {
     this.incarnation++;
     delete this.vm.exits.destination;
     const p = this.processes.destination;
-    this.records.push({ side: 'destination', process: 'start', incarnation: this.incarnation, autostart: p.autostart, devices: p.devices, timestamp: timestampOf(this.stamp()) });
+    this.records.push({ side: 'destination', process: 'start', incarnation: this.incarnation, autostart: p.autostart, devices: p.devices, ...(p.multifdTransfer ? { multifdTransfer: p.multifdTransfer } : {}), timestamp: timestampOf(this.stamp()) });
     this.vm.command(this.restartCommand);
     this.qmp.destination = await connectForwarded(this.hostPorts.destination, Date.now() + 60_000, this.commandTimeoutMs, this.vm, 'destination');
     this.qmp.destination.onEvent((e) => this.onEvent('destination', e));
@@ -375,7 +375,8 @@ export class NestedPair {
       // each side's process record (its devices and autostart), just before the first line of that side
       for (const side of SIDES) {
         const first = Math.min(...this.records.filter((r) => r.side === side).map((r) => micros(r.timestamp)), this.lastStamp);
-        this.records.push({ side, process: 'start', incarnation: 0, autostart: this.processes[side].autostart, devices: this.processes[side].devices, timestamp: timestampOf(first - 1) });
+        const p = this.processes[side];
+        this.records.push({ side, process: 'start', incarnation: 0, autostart: p.autostart, devices: p.devices, ...(p.multifdTransfer ? { multifdTransfer: p.multifdTransfer } : {}), timestamp: timestampOf(first - 1) });
       }
     }
     return [...this.records];
@@ -730,11 +731,19 @@ export class NestedSession {
   }
 }
 
-function processesOf(opts: NestedOptions): Record<Side, { devices: string[]; autostart: boolean }> {
+type ProcessInfo = { devices: string[]; autostart: boolean; multifdTransfer?: 'auto' | 'on' | 'off' };
+
+function processesOf(opts: NestedOptions): Record<Side, ProcessInfo> {
   const devices = opts.devices ?? { source: 1, destination: 1 };
   return Object.fromEntries(
-    SIDES.map((side) => [side, { devices: Array.from({ length: devices[side] }, (_, i) => `mtty${i}`), autostart: !(opts.extraArgs?.[side] ?? []).includes('-S') }]),
-  ) as Record<Side, { devices: string[]; autostart: boolean }>;
+    SIDES.map((side) => {
+      const extra = opts.extraArgs?.[side] ?? [];
+      // -global vfio-pci.x-migration-multifd-transfer=X (the property of every VFIO device of the process)
+      const transfer = extra.map((a) => /^vfio-pci\.x-migration-multifd-transfer=(auto|on|off)$/.exec(a)?.[1]).find((x) => x !== undefined) as ProcessInfo['multifdTransfer'];
+      const info: ProcessInfo = { devices: Array.from({ length: devices[side] }, (_, i) => `mtty${i}`), autostart: !extra.includes('-S'), ...(transfer ? { multifdTransfer: transfer } : {}) };
+      return [side, info];
+    }),
+  ) as Record<Side, ProcessInfo>;
 }
 
 /** Spawn the outer VM with /steps/run.sh = `script` and wait for its @@ready; the VM and when it was spawned. */

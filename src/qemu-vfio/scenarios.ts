@@ -230,9 +230,13 @@ export const NESTED_SCENARIOS: readonly NestedScenario[] = [
  * The inner command lines every runner here may start (the planned scenarios, runStopCont,
  * runPausedDestination), for a session VM booted once for all of them (startNestedSession).
  */
+/** The destination's VFIO devices refuse multifd device-state transfer (x-migration-multifd-transfer=off). */
+const MULTIFD_TRANSFER_OFF = ['-global', 'vfio-pci.x-migration-multifd-transfer=off'];
+
 export const SESSION_PLANS: readonly NestedOptions[] = [
   ...NESTED_SCENARIOS.map((s) => ({ devices: s.devices, ...(s.newDestinationMdevs ? { newDestinationMdevs: s.newDestinationMdevs } : {}) })),
   { devices: ONE, extraArgs: { destination: ['-S'] } },
+  { devices: ONE, extraArgs: { destination: MULTIFD_TRANSFER_OFF } },
 ];
 
 function source(status: string): Waypoint {
@@ -406,6 +410,35 @@ export async function runStopCont(ack: boolean, opts: Omit<NestedOptions, 'devic
       await pair.execute(side, 'query-migrate');
       await pair.execute(side, 'query-status');
     }
+  });
+}
+
+/**
+ * multifd on both sides, but x-migration-multifd-transfer=off on the destination's device (the source's
+ * is auto, so on) — hand-written (the planning model has no device property): the source sends the
+ * device state over the channels; the destination refuses the first packet ("got device state packet but
+ * not doing multifd transfer", vfio_multifd_load_state_buffer), shuts the channels and fails (or, if the
+ * refusal stops the receive threads before they read their SYNC, waits in the RAM sync for ever). The
+ * source, without a return path, completes if its sends were done before the channels went, and fails
+ * otherwise — both seen on real runs; the model has every one of these outcomes (docs/multifd.md).
+ */
+export async function runMultifdTransferMismatch(opts: Omit<NestedOptions, 'devices' | 'extraArgs'> = {}): Promise<NestedRun> {
+  const s: NestedScenario = {
+    name: 'vfio-multifd-transfer-off-on-destination',
+    description: 'multifd on both sides, x-migration-multifd-transfer=off on the destination: the source completes, the destination refuses the device state (hand-written)',
+    config: { ack: 'off', pauseBeforeSwitchover: false, multifd: 2 },
+    // the plan goes as far as the switchover; how each side ends is QEMU's race (see above)
+    waypoints: [source('device')],
+    devices: ONE,
+    settleMs: 20_000,
+  };
+  const p = plan(s.config, s.waypoints);
+  return recordRun(s, p, { ...opts, devices: s.devices, extraArgs: { destination: MULTIFD_TRANSFER_OFF } }, async (pair) => {
+    await runPlan(pair, p, { statusTimeoutMs: 90_000, finalQueries: false });
+    for (const side of ['source', 'destination'] as const) await pair.waitForAny(side, TERMINAL[side], s.settleMs!).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 300));
+    await pair.execute('source', 'query-migrate');
+    if (!pair.dead.has('destination')) await pair.execute('destination', 'query-migrate').catch(() => undefined);
   });
 }
 

@@ -83,6 +83,8 @@ export interface ProcessRecord {
   readonly autostart: boolean;
   /** The process's VFIO devices by QEMU id, in -device order (absent: the log does not say). */
   readonly devices?: readonly string[];
+  /** Its VFIO devices' x-migration-multifd-transfer (absent: auto, QEMU's default). */
+  readonly multifdTransfer?: 'auto' | 'on' | 'off';
   readonly timestamp: Timestamp;
 }
 
@@ -199,7 +201,19 @@ export function parseRecord(text: string, line: number): LogRecord {
       if (devices !== undefined && !(Array.isArray(devices) && devices.every((d) => typeof d === 'string'))) {
         throw new LogFormatError(line, `a process record's "devices" is a list of QEMU device ids, got ${JSON.stringify(devices)}`);
       }
-      return { side, process: 'start', incarnation: inc as number, autostart: v['autostart'], ...(devices !== undefined ? { devices: devices as string[] } : {}), timestamp };
+      const transfer = v['multifdTransfer'];
+      if (transfer !== undefined && transfer !== 'auto' && transfer !== 'on' && transfer !== 'off') {
+        throw new LogFormatError(line, `a process record's "multifdTransfer" is "auto", "on" or "off", got ${JSON.stringify(transfer)}`);
+      }
+      return {
+        side,
+        process: 'start',
+        incarnation: inc as number,
+        autostart: v['autostart'],
+        ...(devices !== undefined ? { devices: devices as string[] } : {}),
+        ...(transfer !== undefined ? { multifdTransfer: transfer } : {}),
+        timestamp,
+      };
     }
     case 'trace': {
       if (typeof v['trace'] !== 'string' || typeof (v['args'] ?? '') !== 'string') throw new LogFormatError(line, '"trace" and "args" must be strings');

@@ -40,6 +40,8 @@ export interface ModelConfig {
   readonly retries?: number;
   /** The multifd capability on both sides with this many channels (multifd-channels); absent: off. */
   readonly multifd?: number;
+  /** Each side's VFIO devices' x-migration-multifd-transfer (absent: auto). */
+  readonly multifdTransfer?: Partial<Readonly<Record<Side, 'auto' | 'on' | 'off'>>>;
   /** VFIO devices on each side (QEMU's -device order; default none). */
   readonly devices?: Readonly<Record<Side, number>>;
   /** The devices' driver (see DEVICE_PROFILES); default 'mtty'. */
@@ -127,7 +129,16 @@ export class ModelGraph {
       ...(config.management ? { management: true } : {}),
       ...(config.retries ? { retries: config.retries } : {}),
       // multifd: a receive failure on the destination alone is no fault the harness injects
-      ...(config.multifd ? { multifd: { channels: config.multifd, recvResets: false } } : {}),
+      ...(config.multifd
+        ? {
+            multifd: {
+              channels: config.multifd,
+              recvResets: false,
+              ...(config.multifdTransfer?.source ? { transfer: config.multifdTransfer.source } : {}),
+              ...(config.multifdTransfer?.destination ? { destinationTransfer: config.multifdTransfer.destination } : {}),
+            },
+          }
+        : {}),
       cancel: true,
       faults: true,
     });
@@ -304,6 +315,8 @@ export function modelGraph(config: ModelConfig): ModelGraph {
     config.devices?.destination ?? 0,
     config.profile ?? 'mtty',
     config.multifd ?? 0,
+    config.multifdTransfer?.source ?? 'auto',
+    config.multifdTransfer?.destination ?? 'auto',
   ]);
   let g = cache.get(key);
   if (!g) {
@@ -321,4 +334,5 @@ export const describeConfig = (c: ModelConfig): string =>
   (c.devices && c.devices.source + c.devices.destination > 0
     ? `, ${c.devices.source} + ${c.devices.destination} VFIO device${c.devices.source + c.devices.destination === 1 ? '' : 's'} (${c.profile ?? 'mtty'})`
     : '') +
-  (c.multifd ? `, multifd with ${c.multifd} channel${c.multifd === 1 ? '' : 's'}` : '');
+  (c.multifd ? `, multifd with ${c.multifd} channel${c.multifd === 1 ? '' : 's'}` : '') +
+  (c.multifdTransfer ? `, x-migration-multifd-transfer ${Object.entries(c.multifdTransfer).map(([s, v]) => `${v} on the ${s}`).join(', ')}` : '');

@@ -313,12 +313,14 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
   let renewed: Map<string, boolean> | null = null;
   let autostart: boolean | null = null;
   let management = false;
+  const transfer: Partial<Record<Side, 'on' | 'off'>> = {};
   const channels: Record<Side, number> = { source: DEFAULT_MULTIFD_CHANNELS, destination: DEFAULT_MULTIFD_CHANNELS };
   let migrations = 0;
   let restarts = 0;
   records.forEach((r, i) => {
     const line = lines?.[i] ?? i + 1;
     if (isProcess(r)) {
+      if (r.multifdTransfer !== undefined && r.multifdTransfer !== 'auto') transfer[r.side] = r.multifdTransfer;
       if (r.side !== 'destination') return;
       if (autostart !== null && autostart !== r.autostart) {
         throw new LogFormatError(line, `the new destination process runs with autostart ${r.autostart ? 'on' : 'off (-S)'}, the first with it ${autostart ? 'on' : 'off (-S)'}; the model's NEW_PROCESS keeps the configuration`);
@@ -396,6 +398,7 @@ export function configOf(records: readonly LogRecord[], lines?: readonly number[
     ...(management ? { management: true } : {}),
     ...(Math.max(restarts, migrations - 1) > 0 ? { retries: Math.max(restarts, migrations - 1) } : {}),
     ...(on('source', 'multifd') ? { multifd: channels.source } : {}),
+    ...(on('source', 'multifd') && Object.keys(transfer).length > 0 ? { multifdTransfer: transfer } : {}),
     // the only harness with VFIO devices (src/qemu-vfio/nested.ts) gives each QEMU mtty-2 mdevs
     ...(withDevices ? { devices: { source: devices.source.length, destination: devices.destination.length }, profile: 'mtty' as const } : {}),
   };

@@ -211,6 +211,8 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
       // multifd adds the RAM sync's FLUSH and two END_OF_STATE markers (or CONFIG_LOAD_READY) per device
       { name: 'main', from: SOURCE, to: DESTINATION, capacity: 2 * n + 4 + (mf ? 2 * n + 1 : 0), messages: MAIN_STREAM_MESSAGES },
       { name: 'return', from: DESTINATION, to: SOURCE, capacity: n + 2 },
+      // the destination's receive failure shuts the channels: the source's sends fail
+      ...(mf ? [{ name: 'multifd-shut', from: DESTINATION, to: SOURCE, capacity: 2, messages: ['MULTIFD_CHANNELS_SHUT'] }] : []),
       // each channel may carry every device's packets (data and config), its SYNC and its EOF
       ...(mf
         ? Array.from({ length: mf.channels }, (_, k) => ({
