@@ -4,8 +4,10 @@
  * definition is written in reports: `source --EVENT [guard]--> target`, ids without the machine id.
  * Coverage and test generation both count with these, so they can never disagree.
  */
-import type { AnyStateMachine } from 'xstate';
+import type { AnyActorScope, AnyStateMachine, EventObject } from 'xstate';
+import { inertScope } from '../../machines/inertScope.js';
 import { guardName } from './guards.js';
+import type { AnySnapshot } from './system.js';
 
 export interface TransitionDef {
   readonly source: { readonly id: string };
@@ -51,4 +53,75 @@ export function describeTransition(machineId: string, t: TransitionDef): string 
   const guard = name ? ` [${name}]` : '';
   const target = t.target && t.target.length > 0 ? t.target.map((n) => strip(n.id)).join(',') : strip(t.source.id);
   return `${strip(t.source.id)} --${t.eventType}${guard}--> ${target}`;
+}
+
+type ActionRef = unknown;
+interface NodeWithActions {
+  readonly states: Record<string, NodeWithActions>;
+  readonly transitions: Map<string, { actions: readonly ActionRef[] }[]>;
+  readonly always?: readonly { actions: readonly ActionRef[] }[];
+  readonly entry: readonly ActionRef[];
+  readonly exit: readonly ActionRef[];
+}
+
+/** The built-in type of an action reference (`xstate.raise`…), named ones looked up in the machine's implementations. */
+function builtinType(machine: AnyStateMachine, a: ActionRef): string | undefined {
+  const impls = (machine as unknown as { implementations: { actions: Record<string, unknown> } }).implementations.actions;
+  const name = typeof a === 'string' ? a : typeof a === 'object' && a !== null ? (a as { type?: unknown }).type : undefined;
+  const fn = typeof name === 'string' ? impls[name] : a;
+  const t = (fn as { type?: unknown } | undefined)?.type;
+  return typeof t === 'string' ? t : undefined;
+}
+
+/** Whether any action of the machine may raise an event (raise, or enqueueActions, which can). */
+function mayRaise(machine: AnyStateMachine): boolean {
+  const raising = (a: ActionRef) => {
+    const t = builtinType(machine, a);
+    return t === 'xstate.raise' || t === 'xstate.enqueueActions';
+  };
+  const walk = (n: NodeWithActions): boolean =>
+    [...n.entry, ...n.exit].some(raising) ||
+    [...n.transitions.values()].flat().concat(n.always ?? []).some((t) => t.actions.some(raising)) ||
+    Object.values(n.states).some(walk);
+  return walk(machine.root as unknown as NodeWithActions);
+}
+
+interface Replay {
+  readonly raises: boolean;
+  scope?: AnyActorScope;
+  readonly taken: TransitionDef[];
+}
+const replays = new WeakMap<AnyStateMachine, Replay>();
+
+/**
+ * The transition definitions `event` fires from `snapshot`: those of every microstep of the macrostep,
+ * so a machine that raises internal events (the VFIO device's `ARC`s) has the transitions they take
+ * counted too. For machines that never raise, this is the first microstep's, `getTransitionData`.
+ * Pure: the replay runs on an inert scope, actions are not executed.
+ */
+export function firedTransitionDefs(machine: AnyStateMachine, snapshot: AnySnapshot, event: EventObject): readonly TransitionDef[] {
+  let r = replays.get(machine);
+  if (!r) replays.set(machine, (r = { raises: mayRaise(machine), taken: [] }));
+  const m = machine as unknown as {
+    getTransitionData(s: AnySnapshot, e: EventObject): TransitionDef[] | undefined;
+    transition(s: AnySnapshot, e: EventObject, scope: AnyActorScope): unknown;
+  };
+  if (!r.raises) return m.getTransitionData(snapshot, event) ?? [];
+  const replay = r;
+  replay.scope ??= microstepScope(machine, (ts) => replay.taken.push(...ts));
+  replay.taken.length = 0;
+  m.transition(snapshot, event, replay.scope);
+  return [...new Set(replay.taken)];
+}
+
+/** An inert scope whose system reports each microstep's transitions (XState's `@xstate.microstep` inspection event). */
+function microstepScope(machine: AnyStateMachine, onMicrostep: (ts: TransitionDef[]) => void): AnyActorScope {
+  const snapshotInput = undefined;
+  const scope = inertScope(machine, snapshotInput) as unknown as { system: { _sendInspectionEvent: (e: unknown) => void } };
+  const system = Object.create(scope.system) as typeof scope.system;
+  system._sendInspectionEvent = (e: unknown) => {
+    const ev = e as { type?: string; _transitions?: TransitionDef[] };
+    if (ev.type === '@xstate.microstep' && ev._transitions) onMicrostep(ev._transitions);
+  };
+  return { ...(scope as object), system } as unknown as AnyActorScope;
 }
