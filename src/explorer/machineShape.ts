@@ -73,21 +73,31 @@ function builtinType(machine: AnyStateMachine, a: ActionRef): string | undefined
   return typeof t === 'string' ? t : undefined;
 }
 
-/** Whether any action of the machine may raise an event (raise, or enqueueActions, which can). */
-function mayRaise(machine: AnyStateMachine): boolean {
-  const raising = (a: ActionRef) => {
-    const t = builtinType(machine, a);
-    return t === 'xstate.raise' || t === 'xstate.enqueueActions';
+/**
+ * The transition definitions that may raise an event: a `raise` among their actions, or a target whose
+ * entry (or a source whose exit) may raise — `raise`, or `enqueueActions` there. `enqueueActions` on a
+ * transition is taken not to raise (no machine here raises from one; name a `raise` action instead).
+ */
+function raisingDefs(machine: AnyStateMachine): ReadonlySet<unknown> {
+  const is = (a: ActionRef, ...types: string[]) => types.includes(builtinType(machine, a) ?? '');
+  const defs = new Set<unknown>();
+  let entryOrExitRaises = false;
+  const all: { actions: readonly ActionRef[]; target?: unknown; reenter?: boolean }[] = [];
+  const walk = (n: NodeWithActions): void => {
+    if ([...n.entry, ...n.exit].some((a) => is(a, 'xstate.raise', 'xstate.enqueueActions'))) entryOrExitRaises = true;
+    all.push(...[...n.transitions.values()].flat(), ...(n.always ?? []));
+    Object.values(n.states).forEach(walk);
   };
-  const walk = (n: NodeWithActions): boolean =>
-    [...n.entry, ...n.exit].some(raising) ||
-    [...n.transitions.values()].flat().concat(n.always ?? []).some((t) => t.actions.some(raising)) ||
-    Object.values(n.states).some(walk);
-  return walk(machine.root as unknown as NodeWithActions);
+  walk(machine.root as unknown as NodeWithActions);
+  for (const t of all) {
+    const moves = (Array.isArray(t.target) && t.target.length > 0) || t.reenter === true;
+    if (t.actions.some((a) => is(a, 'xstate.raise')) || (entryOrExitRaises && moves)) defs.add(t);
+  }
+  return defs;
 }
 
 interface Replay {
-  readonly raises: boolean;
+  readonly raising: ReadonlySet<unknown>;
   scope?: AnyActorScope;
   readonly taken: TransitionDef[];
 }
@@ -96,17 +106,20 @@ const replays = new WeakMap<AnyStateMachine, Replay>();
 /**
  * The transition definitions `event` fires from `snapshot`: those of every microstep of the macrostep,
  * so a machine that raises internal events (the VFIO device's `ARC`s) has the transitions they take
- * counted too. For machines that never raise, this is the first microstep's, `getTransitionData`.
+ * counted too. When no transition taken first may raise, this is the first microstep's,
+ * `getTransitionData`, and nothing is replayed.
  * Pure: the replay runs on an inert scope, actions are not executed.
  */
 export function firedTransitionDefs(machine: AnyStateMachine, snapshot: AnySnapshot, event: EventObject): readonly TransitionDef[] {
   let r = replays.get(machine);
-  if (!r) replays.set(machine, (r = { raises: mayRaise(machine), taken: [] }));
+  if (!r) replays.set(machine, (r = { raising: raisingDefs(machine), taken: [] }));
   const m = machine as unknown as {
     getTransitionData(s: AnySnapshot, e: EventObject): TransitionDef[] | undefined;
     transition(s: AnySnapshot, e: EventObject, scope: AnyActorScope): unknown;
   };
-  if (!r.raises) return m.getTransitionData(snapshot, event) ?? [];
+  const first = m.getTransitionData(snapshot, event) ?? [];
+  const raising = r.raising;
+  if (!first.some((t) => raising.has(t))) return first;
   const replay = r;
   replay.scope ??= microstepScope(machine, (ts) => replay.taken.push(...ts));
   replay.taken.length = 0;
