@@ -33,10 +33,6 @@ export interface MachineChartOptions {
    */
   readonly collapse?: readonly string[];
   readonly collapsedNote?: string;
-  /** Draw only the transitions of these events (default: every event). */
-  readonly events?: readonly string[];
-  /** Show the lines inside boxes: targetless transitions, entry, exit, invoke (default true). */
-  readonly internal?: boolean;
 }
 
 /** Label shown on the pseudo-state that stands for "whichever child is active". */
@@ -93,7 +89,7 @@ export function machineChart(machine: AnyStateMachine, opts: MachineChartOptions
   };
   const top = opts.region === undefined ? machine.root : nodeAt(opts.region);
   const collapsed = new Set((opts.collapse ?? []).map((p) => nodeAt(p)));
-  const builder = new ChartBuilder(machine, opts.notes ?? true, top, collapsed, opts.collapsedNote ?? '', opts.events, opts.internal ?? true);
+  const builder = new ChartBuilder(machine, opts.notes ?? true, top, collapsed, opts.collapsedNote ?? '');
   const root = builder.state(top);
   const withStubs = { ...root, children: [...root.children, ...builder.stubs()] };
   return { title: opts.title ?? machine.id, root: withStubs, edges: builder.edges() };
@@ -112,15 +108,7 @@ class ChartBuilder {
     private readonly top: AnyStateNode = machine.root,
     private readonly collapsed: ReadonlySet<AnyStateNode> = new Set(),
     private readonly collapsedNote = '',
-    private readonly events?: readonly string[],
-    private readonly withInternal = true,
   ) {}
-
-  /** The transitions of `node` this drawing shows. */
-  private shown(node: AnyStateNode) {
-    const all = [...node.transitions.values()].flat().concat(node.always ?? []);
-    return this.events === undefined ? all : all.filter((t) => this.events!.includes(t.eventType));
-  }
 
   keyOf(node: AnyStateNode): string {
     return [this.machine.id, ...node.path].join('.');
@@ -157,20 +145,20 @@ class ChartBuilder {
     const isComposite = kind === 'compound' || kind === 'parallel';
 
     const own: ArcEnds = { source: node.key, targets: [] };
-    for (const action of this.withInternal ? node.entry : []) {
+    for (const action of node.entry) {
       if (!isDelayRaise(action)) internal.add('', { event: 'entry', guard: null, rest: `/ ${actionLabel(action, own)}` });
     }
-    for (const action of this.withInternal ? node.exit : []) {
+    for (const action of node.exit) {
       if (!isDelayCancel(action)) internal.add('', { event: 'exit', guard: null, rest: `/ ${actionLabel(action, own)}` });
     }
-    for (const inv of this.withInternal ? node.invoke : []) internal.add('', { event: 'do', guard: null, rest: `/ invoke(${String(inv.id)})` });
+    for (const inv of node.invoke) internal.add('', { event: 'do', guard: null, rest: `/ invoke(${String(inv.id)})` });
 
-    for (const t of this.shown(node)) {
+    const transitions = [...node.transitions.values()].flat().concat(node.always ?? []);
+    for (const t of transitions) {
       const targets: readonly AnyStateNode[] = t.target ?? [];
       const ends: ArcEnds = { source: node.key, targets: targets.map((n) => n.key) };
       const label = labelParts(t, ends);
       if (targets.length === 0) {
-        if (!this.withInternal) continue;
         if (isComposite) {
           anyChild.add('', label);
           anyChildNeeded = true;
@@ -237,11 +225,12 @@ class ChartBuilder {
     const key = this.keyOf(node);
     const internal = new LineGroups();
     const walk = (n: AnyStateNode): void => {
-      for (const t of this.shown(n)) {
+      const transitions = [...n.transitions.values()].flat().concat(n.always ?? []);
+      for (const t of transitions) {
         const targets: readonly AnyStateNode[] = t.target ?? [];
         const label = labelParts(t, { source: n.key, targets: targets.map((x) => x.key) });
         if (targets.length === 0) {
-          if (n === node && this.withInternal) internal.add('', label);
+          if (n === node) internal.add('', label);
           continue;
         }
         for (const target of targets) {
