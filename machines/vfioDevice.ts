@@ -364,6 +364,14 @@ export function featureCondition(usedIn: readonly FeatureSet[]): { readonly feat
 const result = (r: VfioResult) => r;
 
 /**
+ * An `ARC` the machine raised itself: a bare `{ type: 'ARC' }` from outside (xstate/graph sends one for
+ * every event type it finds) matches no transition and is ignored.
+ */
+function isArc(e: VfioDeviceEvent | VfioArcEvent): e is VfioArcEvent {
+  return e.type === 'ARC' && Array.isArray((e as Partial<VfioArcEvent>).path) && typeof (e as Partial<VfioArcEvent>).at === 'number' && typeof (e as Partial<VfioArcEvent>).request === 'object';
+}
+
+/**
  * Host hooks: what an orchestrator that drives a real device provides (`vfioDeviceMachine.provide({
  * actions: { deviceRequest, dataFdOperation } })`) to mirror each call on its device. They run after the
  * model's own bookkeeping and receive the call and what the model predicts it returns; they cannot change
@@ -404,24 +412,24 @@ const machineSetup = setup({
       return target === null || !resolveVfioPath(params.from, target, context.features).ok;
     },
     /** Every arc of the path is taken: the device is where the SET asked. */
-    pathEnds: ({ event }) => event.type === 'ARC' && event.at === event.path.length - 1,
+    pathEnds: ({ event }) => isArc(event) && event.at === event.path.length - 1,
     /** The path's next arc ends in `to`. */
-    pathContinuesTo: ({ event }, params: { to: VfioState }) => event.type === 'ARC' && event.path[event.at + 1] === params.to,
+    pathContinuesTo: ({ event }, params: { to: VfioState }) => isArc(event) && event.path[event.at + 1] === params.to,
     /** The device has VFIO_MIGRATION_P2P. */
     hasP2P: ({ context }) => hasFeature(context.features, 'P2P'),
     /** The device has VFIO_MIGRATION_PRE_COPY. */
     hasPreCopy: ({ context }) => hasFeature(context.features, 'PRE_COPY'),
     /** The driver fails this arc (an injected fault at this arc number, for profiles that allow faults). */
     driverFailsArc: ({ context, event }) => {
-      if (event.type !== 'ARC' || !context.profile.injectableFaults) return false;
+      if (!isArc(event) || !context.profile.injectableFaults) return false;
       const f = event.request.fault;
       return f !== undefined && Number.isInteger(f.atArc) && f.atArc === event.at;
     },
     /** …and cannot restore a valid state: the device falls into ERROR. */
-    faultLeavesError: ({ event }) => event.type === 'ARC' && event.request.fault?.leaves === 'ERROR',
+    faultLeavesError: ({ event }) => isArc(event) && event.request.fault?.leaves === 'ERROR',
     /** RESUMING → STOP with less than the driver's image loaded: its own check fails the arc. */
     imageIncomplete: ({ context, event }) =>
-      event.type === 'ARC' && arcCheckFails(context, event.path[event.at]!, event.path[event.at + 1]!) !== null,
+      isArc(event) && arcCheckFails(context, event.path[event.at]!, event.path[event.at + 1]!) !== null,
   },
   actions: {
     /** Host hook: a device ioctl was made (no-op in the model; see DeviceRequestHook). */
