@@ -45,7 +45,8 @@ function tableCoverage(table: LocalTable, names: string[]): Coverage {
     reachedLocals.add(step.from);
     reachedLocals.add(step.to);
     const snap = table.snapshots[step.from]!;
-    for (const t of firedTransitionDefs(machine, snap, step.event)) reachedDefs.add(t);
+    // the steps of a machine that raises carry what they took; others need only getTransitionData
+    for (const t of (step.fired as readonly TransitionDef[] | undefined) ?? firedTransitionDefs(machine, snap, step.event)) reachedDefs.add(t);
   }
   for (const l of reachedLocals) markStates(table.snapshots[l]!);
   const strip = (id: string) => stripMachineId(machineId, id);

@@ -78,7 +78,7 @@ function builtinType(machine: AnyStateMachine, a: ActionRef): string | undefined
  * entry (or a source whose exit) may raise — `raise`, or `enqueueActions` there. `enqueueActions` on a
  * transition is taken not to raise (no machine here raises from one; name a `raise` action instead).
  */
-function raisingDefs(machine: AnyStateMachine): ReadonlySet<unknown> {
+export function raisingDefs(machine: AnyStateMachine): ReadonlySet<unknown> {
   const is = (a: ActionRef, ...types: string[]) => types.includes(builtinType(machine, a) ?? '');
   const defs = new Set<unknown>();
   let entryOrExitRaises = false;
@@ -121,20 +121,8 @@ export function firedTransitionDefs(machine: AnyStateMachine, snapshot: AnySnaps
   const raising = r.raising;
   if (!first.some((t) => raising.has(t))) return first;
   const replay = r;
-  replay.scope ??= microstepScope(machine, (ts) => replay.taken.push(...ts));
+  replay.scope ??= inertScope(machine, undefined, undefined, (ts) => replay.taken.push(...(ts as TransitionDef[])));
   replay.taken.length = 0;
   m.transition(snapshot, event, replay.scope);
   return [...new Set(replay.taken)];
-}
-
-/** An inert scope whose system reports each microstep's transitions (XState's `@xstate.microstep` inspection event). */
-function microstepScope(machine: AnyStateMachine, onMicrostep: (ts: TransitionDef[]) => void): AnyActorScope {
-  const snapshotInput = undefined;
-  const scope = inertScope(machine, snapshotInput) as unknown as { system: { _sendInspectionEvent: (e: unknown) => void } };
-  const system = Object.create(scope.system) as typeof scope.system;
-  system._sendInspectionEvent = (e: unknown) => {
-    const ev = e as { type?: string; _transitions?: TransitionDef[] };
-    if (ev.type === '@xstate.microstep' && ev._transitions) onMicrostep(ev._transitions);
-  };
-  return { ...(scope as object), system } as unknown as AnyActorScope;
 }
