@@ -615,7 +615,8 @@ function arcGuard(arc: KernelArc) {
     return l.has ? g : not(g);
   });
   const path = { type: 'pathContinuesTo' as const, params: { to: arc.to } };
-  // `and`/`not` outside the machine config cannot infer the setup's guard types; the names are checked by the chart.
+  // Typed as the path guard alone: XState's `and`/`not` cannot infer this setup's guard names outside the
+  // config. A wrong name would throw when evaluated; test/vfioDevice.test.ts takes every arc.
   return (lits.length === 0 ? path : and([path, ...lits] as never)) as typeof path;
 }
 
@@ -623,6 +624,15 @@ function arcGuard(arc: KernelArc) {
  * The `ARC` transitions of state `s`, first match wins: the path is done; the driver's own check or an
  * injected failure ends the SET at this arc (staying, or falling into ERROR); else one transition per
  * kernel arc out of `s`, each doing to the data session what vfio.h says that arc does.
+ *
+ * The kernel side, in our words: drivers/vfio/vfio_main.c never hands a driver a multi-step request.
+ * vfio_mig_get_next_state() looks up the next state towards the target in its full-feature table and,
+ * while that state needs a flag the device lacks, looks again from there; the driver performs that one
+ * arc and asks again until it has arrived. The comment above the function lists, per feature set, the
+ * arcs a driver must therefore implement — these transitions, with `usedIn` naming the sets. What each
+ * arc does to the data_fd is include/uapi/linux/vfio.h's FSM comment: entering the saving group
+ * (PRE_COPY, PRE_COPY_P2P, STOP_COPY) from outside starts a saving session, moving within it keeps the
+ * session, leaving it ends it; STOP → RESUMING starts a resuming session and RESUMING → STOP ends it.
  */
 function arcTransitions(s: VfioState) {
   const hook = requestHook(null);
