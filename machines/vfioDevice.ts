@@ -3,8 +3,14 @@
  *
  * Models (see ./vfioArcs.ts for the data and its kernel citations):
  *  - the eight `enum vfio_device_mig_state` states, one chart state each, keyed by the uAPI name;
- *  - `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` SET as the event `SET_STATE { target }`: the kernel's multi-step
- *    resolution (./vfioPath.ts), every arc applied in order, the returned data_fd kind, -EINVAL cases;
+ *  - `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` SET as the event `SET_STATE { target }`: refused with -EINVAL
+ *    (`kernelRefuses`), or the path resolved (./vfioPath.ts) and then walked one kernel arc at a time: each
+ *    single-step arc of drivers/vfio/vfio_main.c's per-feature-set lists is its own internal `ARC`
+ *    transition, guarded by where the path goes next and the arc's feature condition (`hasP2P`,
+ *    `hasPreCopy`), doing to the data session what include/uapi/linux/vfio.h says it does
+ *    (`openSavingSession`, `endSession`, …). One SET is one macrostep: what the user sees (`context.last`:
+ *    path, errno, data_fd) is recorded when the path ends, and `setOutcome` below says the same as a
+ *    pure function;
  *  - injected driver failures: a SET whose arc k fails (`fault`) stops at the state before arc k (arcs
  *    before it are committed, as the drivers' loops commit each step) or falls into ERROR — the
  *    outcomes the uAPI allows ("the original state, any state along the path, or ERROR");
@@ -28,14 +34,16 @@
  *   dev.send({ type: 'SET_STATE', target: 'PRE_COPY' });
  *   dev.getSnapshot().context.last; // => { op: 'SET_STATE', ok: true, path: ['RUNNING', 'PRE_COPY'], dataFd: 'saving' }
  */
-import { assign, setup } from 'xstate';
+import { and, assign, enqueueActions, not, raise, setup } from 'xstate';
 import {
   type DataFdKind,
   type FeatureSet,
+  type SessionEffect,
   type VfioState,
   FEATURE_SETS,
   STATE_MEANING,
   VFIO_STATES,
+  arcsOf,
   hasFeature,
   inSavingGroup,
   sessionEffect,
@@ -66,6 +74,25 @@ export type VfioDeviceEvent =
   | { type: 'DATA_FD_CLOSE' }
   | { type: 'GUEST_DIRTIES_DEVICE' }
   | { type: 'GUEST_REINITS_DEVICE' };
+
+/**
+ * Internal: one arc of a SET's path, `path[at] → path[at + 1]` (`at === path.length - 1`: the path is
+ * done). SET_STATE raises the first, entering each state on the way raises the next — the drivers'
+ * `while (new != cur)` loop, one step per vfio_mig_get_next_state() call — so one SET is still one
+ * macrostep. Carries the request and its resolved path, so no context field holds a SET in flight.
+ * Never sent from outside.
+ */
+export interface VfioArcEvent {
+  readonly type: 'ARC';
+  readonly request: Extract<VfioDeviceEvent, { type: 'SET_STATE' }>;
+  /** The state the SET was made in. */
+  readonly from: VfioState;
+  readonly target: VfioState;
+  readonly path: readonly VfioState[];
+  /** The data_fd the last arc opens (what a successful SET returns). */
+  readonly dataFd: DataFdKind | null;
+  readonly at: number;
+}
 
 export interface VfioDeviceInput {
   readonly features: FeatureSet;
@@ -161,39 +188,57 @@ function targetState(t: unknown): VfioState | null {
   return null;
 }
 
+/** What one arc does to the data session and the byte counters, as the named actions of the chart do it. */
+const ARC_EFFECTS = {
+  /** Entering the saving group: a new saving session; initial_bytes "starts non-zero", dirty_bytes at 0. */
+  openSavingSession: (ctx: VfioDeviceContext): Patch => ({
+    session: 'saving',
+    initialBytes: ctx.profile.initialBytes ?? ctx.maxBytes,
+    dirtyBytes: 0,
+    reinitPending: false,
+  }),
+  /** STOP → RESUMING: a new resuming session, nothing loaded yet. */
+  openResumingSession: (_: VfioDeviceContext): Patch => ({ session: 'resuming', loadedBytes: 0 }),
+  /** Leaving the saving group, or RESUMING → STOP: the driver stops serving the session. */
+  endSession: (_: VfioDeviceContext): Patch => ({ session: null, initialBytes: 0, dirtyBytes: 0, stopCopyBytes: 0, reinitPending: false }),
+  /** Into STOP_COPY: the device stops; what precopy left, plus its own final state, streams to EOF. */
+  streamFinalState: (ctx: VfioDeviceContext): Patch => ({
+    stopCopyBytes: ctx.initialBytes + ctx.dirtyBytes + ctx.profile.finalBytes,
+    initialBytes: 0,
+    dirtyBytes: 0,
+    reinitPending: false,
+  }),
+} as const;
+type ArcEffect = keyof typeof ARC_EFFECTS;
+
+/** The named effects of the arc `from → to`, in order (vfio.h: the saving group, RESUMING's own session). */
+export function arcEffects(from: VfioState, to: VfioState): ArcEffect[] {
+  const out: ArcEffect[] = [];
+  switch (sessionEffect(from, to)) {
+    case 'opens-saving':
+      out.push('openSavingSession');
+      break;
+    case 'opens-resuming':
+      out.push('openResumingSession');
+      break;
+    case 'closes':
+      out.push('endSession');
+      break;
+    case 'keeps':
+    case 'none':
+      break;
+  }
+  if (to === 'STOP_COPY' && from !== 'STOP_COPY') out.push('streamFinalState');
+  return out;
+}
+
 /** What the data session and the byte counters look like after each arc of `path`, applied in order. */
 function applyArcs(ctx: VfioDeviceContext, path: readonly VfioState[]): Patch {
-  let { session, initialBytes, dirtyBytes, reinitPending, stopCopyBytes, loadedBytes } = ctx;
+  let at: VfioDeviceContext = ctx;
   for (let i = 1; i < path.length; i++) {
-    const from = path[i - 1]!;
-    const to = path[i]!;
-    switch (sessionEffect(from, to)) {
-      case 'opens-saving':
-        session = 'saving';
-        initialBytes = ctx.profile.initialBytes ?? ctx.maxBytes; // initial_bytes "starts non-zero"
-        dirtyBytes = 0;
-        reinitPending = false;
-        break;
-      case 'opens-resuming':
-        session = 'resuming';
-        loadedBytes = 0;
-        break;
-      case 'closes':
-        session = null;
-        initialBytes = dirtyBytes = stopCopyBytes = 0;
-        reinitPending = false;
-        break;
-      case 'keeps':
-      case 'none':
-        break;
-    }
-    if (to === 'STOP_COPY' && from !== 'STOP_COPY') {
-      // The device stops; what precopy left, plus the stopped device's own final state, streams to EOF.
-      stopCopyBytes = initialBytes + dirtyBytes + ctx.profile.finalBytes;
-      initialBytes = dirtyBytes = 0;
-      reinitPending = false;
-    }
+    for (const e of arcEffects(path[i - 1]!, path[i]!)) at = { ...at, ...ARC_EFFECTS[e](at) };
   }
+  const { session, initialBytes, dirtyBytes, reinitPending, stopCopyBytes, loadedBytes } = at;
   return { session, initialBytes, dirtyBytes, reinitPending, stopCopyBytes, loadedBytes };
 }
 
@@ -205,8 +250,9 @@ function arcCheckFails(ctx: VfioDeviceContext, from: VfioState, to: VfioState): 
 }
 
 /**
- * `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` SET from `from`, as a pure function (the machine's guards and
- * action both use it, so the chart and the semantics cannot drift apart).
+ * `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` SET from `from`, as a pure function: what the chart's
+ * SET_STATE macrostep (its `ARC` transitions) ends in, built from the same arc effects
+ * (test/vfioDevice.test.ts checks the two agree on every state, target and fault).
  */
 export function setOutcome(
   ctx: VfioDeviceContext,
@@ -272,21 +318,58 @@ function stopCopyLength(ctx: VfioDeviceContext, s: VfioState): number {
 
 const isPrecopy = (s: VfioState) => s === 'PRE_COPY' || s === 'PRE_COPY_P2P';
 
-/** The states a SET from `from` can leave the device in, for any feature set, target and fault. */
-function landingsFrom(from: VfioState): VfioState[] {
-  const out = new Set<VfioState>();
+/**
+ * Every single-step arc of the kernel's FSM, once, with the feature sets whose drivers must implement it:
+ * the union of `arcsOf(set)` over the four sets (drivers/vfio/vfio_main.c lists these arcs per feature set
+ * in its comment above vfio_mig_get_next_state(); include/uapi/linux/vfio.h explains each one). The chart
+ * takes each as its own `ARC` transition.
+ */
+export interface KernelArc {
+  readonly from: VfioState;
+  readonly to: VfioState;
+  readonly session: SessionEffect;
+  /** The feature sets in which vfio_mig_get_next_state() ever hands this arc to the driver. */
+  readonly usedIn: readonly FeatureSet[];
+}
+
+export const KERNEL_ARCS: readonly KernelArc[] = (() => {
+  const byKey = new Map<string, { from: VfioState; to: VfioState; session: SessionEffect; usedIn: FeatureSet[] }>();
   for (const set of FEATURE_SETS) {
-    for (const target of VFIO_STATES) {
-      const r = resolveVfioPath(from, target, set);
-      if (r.ok) for (const s of r.path) out.add(s);
+    for (const a of arcsOf(set)) {
+      const k = `${a.from}>${a.to}`;
+      const row = byKey.get(k) ?? { from: a.from, to: a.to, session: a.session, usedIn: [] };
+      byKey.set(k, row);
+      row.usedIn.push(set);
     }
   }
-  if (from !== 'ERROR') out.add('ERROR');
-  out.delete(from);
-  return VFIO_STATES.filter((s) => out.has(s));
+  return [...byKey.values()].sort((x, y) => stateValue(x.from) - stateValue(y.from) || stateValue(x.to) - stateValue(y.to));
+})();
+
+/**
+ * The feature condition under which an arc is used, as the fewest literals over P2P and PRE_COPY that
+ * hold in exactly the arc's feature sets (e.g. RUNNING → STOP: `!hasP2P`; PRE_COPY → STOP_COPY:
+ * `hasPreCopy && !hasP2P`; STOP → STOP_COPY: none, every set uses it).
+ */
+export function featureCondition(usedIn: readonly FeatureSet[]): { readonly feature: 'P2P' | 'PRE_COPY'; readonly has: boolean }[] {
+  type Lit = { feature: 'P2P' | 'PRE_COPY'; has: boolean };
+  const options: (Lit | null)[][] = [[null, { feature: 'P2P', has: true }, { feature: 'P2P', has: false }], [null, { feature: 'PRE_COPY', has: true }, { feature: 'PRE_COPY', has: false }]];
+  const candidates = options[0]!.flatMap((p) => options[1]!.map((q) => [p, q].filter((x): x is Lit => x !== null)));
+  candidates.sort((x, y) => x.length - y.length);
+  const want = [...usedIn].sort().join(',');
+  const fit = candidates.find((lits) => FEATURE_SETS.filter((set) => lits.every((l) => hasFeature(set, l.feature) === l.has)).sort().join(',') === want);
+  if (!fit) throw new Error(`no feature condition for the sets ${want}`);
+  return fit;
 }
 
 const result = (r: VfioResult) => r;
+
+/**
+ * An `ARC` the machine raised itself: a bare `{ type: 'ARC' }` from outside (xstate/graph sends one for
+ * every event type it finds) matches no transition and is ignored.
+ */
+function isArc(e: VfioDeviceEvent | VfioArcEvent): e is VfioArcEvent {
+  return e.type === 'ARC' && Array.isArray((e as Partial<VfioArcEvent>).path) && typeof (e as Partial<VfioArcEvent>).at === 'number' && typeof (e as Partial<VfioArcEvent>).request === 'object';
+}
 
 /**
  * Host hooks: what an orchestrator that drives a real device provides (`vfioDeviceMachine.provide({
@@ -315,25 +398,83 @@ export interface DataFdOperationHook {
 const machineSetup = setup({
   types: {
     context: {} as VfioDeviceContext,
-    events: {} as VfioDeviceEvent,
+    events: {} as VfioDeviceEvent | VfioArcEvent,
     input: {} as VfioDeviceInput,
   },
   guards: {
-    /** The SET from `from` leaves the device in `to`. */
-    setEndsIn: ({ context, event }, params: { from: VfioState; to: VfioState }) =>
-      event.type === 'SET_STATE' && setOutcome(context, params.from, event).final === params.to,
+    /**
+     * The kernel answers the SET with -EINVAL before any arc: a target out of range, ERROR or unsupported,
+     * the device in ERROR, or a blocked arc (vfio_mig_get_next_state()'s checks, ./vfioPath.ts).
+     */
+    kernelRefuses: ({ context, event }, params: { from: VfioState }) => {
+      if (event.type !== 'SET_STATE') return false;
+      const target = targetState(event.target);
+      return target === null || !resolveVfioPath(params.from, target, context.features).ok;
+    },
+    /** Every arc of the path is taken: the device is where the SET asked. */
+    pathEnds: ({ event }) => isArc(event) && event.at === event.path.length - 1,
+    /** The path's next arc ends in `to`. */
+    pathContinuesTo: ({ event }, params: { to: VfioState }) => isArc(event) && event.path[event.at + 1] === params.to,
+    /** The device has VFIO_MIGRATION_P2P. */
+    hasP2P: ({ context }) => hasFeature(context.features, 'P2P'),
+    /** The device has VFIO_MIGRATION_PRE_COPY. */
+    hasPreCopy: ({ context }) => hasFeature(context.features, 'PRE_COPY'),
+    /** The driver fails this arc (an injected fault at this arc number, for profiles that allow faults). */
+    driverFailsArc: ({ context, event }) => {
+      if (!isArc(event) || !context.profile.injectableFaults) return false;
+      const f = event.request.fault;
+      return f !== undefined && Number.isInteger(f.atArc) && f.atArc === event.at;
+    },
+    /** …and cannot restore a valid state: the device falls into ERROR. */
+    faultLeavesError: ({ event }) => isArc(event) && event.request.fault?.leaves === 'ERROR',
+    /** RESUMING → STOP with less than the driver's image loaded: its own check fails the arc. */
+    imageIncomplete: ({ context, event }) =>
+      isArc(event) && arcCheckFails(context, event.path[event.at]!, event.path[event.at + 1]!) !== null,
   },
   actions: {
     /** Host hook: a device ioctl was made (no-op in the model; see DeviceRequestHook). */
     deviceRequest: (_: unknown, _params: DeviceRequestHook) => {},
     /** Host hook: a data_fd read, write or close was made (no-op in the model; see DataFdOperationHook). */
     dataFdOperation: (_: unknown, _params: DataFdOperationHook) => {},
-    /** Apply every arc of the SET's path (sessions, counters) and record its result. */
-    applySet: assign(({ context, event }, params: { from: VfioState }) => {
+    /** The kernel refused the SET: -EINVAL, the device stays. */
+    refuseSet: assign(({ event }, params: { from: VfioState }) => {
       if (event.type !== 'SET_STATE') return {};
-      const o = setOutcome(context, params.from, event);
-      return { ...o.patch, last: o.result };
+      const target = targetState(event.target) ?? (event.target as VfioState | number);
+      return { last: result({ op: 'SET_STATE', target, ok: false, errno: 'EINVAL', path: [params.from] }) };
     }),
+    /**
+     * The path is resolved (every vfio_mig_get_next_state() call of the drivers' loop, ./vfioPath.ts);
+     * its first arc is raised. A SET to the current state has no arcs: the loop never runs.
+     */
+    resolvePath: raise(({ context, event }, params: { from: VfioState }): VfioArcEvent => {
+      const request = event as Extract<VfioDeviceEvent, { type: 'SET_STATE' }>;
+      const target = targetState(request.target)!;
+      const r = resolveVfioPath(params.from, target, context.features);
+      if (!r.ok) throw new Error(`resolvePath after kernelRefuses: ${r.reason}`);
+      return { type: 'ARC', request, from: params.from, target, path: r.path, dataFd: r.dataFd, at: 0 };
+    }),
+    /** On entering a state by an arc, the drivers' loop goes on: the next arc is raised. */
+    continuePath: enqueueActions<VfioDeviceContext, VfioDeviceEvent | VfioArcEvent, { state: VfioState }, VfioDeviceEvent | VfioArcEvent, never, never, never, never, never>(({ event, enqueue }, params) => {
+      if (event.type === 'ARC' && event.path[event.at + 1] === params.state) enqueue.raise({ ...event, at: event.at + 1 });
+    }),
+    openSavingSession: assign(({ context }) => ARC_EFFECTS.openSavingSession(context)),
+    openResumingSession: assign(({ context }) => ARC_EFFECTS.openResumingSession(context)),
+    endSession: assign(({ context }) => ARC_EFFECTS.endSession(context)),
+    streamFinalState: assign(({ context }) => ARC_EFFECTS.streamFinalState(context)),
+    /** The SET succeeded; the user holds the data_fd it returned (the previous one is closed, as QEMU does). */
+    finishSet: assign(({ context, event }) => {
+      if (event.type !== 'ARC') return {};
+      const last = result({ op: 'SET_STATE', target: event.target, ok: true, path: event.path, dataFd: event.dataFd });
+      return context.profile.userFds && event.dataFd ? { fd: event.dataFd, last } : { last };
+    }),
+    /** The SET failed at this arc: the arcs before it are committed (path: the states passed). */
+    failSet: assign(({ context, event }) => {
+      if (event.type !== 'ARC') return {};
+      const errno = arcCheckFails(context, event.path[event.at]!, event.path[event.at + 1]!) ?? 'EIO';
+      return { last: result({ op: 'SET_STATE', target: event.target, ok: false, errno, path: event.path.slice(0, event.at + 1) }) };
+    }),
+    /** A driver that falls into ERROR serves no session any more. */
+    loseDeviceState: assign({ session: null, initialBytes: 0, dirtyBytes: 0, reinitPending: false, stopCopyBytes: 0 }),
     /** VFIO_DEVICE_RESET: the device runs again; every session ends (its fds stay open, disabled). */
     resetDevice: assign({
       session: null,
@@ -447,35 +588,94 @@ const machineSetup = setup({
   },
 });
 
-/** The hook action after a device ioctl made in state `from` (its params read the recorded result). */
+/**
+ * The hook action after a device ioctl made in state `from` (its params read the recorded result). A SET
+ * reports once, when it ends (on its last `ARC`): the request and the state it was made in ride on the event.
+ */
 const requestHook = (from: VfioState | null) =>
   ({
     type: 'deviceRequest',
-    params: ({ context, event }: { context: VfioDeviceContext; event: VfioDeviceEvent }) => ({ request: event, from, result: context.last! }) as DeviceRequestHook,
+    params: ({ context, event }: { context: VfioDeviceContext; event: VfioDeviceEvent | VfioArcEvent }) =>
+      (event.type === 'ARC'
+        ? { request: event.request, from: event.from, result: context.last! }
+        : { request: event, from, result: context.last! }) as DeviceRequestHook,
   }) as const;
 const fdHook = (state: VfioState) =>
   ({
     type: 'dataFdOperation',
-    params: ({ context, event }: { context: VfioDeviceContext; event: VfioDeviceEvent }) => ({ operation: event, state, result: context.last! }) as DataFdOperationHook,
+    params: ({ context, event }: { context: VfioDeviceContext; event: VfioDeviceEvent | VfioArcEvent }) => ({ operation: event, state, result: context.last! }) as DataFdOperationHook,
   }) as const;
 
-function stateNode(s: VfioState) {
-  const setTransitions = [
-    ...landingsFrom(s).map((to) => ({
-      guard: { type: 'setEndsIn' as const, params: { from: s, to } },
-      target: to,
-      actions: [{ type: 'applySet' as const, params: { from: s } }, requestHook(s)],
+const SOURCE_ARCS = 'drivers/vfio/vfio_main.c: vfio_mig_get_next_state (arc lists per feature set); include/uapi/linux/vfio.h: enum vfio_device_mig_state';
+
+/** The guard of a kernel arc: the path goes there, under the arc's feature condition. */
+function arcGuard(arc: KernelArc) {
+  const lits = featureCondition(arc.usedIn).map((l) => {
+    const g = l.feature === 'P2P' ? ('hasP2P' as const) : ('hasPreCopy' as const);
+    return l.has ? g : not(g);
+  });
+  const path = { type: 'pathContinuesTo' as const, params: { to: arc.to } };
+  // Typed as the path guard alone: XState's `and`/`not` cannot infer this setup's guard names outside the
+  // config. A wrong name would throw when evaluated; test/vfioDevice.test.ts takes every arc.
+  return (lits.length === 0 ? path : and([path, ...lits] as never)) as typeof path;
+}
+
+/**
+ * The `ARC` transitions of state `s`, first match wins: the path is done; the driver's own check or an
+ * injected failure ends the SET at this arc (staying, or falling into ERROR); else one transition per
+ * kernel arc out of `s`, each doing to the data session what vfio.h says that arc does.
+ *
+ * The kernel side, in our words: drivers/vfio/vfio_main.c never hands a driver a multi-step request.
+ * vfio_mig_get_next_state() looks up the next state towards the target in its full-feature table and,
+ * while that state needs a flag the device lacks, looks again from there; the driver performs that one
+ * arc and asks again until it has arrived. The comment above the function lists, per feature set, the
+ * arcs a driver must therefore implement — these transitions, with `usedIn` naming the sets. What each
+ * arc does to the data_fd is include/uapi/linux/vfio.h's FSM comment: entering the saving group
+ * (PRE_COPY, PRE_COPY_P2P, STOP_COPY) from outside starts a saving session, moving within it keeps the
+ * session, leaving it ends it; STOP → RESUMING starts a resuming session and RESUMING → STOP ends it.
+ */
+function arcTransitions(s: VfioState) {
+  const hook = requestHook(null);
+  const ends = [{ guard: 'pathEnds' as const, actions: ['finishSet' as const, hook] }];
+  if (s === 'ERROR') return ends;
+  return [
+    ...ends,
+    ...(s === 'RESUMING' ? [{ guard: 'imageIncomplete' as const, actions: ['failSet' as const, hook] }] : []),
+    { guard: and(['driverFailsArc', 'faultLeavesError']), target: 'ERROR', actions: ['loseDeviceState' as const, 'failSet' as const, hook] },
+    { guard: 'driverFailsArc' as const, actions: ['failSet' as const, hook] },
+    ...KERNEL_ARCS.filter((a) => a.from === s).map((a) => ({
+      guard: arcGuard(a),
+      target: a.to,
+      actions: arcEffects(a.from, a.to),
+      description: `${a.from} -> ${a.to}: ${SESSION_WORDS[a.session]}`,
+      meta: { source: SOURCE_ARCS, session: a.session, usedIn: a.usedIn },
     })),
-    // Refused, a no-op, or a failure at the first arc: the device stays.
-    { actions: [{ type: 'applySet' as const, params: { from: s } }, requestHook(s)] },
   ];
+}
+
+/** What an arc does to the data session, in words (vfio.h's FSM comment, paraphrased). */
+const SESSION_WORDS: Readonly<Record<SessionEffect, string>> = {
+  'opens-saving': 'opens a saving data_fd session',
+  'opens-resuming': 'opens a resuming data_fd session',
+  keeps: 'the saving session goes on',
+  closes: 'ends the data_fd session',
+  none: 'no data_fd session involved',
+};
+
+function stateNode(s: VfioState) {
   const precopy = isPrecopy(s);
   return {
     description: STATE_MEANING[s],
     meta: { source: 'include/uapi/linux/vfio.h: enum vfio_device_mig_state', value: stateValue(s) },
     tags: inSavingGroup(s) ? ['saving'] : s === 'RESUMING' ? ['resuming'] : [],
+    // ERROR is never a step of a path (only a failure's landing), so a SET goes on from every other state.
+    ...(s === 'ERROR' ? {} : { entry: { type: 'continuePath' as const, params: { state: s } } }),
     on: {
-      SET_STATE: setTransitions,
+      SET_STATE: [
+        { guard: { type: 'kernelRefuses' as const, params: { from: s } }, actions: [{ type: 'refuseSet' as const, params: { from: s } }, requestHook(s)] },
+        { actions: { type: 'resolvePath' as const, params: { from: s } } },
+      ],
+      ARC: arcTransitions(s),
       VFIO_MIG_GET_PRECOPY_INFO: { actions: [{ type: 'precopyInfo' as const, params: { precopy } }, requestHook(s)] },
       VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: { actions: [{ type: 'reportDataSize' as const, params: { state: s } }, requestHook(s)] },
       DATA_FD_READ: { actions: [{ type: 'readChunk' as const, params: { state: s } }, fdHook(s)] },

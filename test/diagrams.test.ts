@@ -360,8 +360,16 @@ describe('the state diagram writer', () => {
 
   it('elides guard and action parameters that repeat the arc’s ends (the VFIO device)', () => {
     const vfio = generated.find((g) => g.entry.name === 'vfio-device')!.mmd;
-    expect(vfio).toContain('s_vfioDevice_RUNNING --> s_vfioDevice_STOP : SET_STATE [setEndsIn]<br/>/ applySet');
+    expect(vfio).toContain('s_vfioDevice_RUNNING --> s_vfioDevice_STOP : ARC [pathContinuesTo #amp;#amp; !hasP2P]\n');
+    expect(vfio).toContain('s_vfioDevice_STOP --> s_vfioDevice_STOP_COPY : ARC [pathContinuesTo]<br/>/ openSavingSession, streamFinalState');
     expect(vfio).toContain('s_vfioDevice_any --> s_vfioDevice_RUNNING : VFIO_DEVICE_RESET<br/>/ resetDevice');
+  });
+
+  it('draws the device as the kernel’s arc list: one ARC arc per single-step arc, no SET_STATE arcs', () => {
+    const vfio = generated.find((g) => g.entry.name === 'vfio-device')!.mmd;
+    const arcs = vfio.split('\n').filter((l) => / --> s_vfioDevice_\w+ : ARC \[pathContinuesTo/.test(l));
+    expect(arcs).toHaveLength(18);
+    expect(vfio).not.toMatch(/--> \S+ : SET_STATE/);
   });
 });
 
@@ -377,8 +385,7 @@ describe('the VFIO feature-set diagrams', () => {
     expect(base).toContain('s_vfio_RUNNING --> s_vfio_STOP\n');
   });
 
-  it('note ERROR and, with PRE_COPY, the blocked arcs', () => {
-    expect(text('STOP_COPY')).toMatch(/only\s+VFIO_DEVICE_RESET leaves ERROR/);
+  it('note, with PRE_COPY, the blocked arcs', () => {
     expect(text('STOP_COPY')).not.toContain('Blocked');
     expect(text('STOP_COPY|PRE_COPY')).toContain('Blocked (vfio.h): STOP_COPY → PRE_COPY.');
     expect(text('STOP_COPY|P2P|PRE_COPY')).toMatch(/Blocked \(vfio\.h\): STOP_COPY → PRE_COPY,\s+STOP_COPY → PRE_COPY_P2P\./);

@@ -4,8 +4,9 @@
 import fc from 'fast-check';
 import { type Actor, createActor } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { FEATURE_SETS, type FeatureSet, VFIO_STATES, type VfioState, inSavingGroup, sessionEffect, statesOf } from '../machines/vfioArcs.js';
-import { type VfioDeviceEvent, type VfioDeviceInput, vfioDeviceMachine } from '../machines/vfioDevice.js';
+import { FEATURE_SETS, type FeatureSet, VFIO_STATES, type VfioState, arcsOf, inSavingGroup, sessionEffect, statesOf } from '../machines/vfioArcs.js';
+import { type VfioDeviceEvent, type VfioDeviceInput, type VfioFault, setOutcome, vfioDeviceMachine } from '../machines/vfioDevice.js';
+import { GENERIC_PROFILE, mttyProfile } from '../machines/vfioProfiles.js';
 import { resolveVfioPath } from '../machines/vfioPath.js';
 
 type Dev = Actor<typeof vfioDeviceMachine>;
@@ -261,5 +262,43 @@ describe('random event sequences (fast-check)', () => {
       ),
       { numRuns: 400, seed: 2026 },
     );
+  });
+});
+
+describe('the chart carries the kernel arcs', () => {
+  type Def = { eventType: string; target?: { key: string }[]; meta?: { usedIn?: FeatureSet[] } };
+  const arcDefs = (Object.values(vfioDeviceMachine.root.states) as unknown as { key: string; transitions: Map<string, Def[]> }[]).flatMap((n) =>
+    (n.transitions.get('ARC') ?? []).filter((t) => t.meta?.usedIn).map((t) => ({ from: n.key, to: t.target![0]!.key, usedIn: t.meta!.usedIn! })),
+  );
+
+  it('one ARC transition per single-step arc of vfio_mig_get_next_state, used in exactly the feature sets whose arc list has it', () => {
+    for (const set of FEATURE_SETS) {
+      const inChart = arcDefs.filter((a) => a.usedIn.includes(set)).map((a) => `${a.from}>${a.to}`);
+      expect(inChart, set).toEqual(arcsOf(set).map((a) => `${a.from}>${a.to}`));
+    }
+    expect(arcDefs).toHaveLength(18);
+  });
+
+  it('one SET_STATE is one macrostep that ends where setOutcome says, with the same context, for every state, target and fault', () => {
+    const faults: (VfioFault | undefined)[] = [undefined, ...[0, 1, 2, 3].flatMap((atArc) => (['reached', 'ERROR'] as const).map((leaves) => ({ atArc, leaves })))];
+    let cases = 0;
+    for (const profile of [GENERIC_PROFILE, mttyProfile(2)]) {
+      for (const set of FEATURE_SETS) {
+        for (const from of statesOf(set)) {
+          for (const target of [...VFIO_STATES, 8] as const) {
+            for (const fault of faults) {
+              const d = deviceIn(set, from, { profile: { ...profile, injectableFaults: true } });
+              const before = ctx(d);
+              d.send({ type: 'SET_STATE', target, ...(fault ? { fault } : {}) });
+              const o = setOutcome(before, from, { target, fault });
+              expect(value(d), `${from} -> ${target} ${JSON.stringify(fault)}`).toBe(o.final);
+              expect(ctx(d)).toEqual({ ...before, ...o.patch, last: o.result });
+              cases++;
+            }
+          }
+        }
+      }
+    }
+    expect(cases).toBeGreaterThan(1000);
   });
 });

@@ -101,8 +101,8 @@ function vfioArcsDiagram(set: FeatureSet): DiagramEntry {
     name: `vfio-arcs-${featureSetSlug(set)}`,
     title: `VFIO device arcs: ${set}`,
     description:
-      `The states a ${set} device supports and the single-step arcs the kernel hands its driver, ` +
-      'each labelled with what it does to the data_fd session.',
+      `The states a ${set} device supports and the single-step arcs the kernel hands its driver — the device ` +
+      'machine’s ARC transitions whose arc this feature set uses — each labelled with what it does to the data_fd session.',
     source: { kind: 'chart', chart: () => vfioFeatureSetChart(set) },
     mustShow: () => statesOf(set),
   };
@@ -113,8 +113,9 @@ export const DIAGRAMS: readonly DiagramEntry[] = [
     'vfio-device',
     'VFIO device (machines/vfioDevice.ts)',
     vfioDeviceMachine,
-    'The whole device machine: every state, every guarded SET_STATE landing for any feature set and fault, ' +
-      'the per-state ioctl and data_fd handling, and VFIO_DEVICE_RESET.',
+    'The whole device machine: every state, the kernel’s single-step arcs as ARC transitions (guarded by where the ' +
+      'path goes next and the arc’s feature condition, doing what vfio.h says to the data session), the arcs a failing ' +
+      'driver takes into ERROR, the per-state SET_STATE, ioctl and data_fd handling, and VFIO_DEVICE_RESET.',
   ),
   ...FEATURE_SETS.map(vfioArcsDiagram),
   traceDiagram(

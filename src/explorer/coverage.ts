@@ -3,7 +3,7 @@
  * transitions the explored system actually took, as percentages and as the list of what was never reached.
  */
 import type { AnyStateMachine } from 'xstate';
-import { type TransitionDef, describeTransition, stateNodesOf, stripMachineId, transitionDefsOf } from './machineShape.js';
+import { type TransitionDef, describeTransition, firedTransitionDefs, stateNodesOf, stripMachineId, transitionDefsOf } from './machineShape.js';
 import type { LocalTable } from './local.js';
 import type { CompiledSystem } from './step.js';
 import type { AnySnapshot } from './system.js';
@@ -45,8 +45,8 @@ function tableCoverage(table: LocalTable, names: string[]): Coverage {
     reachedLocals.add(step.from);
     reachedLocals.add(step.to);
     const snap = table.snapshots[step.from]!;
-    const fired = (machine as unknown as { getTransitionData(s: AnySnapshot, e: unknown): TransitionDef[] }).getTransitionData(snap, step.event);
-    for (const t of fired ?? []) reachedDefs.add(t);
+    // the steps of a machine that raises carry what they took; others need only getTransitionData
+    for (const t of (step.fired as readonly TransitionDef[] | undefined) ?? firedTransitionDefs(machine, snap, step.event)) reachedDefs.add(t);
   }
   for (const l of reachedLocals) markStates(table.snapshots[l]!);
   const strip = (id: string) => stripMachineId(machineId, id);

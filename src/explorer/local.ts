@@ -14,6 +14,7 @@
  */
 import { inertScope } from '../../machines/inertScope.js';
 import { type AnyActorScope, type AnyStateMachine, type EventObject, createActor, initialTransition, transition } from 'xstate';
+import { raisingDefs } from './machineShape.js';
 import { type AnySnapshot, SystemError } from './system.js';
 
 /** How a table asks XState for a step: one reused inert actor scope (default), or the transition() helper. */
@@ -78,6 +79,12 @@ export class LocalTable {
   /** actions executed by the last step (when stepping with the reused scope) */
   private readonly sink: { type: string }[] = [];
   private scope: AnyActorScope | null = null;
+  /**
+   * For machines that raise events (machineShape's raisingDefs): the transitions each computed step took,
+   * microsteps included, per memo cell — what coverage would otherwise replay. Null for other machines.
+   */
+  private readonly firedSink: unknown[] | null;
+  private readonly fired = new Map<number, readonly unknown[]>();
 
   constructor(
     readonly machine: AnyStateMachine,
@@ -88,6 +95,7 @@ export class LocalTable {
     /** Emitted event types that are observations, not messages. */
     private readonly outputs: ReadonlySet<string> = new Set(),
   ) {
+    this.firedSink = raisingDefs(machine).size > 0 ? [] : null;
     this.memo = new Int32Array(64 * this.stride).fill(UNKNOWN);
     this.used = new Uint8Array(64 * this.stride);
     this.hasEmits = new Uint8Array(64 * this.stride);
@@ -186,6 +194,7 @@ export class LocalTable {
         }
       }
       result = this.intern(nextSnap as AnySnapshot);
+      if (this.firedSink && this.firedSink.length > 0) this.fired.set(cell, [...new Set(this.firedSink)]);
       if (observed.length > 0) this.observed.set(cell, observed);
       if (emits.length > 0) {
         this.emitted.set(cell, Uint32Array.from(emits));
@@ -200,21 +209,24 @@ export class LocalTable {
   /** XState's step of the machine: the next snapshot and the actions it would execute. */
   private transition(snap: AnySnapshot, event: EventObject): [AnySnapshot, readonly { type: string }[]] {
     if (this.stepWith === 'helper') return transition(this.machine, snap, event) as [AnySnapshot, { type: string }[]];
-    this.scope ??= inertScope(this.machine, this.input, this.sink);
+    const fired = this.firedSink;
+    this.scope ??= inertScope(this.machine, this.input, this.sink, fired ? (ts) => fired.push(...ts) : undefined);
     this.sink.length = 0;
+    if (fired) fired.length = 0;
     const next = this.machine.transition(snap, event, this.scope) as AnySnapshot;
     return [next, this.sink.slice()];
   }
 
   /** Every memoised, enabled step: for differential tests and coverage. */
-  *steps(): Generator<{ from: number; event: EventObject; to: number; emits: EventObject[]; used: boolean }> {
+  *steps(): Generator<{ from: number; event: EventObject; to: number; emits: EventObject[]; used: boolean; fired?: readonly unknown[] }> {
     for (let local = 0; local < this.snapshots.length; local++) {
       for (let slot = 0; slot < this.slotEvent.length; slot++) {
         const cell = local * this.stride + slot;
         const to = this.memo[cell]!;
         if (to < 0) continue;
         const emits = [...(this.emitted.get(cell) ?? EMPTY)].map((id) => this.messages.events[id]!);
-        yield { from: local, event: this.messages.events[this.slotEvent[slot]!]!, to, emits, used: this.used[cell] === 1 };
+        const fired = this.fired.get(cell);
+        yield { from: local, event: this.messages.events[this.slotEvent[slot]!]!, to, emits, used: this.used[cell] === 1, ...(fired ? { fired } : {}) };
       }
     }
   }
@@ -247,6 +259,7 @@ export class LocalTable {
     const has = new Uint8Array(rows * stride);
     const emitted = new Map<number, Uint32Array>();
     const observed = new Map<number, readonly EventObject[]>();
+    const fired = new Map<number, readonly unknown[]>();
     for (let r = 0; r < rows; r++) {
       for (let s = 0; s < old; s++) {
         memo[r * stride + s] = this.memo[r * old + s]!;
@@ -258,6 +271,8 @@ export class LocalTable {
         }
         const o = this.observed.get(r * old + s);
         if (o) observed.set(r * stride + s, o);
+        const f = this.fired.get(r * old + s);
+        if (f) fired.set(r * stride + s, f);
       }
     }
     this.memo = memo;
@@ -267,6 +282,8 @@ export class LocalTable {
     for (const [k, v] of emitted) this.emitted.set(k, v);
     this.observed.clear();
     for (const [k, v] of observed) this.observed.set(k, v);
+    this.fired.clear();
+    for (const [k, v] of fired) this.fired.set(k, v);
     this.stride = stride;
   }
 }

@@ -5,7 +5,7 @@
  * of a snapshot: which state nodes are active, and which definitions a given event fires.
  */
 import type { AnyStateMachine, EventObject } from 'xstate';
-import { describeTransition, stateNodesOf, stripMachineId, transitionDefsOf } from '../explorer/machineShape.js';
+import { describeTransition, firedTransitionDefs, stateNodesOf, stripMachineId, transitionDefsOf } from '../explorer/machineShape.js';
 import type { AnySnapshot } from '../explorer/system.js';
 
 export interface MachineItems {
@@ -54,12 +54,11 @@ export function activeStates(items: MachineItems, snapshot: AnySnapshot): number
   return out.sort((a, b) => a - b);
 }
 
-/** Indices (in `items.transitions`) of the definitions `event` fires from `snapshot`; [] when it is not taken. */
+/** Indices (in `items.transitions`) of the definitions `event` fires from `snapshot` (raised events' included); [] when it is not taken. */
 export function firedTransitions(items: MachineItems, snapshot: AnySnapshot, event: EventObject): number[] {
   if (snapshot.status !== 'active' || !snapshot.can(event)) return [];
-  const machine = items.machine as unknown as { getTransitionData(s: AnySnapshot, e: EventObject): readonly unknown[] | undefined };
   const out: number[] = [];
-  for (const d of machine.getTransitionData(snapshot, event) ?? []) {
+  for (const d of firedTransitionDefs(items.machine, snapshot, event)) {
     const i = items.transitionIndex.get(d);
     if (i !== undefined) out.push(i);
   }
