@@ -13,7 +13,8 @@
  *  - an environment step that changes nothing (the same local id, nothing sent) is left out: it is a
  *    stutter, the same global state;
  *  - invariants are tabulated over the product of the explored local states of the components they read
- *    (not over the reached global states: SPIN finds the violations itself) and asserted after every step
+ *    (not over the reached global states: SPIN finds the violations itself; a read of a component not yet
+ *    in the product restarts the tabulation with it) and asserted after every step
  *    that changes one of those components; steps from a component's initial local state and the deadlock
  *    option also assert them before the step, which covers the initial state. An invariant that reads a
  *    channel is left out (listed in the file's header);
@@ -28,8 +29,9 @@
  * explorer's states, with no offset. With -DPROGRESS a progress step's target is stored twice (at the
  * label and back at the loop head), so the NP run's counts are larger; its verdict is what matters.
  *
- * Tables are C arrays in `c_decl`, read with `c_expr` (SPIN's C interface), so the file is for pan
- * (`spin -a`), not for SPIN's interactive simulator.
+ * Tables are C bit arrays in `c_decl` blocks, checked in `c_code` that reports through pan's own
+ * assertion (`spin_assert`: "assertion violated invariant NAME", "assertion violated NoDeadlock: …"), so
+ * the file is for pan (`spin -a`; replay a trail with `./pan -r`), not SPIN's interactive simulator.
  */
 import type { EventObject } from 'xstate';
 import { search } from '../explorer/search.js';
