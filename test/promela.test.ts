@@ -107,6 +107,13 @@ describe('export --promela: SPIN agrees with the explorer', () => {
     expect(d.spin.violated.has(DEADLOCK_MESSAGE)).toBe(true);
   });
 
+  it('one device with a driver fault on each host: the same three invariants violated', () => {
+    const { spin, ours } = differential(migration(1, 'legacy', { deviceFaults: 1 }));
+    const violated = ours.properties.filter((p) => p.kind === 'safety' && p.verdict === 'violated').map((p) => `invariant ${p.name}`);
+    expect(violated.length).toBeGreaterThan(0);
+    expect([...spin.violated].sort()).toEqual(violated.sort());
+  });
+
   it('switchover-ack on the source only: same states, same verdicts', () => {
     differential(migration(1, 'legacy', { oneSide: 'source' }));
   });
