@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set-up of a fresh machine: the system packages the tests need, then the npm packages (and the build).
 #  - chromium renders the diagrams (puppeteer never downloads a browser: .puppeteerrc.cjs);
+#  - spin (SPIN 6.5) and gcc run the SPIN differential test of export --promela (test/promela.test.ts);
 #  - QEMU >= 8.1 runs the real-QEMU suite (switchover-ack needs 8.1). Debian bookworm has 7.2, so on
 #    bookworm it comes from bookworm-backports, whose source line is derived from the machine's own
 #    Debian source. Elsewhere install QEMU from your distribution.
@@ -14,6 +15,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v spin >/dev/null 2>&1 || need_apt+=(spin)
+command -v gcc >/dev/null 2>&1 || need_apt+=(gcc)
 qemu_ok() {
   command -v qemu-system-x86_64 >/dev/null 2>&1 || return 1
   local v

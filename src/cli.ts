@@ -29,6 +29,7 @@ commands:
   monitor --source QMP_SOCKET --destination QMP_SOCKET [--json] …      follow a live QEMU migration with the model (monitor --help)
   phases --orchestrator libvirt|kubevirt|nova [--json]                  what an orchestrator sees of QEMU's statuses (phases --help)
   export --machine NAME --format scxml|json [--out FILE]                a machine as SCXML or JSON (export --help)
+  export --promela [--devices N] [--ack …] … [--out FILE]               the composed system as Promela for SPIN
   help, --help                                                          this text; every command also takes --help
   --version                                                             the package version
 
@@ -60,7 +61,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
       case 'phases':
         return phasesCommand(rest, out);
       case 'export':
-        return exportCommand(rest, out);
+        return exportCommand(rest, out, err);
       case '--version':
       case '-V':
       case 'version':

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { type AckMode, MAX_MULTIFD_CHANNELS } from '../../machines/migrationMessages.js';
 import type { FeatureSet } from '../../machines/vfioArcs.js';
 import { type QemuRelease, type ReinitDesign, QEMU_RELEASES, switchoverAckMode } from '../../machines/qemuSource.js';
-import { type ExploreResult, type PropertyResult, explore, formatReport, formatTrace, verdictMark } from '../explorer/index.js';
+import { type ExploreResult, type PropertyResult, type SystemSpec, explore, formatReport, formatTrace, verdictMark } from '../explorer/index.js';
 import { DESIGNS, type DesignCheck, checkDesign } from '../systems/reinit.js';
 import { type MigrationOptions, UNREACHED_BECAUSE, migrationSystem } from '../systems/migration.js';
 import { VIRTIO_NET_DESIGNS, type VirtioNetDesign } from '../../machines/virtioNetMessages.js';
@@ -101,32 +101,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
   if (values.itf !== undefined && (values['virtio-net'] !== undefined || values.design !== undefined)) throw new UsageError('--itf applies to the plain check (not --virtio-net or --design)');
   if (values['virtio-net'] !== undefined) return virtioNetCheck(values, out, err);
   for (const o of VIRTIO_NET_ONLY) if (values[o] !== undefined && values[o] !== false) throw new UsageError(`--${o} needs --virtio-net`);
-  const sets = (values.features ?? 'p2p,pre-copy').split('/').map((f) => parseFeatures(f));
-  const n = parseCount(values.devices, '--devices', sets.length > 1 ? sets.length : 2, 1, 8);
-  if (sets.length > 1 && sets.length !== n) throw new UsageError(`--features lists ${sets.length} devices but --devices is ${n}`);
-  const devices: FeatureSet[] = sets.length > 1 ? sets : Array.from({ length: n }, () => sets[0]!);
-  const release = values.qemu as QemuRelease | undefined;
-  if (release !== undefined && !QEMU_RELEASES.includes(release)) throw new UsageError(`bad --qemu '${values.qemu}'; valid: ${QEMU_RELEASES.join(', ')}`);
-  const machineType = values['machine-type'];
-  if (machineType !== undefined && values.ack !== 'on') throw new UsageError('--machine-type chooses the ack mode: use it with --ack on');
-  let ack: AckMode;
-  if (values.ack === 'on') {
-    try {
-      ack = switchoverAckMode(release ?? '10.0', machineType ?? (release ?? '10.0'));
-    } catch (e) {
-      throw new UsageError(`bad --machine-type: ${(e as Error).message}`);
-    }
-  } else {
-    ack = (values.ack ?? 'legacy') as AckMode;
-    if (!ACKS.includes(ack)) throw new UsageError(`bad --ack '${values.ack}'; valid: ${ACKS.join(', ')}, on`);
-  }
-  if (ack === 'per-device' && release !== undefined && release !== '11.1') throw new UsageError(`the per-device ack needs QEMU 11.1 (--qemu ${release} has only the one-shot ack)`);
-  const deviceFaults = parseCount(values['device-faults'], '--device-faults', 0, 0, 4);
-  const oneSide = values['one-side'];
-  if (oneSide !== undefined && oneSide !== 'source' && oneSide !== 'destination') {
-    throw new UsageError(`bad --one-side '${oneSide}'; valid: source, destination`);
-  }
-  if (oneSide && ack === 'off') throw new UsageError('--one-side needs --ack legacy or per-device');
+  const { devices, ack, release, deviceFaults, oneSide } = parseSystemFlags(values);
   const bounds = parseBounds(values);
   if (values.design !== undefined || values['reinit-budget'] !== undefined || values.reinits !== undefined) {
     const design = values.design as ReinitDesign | undefined;
@@ -145,21 +120,87 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     const partial = d.finite.limit ? d.finite : d.storm;
     return finish({ report: designReport(d), text: formatDesign(d), limit, partial, holds: d.properties.every((p) => p.holds) }, values, out, err);
   }
-  const spec = migrationSystem({
+  const spec = plainMigrationSpec(values, { devices, ack, release, deviceFaults, oneSide });
+  const r = explore(spec, bounds);
+  if (values.itf !== undefined) writeItf(r, values.itf, err);
+  return finish({ report: checkReport(r), text: formatCheck(r), limit: r.limit, partial: r, holds: r.properties.every((p) => p.holds) }, values, out, err);
+}
+
+/** The plain migration system's flags (check's, and export --promela's), parsed and cross-checked. */
+export interface SystemFlags {
+  readonly devices: FeatureSet[];
+  readonly ack: AckMode;
+  readonly release: QemuRelease | undefined;
+  readonly deviceFaults: number;
+  readonly oneSide: 'source' | 'destination' | undefined;
+}
+
+/** parseArgs options of the plain migration system (check's flags without --design, --virtio-net and the run's). */
+export const SYSTEM_OPTIONS = {
+  devices: { type: 'string' },
+  features: { type: 'string' },
+  ack: { type: 'string' },
+  qemu: { type: 'string' },
+  'machine-type': { type: 'string' },
+  'device-faults': { type: 'string' },
+  'one-side': { type: 'string' },
+  'pause-before-switchover': { type: 'boolean', default: false },
+  'no-cancel': { type: 'boolean', default: false },
+  'no-faults': { type: 'boolean', default: false },
+  multifd: { type: 'string' },
+  buffers: { type: 'string' },
+  'max-queued': { type: 'string' },
+  'load-config-after-iter': { type: 'boolean', default: false },
+  'multifd-transfer': { type: 'string' },
+  'no-switchover-start': { type: 'boolean', default: false },
+  'malicious-packets': { type: 'string' },
+} as const;
+
+export function parseSystemFlags(values: Record<string, string | boolean | undefined>): SystemFlags {
+  const sets = ((values.features as string | undefined) ?? 'p2p,pre-copy').split('/').map((f) => parseFeatures(f));
+  const n = parseCount(values.devices as string | undefined, '--devices', sets.length > 1 ? sets.length : 2, 1, 8);
+  if (sets.length > 1 && sets.length !== n) throw new UsageError(`--features lists ${sets.length} devices but --devices is ${n}`);
+  const devices: FeatureSet[] = sets.length > 1 ? sets : Array.from({ length: n }, () => sets[0]!);
+  const release = values.qemu as QemuRelease | undefined;
+  if (release !== undefined && !QEMU_RELEASES.includes(release)) throw new UsageError(`bad --qemu '${values.qemu}'; valid: ${QEMU_RELEASES.join(', ')}`);
+  const machineType = values['machine-type'];
+  if (machineType !== undefined && values.ack !== 'on') throw new UsageError('--machine-type chooses the ack mode: use it with --ack on');
+  let ack: AckMode;
+  if (values.ack === 'on') {
+    try {
+      ack = switchoverAckMode(release ?? '10.0', (machineType as string | undefined) ?? (release ?? '10.0'));
+    } catch (e) {
+      throw new UsageError(`bad --machine-type: ${(e as Error).message}`);
+    }
+  } else {
+    ack = (values.ack ?? 'legacy') as AckMode;
+    if (!ACKS.includes(ack)) throw new UsageError(`bad --ack '${values.ack}'; valid: ${ACKS.join(', ')}, on`);
+  }
+  if (ack === 'per-device' && release !== undefined && release !== '11.1') throw new UsageError(`the per-device ack needs QEMU 11.1 (--qemu ${release} has only the one-shot ack)`);
+  const deviceFaults = parseCount(values['device-faults'] as string | undefined, '--device-faults', 0, 0, 4);
+  const oneSide = values['one-side'];
+  if (oneSide !== undefined && oneSide !== 'source' && oneSide !== 'destination') {
+    throw new UsageError(`bad --one-side '${oneSide}'; valid: source, destination`);
+  }
+  if (oneSide && ack === 'off') throw new UsageError('--one-side needs --ack legacy or per-device');
+  return { devices, ack, release, deviceFaults, oneSide: oneSide as SystemFlags['oneSide'] };
+}
+
+/** The plain migration system of the parsed flags (--symmetry included when given). */
+export function plainMigrationSpec(values: Record<string, string | boolean | undefined>, f: SystemFlags): SystemSpec {
+  const { devices, ack, release, deviceFaults, oneSide } = f;
+  return migrationSystem({
     devices,
     ack,
     ...(oneSide ? { oneSide } : {}),
-    pauseBeforeSwitchover: values['pause-before-switchover'],
-    symmetry: values.symmetry,
+    pauseBeforeSwitchover: values['pause-before-switchover'] === true,
+    symmetry: values.symmetry === true,
     cancel: !values['no-cancel'],
     faults: !values['no-faults'],
     ...(release ? { release } : {}),
     ...(deviceFaults > 0 ? { deviceFaults } : {}),
     ...multifdOptions(values),
   });
-  const r = explore(spec, bounds);
-  if (values.itf !== undefined) writeItf(r, values.itf, err);
-  return finish({ report: checkReport(r), text: formatCheck(r), limit: r.limit, partial: r, holds: r.properties.every((p) => p.holds) }, values, out, err);
 }
 
 const TRANSFERS = ['auto', 'on', 'off'] as const;

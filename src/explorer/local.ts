@@ -231,6 +231,22 @@ export class LocalTable {
     }
   }
 
+  /**
+   * Read-only, for exporters: every memoised cell — (local, slot) with its message id, and the next local
+   * id or -1 when the step is not enabled — with the emitted message ids. Cells never computed (pairs the
+   * search never met) are left out; nothing is computed or interned.
+   */
+  *memoised(): Generator<{ from: number; slot: number; message: number; to: number; emits: Uint32Array }> {
+    for (let local = 0; local < this.snapshots.length; local++) {
+      for (let slot = 0; slot < this.slotEvent.length; slot++) {
+        const cell = local * this.stride + slot;
+        const to = this.memo[cell]!;
+        if (to === UNKNOWN) continue;
+        yield { from: local, slot, message: this.slotEvent[slot]!, to: to === DISABLED ? -1 : to, emits: this.emitted.get(cell) ?? EMPTY };
+      }
+    }
+  }
+
   /** Retained bytes of the typed arrays (snapshots themselves are counted by the heap). */
   get arrayBytes(): number {
     return this.memo.byteLength + this.used.byteLength + this.hasEmits.byteLength + this.slotOf.byteLength;

@@ -282,6 +282,11 @@ export class CompiledSystem {
     return true;
   }
 
+  /** The channel index message id `msg` emitted by component `sender` goes on (read-only use: exporters). */
+  channelOf(sender: number, msg: number): number {
+    return this.route(sender, msg);
+  }
+
   private route(sender: number, msg: number): number {
     let r = this.routes[sender]!;
     if (msg >= r.length) {
