@@ -588,8 +588,8 @@ describe('tests CLI', () => {
       /^migration-statecharts: target 'NOWHERE' names no state; valid: dev:ERROR, dev:STOP, /,
     );
     expect(e('generate', '--system', 'device', '--frobnicate')).toMatch(/^migration-statecharts: Unknown option '--frobnicate'/);
-    expect(e('launch')).toBe("migration-statecharts: tests: unknown subcommand 'launch'; valid: generate, replay");
-    expect(e()).toBe('migration-statecharts: tests: missing subcommand; valid: generate, replay');
+    expect(e('launch')).toBe("migration-statecharts: tests: unknown subcommand 'launch'; valid: generate, replay, itf");
+    expect(e()).toBe('migration-statecharts: tests: missing subcommand; valid: generate, replay, itf');
     expect(cli('--help')).toEqual({ code: 0, out: TESTS_HELP, err: '' });
   });
 
