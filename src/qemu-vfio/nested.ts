@@ -821,52 +821,19 @@ export async function startNestedPair(opts: NestedOptions = {}): Promise<NestedP
   const restart = spare
     ? innerArgs('destination', [artifacts.uuids[3]!], { memoryMb: opts.innerMemoryMb, extra: opts.extraArgs?.destination })
     : args.destination;
-  const scratch = makeScratch('qemu-vfio-');
   const ports: Record<Side, number> = { source: await freePort(), destination: await freePort() };
-  const initrd = join(scratch, 'initrd');
-  writeFileSync(
-    initrd,
-    Buffer.concat([
-      newcArchive([{ path: 'steps', dir: true }, { path: 'steps/run.sh', data: Buffer.from(runScript(args, restart)) }]),
-      readFileSync(artifacts.initrd),
-    ]),
-  );
-  const hostfwd = SIDES.map((s) => `hostfwd=tcp:127.0.0.1:${ports[s]}-:${INNER_PORT[s]}`).join(',');
-  const vmArgs = [
-    '-M', 'pc', '-accel', 'tcg', '-smp', String(opts.smp ?? 2), '-m', String(opts.memoryMb ?? 1024),
-    '-kernel', artifacts.kernel, '-initrd', initrd,
-    '-append', 'console=ttyS0 quiet panic=-1',
-    '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio', '-display', 'none',
-    '-netdev', `user,id=n0,${hostfwd}`, '-device', 'virtio-net-pci,netdev=n0,romfile=',
-  ];
-  const t0 = Date.now();
-  // stdin: the VM's serial input, for the "kill SIDE" commands
-  const child = spawn(opts.qemu ?? QEMU_BINARY, vmArgs, { detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin?.on('error', () => undefined);
-  child.on('error', () => undefined);
-  if (child.pid === undefined) {
-    removeScratch(scratch);
-    throw new NestedError(`could not start ${opts.qemu ?? QEMU_BINARY}`);
-  }
-  groupWatchdog(child.pid, opts.maxLifetimeMs ?? 600_000);
-  const vm = new NestedVm(child, opts.onConsoleLine);
+  const { vm, t0 } = await bootVm(opts, artifacts, runScript(args, restart), ports);
   const qmp: Partial<Record<Side, QmpClient>> = {};
   try {
     const deadline = t0 + (opts.startTimeoutMs ?? 120_000);
-    await vm.waitReady(deadline - Date.now());
-    removeScratch(scratch); // the kernel has unpacked the initrd
     const readyMs = Date.now() - t0;
     for (const side of SIDES) qmp[side] = await connectForwarded(ports[side], deadline, opts.commandTimeoutMs ?? 20_000, vm, side);
-    const processes = Object.fromEntries(
-      SIDES.map((side) => [side, { devices: Array.from({ length: devices[side] }, (_, i) => `mtty${i}`), autostart: !(opts.extraArgs?.[side] ?? []).includes('-S') }]),
-    ) as Record<Side, { devices: string[]; autostart: boolean }>;
-    const pair = new NestedPair(vm, qmp as Record<Side, QmpClient>, { readyMs, connectedMs: Date.now() - t0 }, processes, ports, opts.commandTimeoutMs ?? 20_000);
+    const pair = new NestedPair(vm, qmp as Record<Side, QmpClient>, { readyMs, connectedMs: Date.now() - t0 }, processesOf(opts), ports, opts.commandTimeoutMs ?? 20_000);
     for (const { side, line } of vm.takeBufferedTrace()) vm.onTrace?.(side, line);
     return pair;
   } catch (e) {
     for (const side of SIDES) qmp[side]?.destroy();
     await vm.kill();
-    removeScratch(scratch);
     throw e;
   }
 }
