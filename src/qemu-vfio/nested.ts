@@ -607,7 +607,6 @@ async function connectForwarded(port: number, deadline: number, commandTimeoutMs
   throw new NestedError(`the ${side} QEMU's QMP (VM port ${INNER_PORT[side]}, host ${port}) did not answer: ${last}${vm.lastWords(side)}`);
 }
 
-/** Boot the nested VM with a source and a destination QEMU and connect to both; on any failure everything is stopped. */
 /** The inner command lines of a pair: source, destination, and a new destination process. */
 function pairArgs(artifacts: NestedArtifacts, opts: NestedOptions): { args: Record<Side, string[]>; restart: string[] } {
   const devices = opts.devices ?? { source: 1, destination: 1 };
@@ -809,18 +808,11 @@ export async function startNestedSession(plans: readonly NestedOptions[], opts: 
   return new NestedSession(vm, ports, artifacts, variants, Date.now() - t0);
 }
 
+/** Boot the nested VM with a source and a destination QEMU and connect to both (or open the next pair of a session); on any failure everything is stopped. */
 export async function startNestedPair(opts: NestedOptions = {}): Promise<NestedPair> {
   if (opts.session) return opts.session.pair(opts);
   const artifacts = opts.artifacts ?? nestedArtifacts();
-  const devices = opts.devices ?? { source: 1, destination: 1 };
-  const args: Record<Side, string[]> = {
-    source: innerArgs('source', sideUuids(artifacts, 'source', devices.source), { memoryMb: opts.innerMemoryMb, extra: opts.extraArgs?.source }),
-    destination: innerArgs('destination', sideUuids(artifacts, 'destination', devices.destination), { memoryMb: opts.innerMemoryMb, extra: opts.extraArgs?.destination }),
-  };
-  const spare = devices.destination === 1 && (opts.newDestinationMdevs ?? 'fresh') === 'fresh';
-  const restart = spare
-    ? innerArgs('destination', [artifacts.uuids[3]!], { memoryMb: opts.innerMemoryMb, extra: opts.extraArgs?.destination })
-    : args.destination;
+  const { args, restart } = pairArgs(artifacts, opts);
   const ports: Record<Side, number> = { source: await freePort(), destination: await freePort() };
   const { vm, t0 } = await bootVm(opts, artifacts, runScript(args, restart), ports);
   const qmp: Partial<Record<Side, QmpClient>> = {};
