@@ -5,7 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { EXIT, UsageError } from './cli/errors.js';
+import { EXIT, UsageError, exitOnError } from './cli/errors.js';
 import { SystemError } from './explorer/system.js';
 import { checkCommand } from './cli/check.js';
 import { conformCommand } from './cli/conform.js';
@@ -79,18 +79,7 @@ export function main(argv: readonly string[], out: Out = (s) => process.stdout.w
         throw new UsageError(`unknown command '${cmd}'; valid: check, vfio, explore, tests, conform, monitor, phases, export, help, --version`);
     }
   } catch (e) {
-    if (e instanceof UsageError || e instanceof SystemError) {
-      err(`migration-statecharts: ${e.message}`);
-      return EXIT.usage;
-    }
-    // node:util parseArgs errors (unknown option, missing value) are usage errors too.
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      err(`migration-statecharts: ${(e as Error).message.split('\n')[0]}`);
-      return EXIT.usage;
-    }
-    err(`migration-statecharts: internal error: ${(e as Error).message ?? String(e)}`);
-    return 1;
+    return exitOnError(e, err, [SystemError]);
   }
 }
 

@@ -13,7 +13,7 @@ import { formatResult } from '../qemu/conform.js';
 import { UNSEEN_COMMAND_DISAGREEMENTS } from '../qemu/exceptions.js';
 import { checkOutputPath, joinNegativeNumbers, parseCount, requireValue, writeWhole } from './args.js';
 import { EXIT_INCOMPLETE } from './conform.js';
-import { EXIT, UsageError } from './errors.js';
+import { EXIT, UsageError, exitOnError } from './errors.js';
 
 export const MONITOR_HELP = `usage: migration-statecharts monitor --source QMP_SOCKET --destination QMP_SOCKET [--json] [--verbose]
                                    [--switchover-ack on|off|source|destination] [--pause-before-switchover on|off]
@@ -54,19 +54,10 @@ export async function monitorCommand(argv: readonly string[], out: (s: string) =
   try {
     return await run(argv, out, err);
   } catch (e) {
-    if (e instanceof UsageError || e instanceof MonitorError) {
-      err(`migration-statecharts: ${e.message}`);
-      return EXIT.usage;
-    }
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS')) {
-      err(`migration-statecharts: ${(e as Error).message.split('\n')[0]}`);
-      return EXIT.usage;
-    }
-    err(`migration-statecharts: internal error: ${(e as Error).message ?? String(e)}`);
-    return 1;
+    return exitOnError(e, err, [MonitorError]);
   }
 }
+
 
 async function run(argv: readonly string[], out: (s: string) => void, err: (s: string) => void): Promise<number> {
   const { values, positionals } = parseArgs({
