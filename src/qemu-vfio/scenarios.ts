@@ -12,11 +12,12 @@
  * switchover-ack it counts one pending approval per device, loadvm_state_switchover_ack_needed num=N;
  * vfio_switchover_ack_needed in hw/vfio/migration.c), for comparing the two levels.
  */
+import { THROTTLE, acked, both, newDestination, source, step } from '../qemu/waypoints.js';
 import { type ConformResult, checkLog, formatResult } from '../qemu/conform.js';
 import { type ExtraCapabilities, type Timing, runPlan } from '../qemu/adapter.js';
 import { type LogRecord, type Side, isEvent, isProcess, isTrace, sortRecords } from '../qemu/log.js';
 import type { ControllableEvent, ModelConfig } from '../qemu/model.js';
-import { type ModelState, type Plan, type PlanOptions, type Waypoint, plan } from '../qemu/plan.js';
+import { type Plan, type PlanOptions, type Waypoint, plan } from '../qemu/plan.js';
 import { type NestedOptions, type NestedPair, type NestedTiming, TERMINAL, startNestedPair } from './nested.js';
 
 export interface NestedScenario {
@@ -51,30 +52,8 @@ const ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: false };
 const MULTIFD_ACK: ModelConfig = { ...ACK, multifd: 2 };
 const PAUSE_ACK: ModelConfig = { ack: 'legacy', pauseBeforeSwitchover: true };
 
-const both = (source: string, destination: string): Waypoint => ({
-  kind: 'state',
-  name: `source '${source}', destination '${destination}'`,
-  holds: (s) => s.source === source && s.destination === destination,
-  pins: { source, destination },
-});
-const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
 const ONE = { source: 1, destination: 1 } as const;
-/** 100 kB/s: the inner guest's RAM then takes many seconds, so 'active' lasts (as in src/qemu/scenarios.ts). */
-const THROTTLE = 100_000;
-const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => boolean): Waypoint => ({
-  kind: 'step',
-  name: `${event} in source '${from}'`,
-  event,
-  from: (s) => s.source === from && (when?.(s) ?? true),
-});
 const TWO = { source: 2, destination: 2 } as const;
-const newDestination = (sourceStatus: string): Waypoint => ({
-  kind: 'step',
-  name: `a new destination process after source '${sourceStatus}'`,
-  event: 'NEW_PROCESS',
-  side: 'destination',
-  from: (s) => s.source === sourceStatus && s.destination === 'failed',
-});
 
 export const NESTED_SCENARIOS: readonly NestedScenario[] = [
   {
@@ -239,9 +218,6 @@ export const SESSION_PLANS: readonly NestedOptions[] = [
   { devices: ONE, extraArgs: { destination: MULTIFD_TRANSFER_OFF } },
 ];
 
-function source(status: string): Waypoint {
-  return { kind: 'state', name: `source '${status}'`, holds: (s) => s.source === status, pins: { source: status } };
-}
 
 export interface NestedRun {
   readonly scenario: NestedScenario;

@@ -8,9 +8,10 @@ import { type ConformResult, checkLog, formatResult } from './conform.js';
 import { type ExtraCapabilities, type RunOptions, type Timing, runPlan } from './adapter.js';
 import { type PairOptions, startPair } from './harness.js';
 import type { LogRecord } from './log.js';
-import type { ControllableEvent, ModelConfig } from './model.js';
-import { type ModelState, type Plan, type PlanOptions, type Waypoint, plan } from './plan.js';
+import type { ModelConfig } from './model.js';
+import { type Plan, type PlanOptions, type Waypoint, plan } from './plan.js';
 import { sortRecords } from './log.js';
+import { THROTTLE, acked, both, newDestination, source, step } from './waypoints.js';
 
 export interface Scenario {
   readonly name: string;
@@ -38,36 +39,12 @@ const MULTIFD: ModelConfig = { ...PLAIN, multifd: 2 };
 const MULTIFD_ACK: ModelConfig = { ...ACK, multifd: 3 };
 const MULTIFD_PAUSE: ModelConfig = { ...PAUSE, multifd: 4 };
 
-/** 100 kB/s: precopy of the TCG guest's ~20 MiB of non-zero-page traffic takes minutes, so 'active' lasts. */
-const THROTTLE = 100_000;
 
-const both = (source: string, destination: string): Waypoint => ({
-  kind: 'state',
-  name: `source '${source}', destination '${destination}'`,
-  holds: (s) => s.source === source && s.destination === destination,
-  pins: { source, destination },
-});
-const source = (status: string): Waypoint => ({ kind: 'state', name: `source '${status}'`, holds: (s) => s.source === status, pins: { source: status } });
-const step = (event: ControllableEvent, from: string, when?: (s: ModelState) => boolean): Waypoint => ({
-  kind: 'step',
-  name: `${event} in source '${from}'`,
-  event,
-  from: (s) => s.source === from && (when?.(s) ?? true),
-});
 const destinationRuns = (running: boolean): Waypoint => ({
   kind: 'state',
   name: `the destination guest ${running ? 'runs' : 'is paused'}`,
   holds: (s) => (s.destinationContext.runstate === 'running') === running,
 });
-/** NEW_PROCESS: a fresh destination QEMU once the source's migration ended in `source` and the destination's failed. */
-const newDestination = (sourceStatus: string): Waypoint => ({
-  kind: 'step',
-  name: `a new destination process after source '${sourceStatus}'`,
-  event: 'NEW_PROCESS',
-  side: 'destination',
-  from: (s) => s.source === sourceStatus && s.destination === 'failed',
-});
-const acked: Waypoint = { kind: 'state', name: 'the switchover was acked', holds: (s) => s.sourceContext.switchoverAcked };
 
 /** Both sides completed with the destination guest paused (-S), then `cont` there starts it and it runs. */
 const pausedUntilCont: readonly Waypoint[] = [
