@@ -280,7 +280,12 @@ export type QemuSourceEvent =
   | { type: 'PENDING_FITS_THRESHOLD' }
   | { type: 'GUEST_DIRTIES_DEVICE'; device: number }
   | { type: 'GUEST_REINITS_DEVICE'; device: number }
-  | { type: 'MIGRATE_CANCEL' }
+  /**
+   * QMP migrate_cancel. `returnPathFirst`: the environment's other interleaving of the same command
+   * (QEMU 10.0, a return path open, the migration thread running): the return-path shutdown makes the
+   * thread fail the migration before the cancel sets 'cancelling' (see CANCEL_LOSES_TO_RETURN_PATH_ERROR).
+   */
+  | { type: 'MIGRATE_CANCEL'; returnPathFirst?: true }
   | { type: 'MIGRATE_CONTINUE' }
   | { type: 'MIGRATE_START_POSTCOPY' }
   | { type: 'STOP' }
@@ -682,6 +687,10 @@ const sourceSetup = setup({
     /** A return-path message of this migration (one of an earlier connection is never read). */
     thisAttempt: ({ context, event }) => 'attempt' in event && event.attempt === context.attempt,
     hasReturnPath: ({ context }) => context.returnPath,
+    /** The plain migrate_cancel (not the interleaving in which the return-path shutdown wins). */
+    plainCancel: ({ event }) => event.type === 'MIGRATE_CANCEL' && event.returnPathFirst !== true,
+    /** migrate_cancel's interleaving in which the return-path shutdown wins (needs an open return path). */
+    returnPathFirstCancel: ({ context, event }) => event.type === 'MIGRATE_CANCEL' && event.returnPathFirst === true && context.returnPath,
     faultMayStrike: ({ context, event }) => event.type === 'DRIVER_FAULT' && context.faultsLeft > 0 && context.devs[event.device]?.fault === undefined,
     /** Device state goes over the multifd channels (there are devices, and the transfer is on). */
     multifdTransfer: ({ context }) => context.multifd !== null && context.multifd.transfer && context.devs.length > 0,
@@ -791,6 +800,29 @@ const sourceSetup = setup({
 
 const fail = { target: '#qemuSource.failed', actions: 'shutdownStream' } as const;
 
+/**
+ * QEMU 10.0, migration/migration.c: migration_cancel → migrate_fd_cancel does, in this order,
+ *  1. `qemu_file_shutdown(s->rp_state.from_dst_file)` (under qemu_file_lock), when a return path is open
+ *     (return-path capability, which switchover-ack requires) — on a socket that file shares the
+ *     migration connection's channel, so shutdown(2) ends both directions;
+ *  2. the CAS loop: `old_state = s->state; if (!migration_is_running()) break; ...
+ *     migrate_set_state(&s->state, old_state, MIGRATION_STATUS_CANCELLING)` until 'cancelling';
+ *  3. `qemu_file_shutdown(s->to_dst_file)` only if the state is now 'cancelling'.
+ * Between 1 and 2 the other threads run: source_return_path_thread reads an error and calls
+ * migrate_set_error; the migration thread's next write fails on the shut socket and
+ * migration_detect_error does `migrate_set_state(&s->state, state, MIGRATION_STATUS_FAILED)`. If that
+ * lands first, step 2 finds nothing running and the migration ends 'failed' (the destination sees the
+ * connection end and fails, as after a stream error). The QMP command holds the BQL throughout, so only
+ * a thread that can fail without the BQL races it: the migration thread after save setup (setup.saved)
+ * and in its precopy loop (active.iterating). Not in pre-switchover (the thread waits on pause_sem;
+ * woken by step 2, it sets 'device' and the loop's retry CAS wins), nor in device (its failure path,
+ * migration_completion_failed, takes the BQL first), nor in setup.connecting (the model's connect: no
+ * return-path file yet). Cited from a QEMU 9.2/10.0-era migration.c (migrate_fd_cancel,
+ * source_return_path_thread, migration_detect_error); QEMU 10.1 folds migrate_fd_cancel into
+ * migration_cancel with the same order.
+ */
+const CANCEL_LOSES_TO_RETURN_PATH_ERROR = { guard: 'returnPathFirstCancel', ...fail } as const;
+
 /** The source's multifd state at start: vfio_multifd_transfer_supported decides AUTO. */
 function sourceMultifd(m: SourceMultifdInput, devices: number): SourceMultifd {
   const sendSwitchoverStart = m.sendSwitchoverStart ?? true;
@@ -881,7 +913,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       tags: ['none'],
       description: 'No migration has been started.',
       on: {
-        MIGRATE_CANCEL: {}, // QEMU accepts migrate_cancel with no migration running and does nothing
+        MIGRATE_CANCEL: { guard: 'plainCancel' }, // QEMU accepts migrate_cancel with no migration running and does nothing
         ...MANAGEMENT,
         MIGRATE: [
           { guard: 'postcopyWithVfio', actions: 'refusePostcopy' },
@@ -895,7 +927,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       description: 'A migration runs: migrate_cancel and stream errors are taken here for every status inside.',
       initial: 'setup',
       on: {
-        MIGRATE_CANCEL: { guard: not('completionHoldsBql'), target: 'cancelling', actions: 'shutdownStream' },
+        MIGRATE_CANCEL: { guard: and(['plainCancel', not('completionHoldsBql')]), target: 'cancelling', actions: 'shutdownStream' },
         STREAM_BREAKS: { actions: 'noteStreamError' },
         // the multifd sends fail on the shut sockets (multifd_send_thread → migrate_set_error)
         MULTIFD_CHANNELS_SHUT: [{ guard: 'thisAttempt', actions: 'noteMultifdChannelsShut' }, { actions: 'discard' }],
@@ -910,6 +942,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
             connecting: { on: { THREAD_STEP: [failOnError, { target: 'saved', actions: 'saveSetup' }] } },
             saved: {
               on: {
+                MIGRATE_CANCEL: CANCEL_LOSES_TO_RETURN_PATH_ERROR, // the plain cancel: migrating's
                 THREAD_STEP: [failOnError, { guard: 'failoverPrimary', target: '#qemuSource.migrating.wait-unplug' }, { target: '#qemuSource.migrating.active' }],
               },
             },
@@ -928,6 +961,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
           states: {
             iterating: {
               on: {
+                MIGRATE_CANCEL: CANCEL_LOSES_TO_RETURN_PATH_ERROR, // the plain cancel: migrating's
                 THREAD_STEP: [failOnError, { actions: 'iterate' }],
                 // A pass in which pending fits: enabled only where it differs from a plain round (the
                 // gate is open and nothing has failed).
@@ -992,7 +1026,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
               description: 'The final state and EOF are on the stream; waiting for the return path to close.',
               on: {
                 THREAD_STEP: [failOnError, { guard: 'returnPathDone', target: '#qemuSource.completed', actions: 'enterPostmigrate' }],
-                MIGRATE_CANCEL: { target: '#qemuSource.cancelling', actions: ['noteInterventionAfterEof', 'shutdownStream'] },
+                MIGRATE_CANCEL: { guard: 'plainCancel', target: '#qemuSource.cancelling', actions: ['noteInterventionAfterEof', 'shutdownStream'] },
                 STREAM_BREAKS: { actions: ['noteStreamError', 'noteInterventionAfterEof'] },
               },
             },
@@ -1004,7 +1038,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       tags: ['completed'],
       description: 'Done; the VM is in postmigrate. vfio_save_cleanup moves the devices STOP_COPY -> STOP.',
       initial: 'cleaning',
-      on: { MIGRATE_CANCEL: {}, MIGRATE: { guard: and(['retryAllowed', 'inPostmigrate']), actions: 'refusePostmigrate' } },
+      on: { MIGRATE_CANCEL: { guard: 'plainCancel' }, MIGRATE: { guard: and(['retryAllowed', 'inPostmigrate']), actions: 'refusePostmigrate' } },
       states: {
         cleaning: { on: { THREAD_STEP: { target: 'done', actions: 'saveCleanup' } } },
         done: {},
@@ -1014,7 +1048,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       tags: ['failed'],
       description: 'Failed; the thread restores the guest and the devices go back to RUNNING.',
       initial: 'recovering',
-      on: { MIGRATE_CANCEL: {} },
+      on: { MIGRATE_CANCEL: { guard: 'plainCancel' } },
       states: {
         recovering: { on: { THREAD_STEP: { target: 'done', actions: 'recoverAfterFailure' } } },
         done: { on: { MIGRATE: { guard: 'retryAllowed', target: '#qemuSource.migrating', actions: ['ghostNewAttempt', 'migrateAgain'] } } },
@@ -1035,7 +1069,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
       tags: ['cancelled'],
       description: 'Cancelled; the guest is back as it was on the source.',
       on: {
-        MIGRATE_CANCEL: {}, // accepted, and nothing to do
+        MIGRATE_CANCEL: { guard: 'plainCancel' }, // accepted, and nothing to do
         MIGRATE: { guard: 'retryAllowed', target: 'migrating', actions: ['ghostNewAttempt', 'migrateAgain'] },
       },
     },

@@ -46,6 +46,11 @@ export interface ModelConfig {
   readonly devices?: Readonly<Record<Side, number>>;
   /** The devices' driver (see DEVICE_PROFILES); default 'mtty'. */
   readonly profile?: DeviceProfileId;
+  /**
+   * With a return path, migrate_cancel may also end failed/failed (QEMU 10.0's cancel shuts the return
+   * path first; MigrationOptions.cancelRace). Default true; false for the model without that outcome.
+   */
+  readonly cancelRace?: boolean;
 }
 
 /**
@@ -140,6 +145,7 @@ export class ModelGraph {
           }
         : {}),
       cancel: true,
+      ...(config.cancelRace === false ? { cancelRace: false } : {}),
       faults: true,
     });
     const sys = new CompiledSystem(spec);
@@ -317,6 +323,7 @@ export function modelGraph(config: ModelConfig): ModelGraph {
     config.multifd ?? 0,
     config.multifdTransfer?.source ?? 'auto',
     config.multifdTransfer?.destination ?? 'auto',
+    config.cancelRace ?? true,
   ]);
   let g = cache.get(key);
   if (!g) {

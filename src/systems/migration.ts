@@ -36,6 +36,11 @@ export interface MigrationOptions {
   readonly pauseBeforeSwitchover?: boolean;
   /** Let management cancel (default true) and the stream break (default true). */
   readonly cancel?: boolean;
+  /**
+   * With a return path, let migrate_cancel also end 'failed' (QEMU 10.0: the return-path shutdown lets the
+   * migration thread fail first). Default true; false leaves only the cancelled outcome.
+   */
+  readonly cancelRace?: boolean;
   readonly faults?: boolean;
   readonly maxBytes?: number;
   /** A REINIT design (issue #5): adds guest reconfiguration of precopy devices while the vCPUs run. */
@@ -135,6 +140,10 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     ...o.devices.flatMap((f, i) => (hasPreCopy(f) ? [{ type: guestEvent, device: i } as EventObject] : [])),
     ...(o.pauseBeforeSwitchover ? [{ type: 'MIGRATE_CONTINUE' }] : []),
     ...(o.cancel ?? true ? [{ type: 'MIGRATE_CANCEL' }] : []),
+    // the same command's other interleaving, where the return-path shutdown lets the migration thread
+    // fail first (QEMU 10.0 migrate_fd_cancel; machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR):
+    // only a source with a return path has it, and after the plain one so plans take the plain one
+    ...((o.cancel ?? true) && returnPath && (o.cancelRace ?? true) ? [{ type: 'MIGRATE_CANCEL', returnPathFirst: true } as EventObject] : []),
     ...(o.faults ?? true ? [{ type: 'STREAM_BREAKS' }] : []),
     ...(o.management ? [{ type: 'STOP' }, { type: 'CONT' }] : []),
     ...driverFaults(o.devices.length, o.deviceFaults),
