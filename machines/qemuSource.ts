@@ -238,6 +238,8 @@ export interface QemuSourceContext {
   readonly failReason: string | null;
   /** The destination closed its end of the return path. */
   readonly returnPathClosed: boolean;
+  /** migrate_cancel already shut the connection down through the return path (shutdown(2) again does nothing). */
+  readonly streamShut: boolean;
   /** Which migration this is (0 the first; each retry one more). */
   readonly attempt: number;
   /** New migrations management may still start after a failed or cancelled one. */
@@ -618,6 +620,7 @@ function freshAttempt(ctx: Ctx): Patch {
     reinitSeen: 0,
     failReason: null,
     returnPathClosed: false,
+    streamShut: false,
     vmOldState: 'running',
     ...(ctx.multifd ? { multifd: { ...ctx.multifd, threads: ctx.devices.map(() => initialSave()), completing: false } } : {}),
   };
@@ -690,7 +693,7 @@ const sourceSetup = setup({
     /** The plain migrate_cancel (not the interleaving in which the return-path shutdown wins). */
     plainCancel: ({ event }) => event.type === 'MIGRATE_CANCEL' && event.returnPathFirst !== true,
     /** migrate_cancel's interleaving in which the return-path shutdown wins (needs an open return path). */
-    returnPathFirstCancel: ({ context, event }) => event.type === 'MIGRATE_CANCEL' && event.returnPathFirst === true && context.returnPath,
+    returnPathFirstCancel: ({ context, event }) => event.type === 'MIGRATE_CANCEL' && event.returnPathFirst === true && context.returnPath && !context.streamShut,
     faultMayStrike: ({ context, event }) => event.type === 'DRIVER_FAULT' && context.faultsLeft > 0 && context.devs[event.device]?.fault === undefined,
     /** Device state goes over the multifd channels (there are devices, and the transfer is on). */
     multifdTransfer: ({ context }) => context.multifd !== null && context.multifd.transfer && context.devs.length > 0,
@@ -736,7 +739,7 @@ const sourceSetup = setup({
     notifyPrecopyFailed: enqueueActions(({ context, enqueue }) => apply(enqueue, precopyFailedNotifier(context))),
     /** migration_cancel / a failure: shut the stream down (and every multifd channel: multifd_send_shutdown). */
     shutdownStream: enqueueActions(({ context, enqueue }) => {
-      enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt });
+      if (!context.streamShut) enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt });
       for (let k = 0; k < (context.multifd?.channels ?? 0); k++) enqueue.emit({ type: multifdChannelType(k), packet: { kind: 'EOF' } });
     }),
     /** multifd_abort_device_state_save_threads, then the join: the completion is over. */
@@ -749,6 +752,14 @@ const sourceSetup = setup({
       if (event.type === 'SAVE_THREAD_STEP') apply(enqueue, saveThreadStep(context, event.device, event.channel));
     }),
     noteStreamError: assign({ streamError: 'stream broken' }),
+    /**
+     * migrate_fd_cancel's first step: qemu_file_shutdown of the return-path file shuts the connection
+     * down both ways (the destination sees it end), and the migration thread's next write fails.
+     */
+    shutStreamThroughReturnPath: enqueueActions(({ context, enqueue }) => {
+      enqueue.assign({ streamShut: true, streamError: context.streamError ?? 'connection shut down by migrate_cancel (return path first)' });
+      enqueue.emit({ type: 'STREAM_SHUTDOWN', attempt: context.attempt });
+    }),
     noteMultifdChannelsShut: assign(({ context }) => ({ streamError: context.streamError ?? 'multifd channels shut by the destination' })),
     /** Observer hook: a cancel or a stream break after the final state was sent. */
     noteInterventionAfterEof: () => {},
@@ -808,20 +819,22 @@ const fail = { target: '#qemuSource.failed', actions: 'shutdownStream' } as cons
  *  2. the CAS loop: `old_state = s->state; if (!migration_is_running()) break; ...
  *     migrate_set_state(&s->state, old_state, MIGRATION_STATUS_CANCELLING)` until 'cancelling';
  *  3. `qemu_file_shutdown(s->to_dst_file)` only if the state is now 'cancelling'.
- * Between 1 and 2 the other threads run: source_return_path_thread reads an error and calls
- * migrate_set_error; the migration thread's next write fails on the shut socket and
- * migration_detect_error does `migrate_set_state(&s->state, state, MIGRATION_STATUS_FAILED)`. If that
- * lands first, step 2 finds nothing running and the migration ends 'failed' (the destination sees the
- * connection end and fails, as after a stream error). The QMP command holds the BQL throughout, so only
- * a thread that can fail without the BQL races it: the migration thread after save setup (setup.saved)
- * and in its precopy loop (active.iterating). Not in pre-switchover (the thread waits on pause_sem;
- * woken by step 2, it sets 'device' and the loop's retry CAS wins), nor in device (its failure path,
- * migration_completion_failed, takes the BQL first), nor in setup.connecting (the model's connect: no
- * return-path file yet). Cited from a QEMU 9.2/10.0-era migration.c (migrate_fd_cancel,
+ * Between 1 and 2 the other threads run: the destination sees the connection end and fails;
+ * source_return_path_thread reads an error and calls migrate_set_error; the migration thread's next
+ * write fails on the shut socket and migration_detect_error does `migrate_set_state(&s->state, state,
+ * MIGRATION_STATUS_FAILED)`. If that lands first, step 2 finds nothing running and the migration ends
+ * 'failed'. The model: this interleaving shuts the stream (STREAM_SHUTDOWN) and notes the error, and
+ * the thread's next pass fails the migration as after any stream error (failOnError) — so the
+ * destination's 'failed' may come first, as on real QEMU. The QMP command holds the BQL throughout, so
+ * only a thread that can fail without the BQL races it: the migration thread after save setup
+ * (setup.saved) and in its precopy loop (active.iterating). Not in pre-switchover (the thread waits on
+ * pause_sem; woken by step 2 it sets 'device' and the loop's retry CAS wins), nor in device (its
+ * failure path, migration_completion_failed, takes the BQL first), nor in setup.connecting (the model's
+ * connect: no return-path file yet). Read in a QEMU 9.2/10.0-era migration.c (migrate_fd_cancel,
  * source_return_path_thread, migration_detect_error); QEMU 10.1 folds migrate_fd_cancel into
  * migration_cancel with the same order.
  */
-const CANCEL_LOSES_TO_RETURN_PATH_ERROR = { guard: 'returnPathFirstCancel', ...fail } as const;
+const CANCEL_LOSES_TO_RETURN_PATH_ERROR = { guard: 'returnPathFirstCancel', actions: 'shutStreamThroughReturnPath' } as const;
 
 /** The source's multifd state at start: vfio_multifd_transfer_supported decides AUTO. */
 function sourceMultifd(m: SourceMultifdInput, devices: number): SourceMultifd {
@@ -890,6 +903,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
     dirtiesLeft: input.guestDirties === 'unbounded' ? null : (input.guestDirties ?? 1),
     failReason: null,
     returnPathClosed: false,
+    streamShut: false,
     attempt: 0,
     retriesLeft: input.retries ?? 0,
     release: input.release ?? (input.ack === 'per-device' ? '11.1' : '10.0'),
