@@ -542,6 +542,18 @@ describe('documented disagreements: needed exactly where QEMU 10.0 shows them', 
     expect(plain.divergence).not.toBeNull();
   });
 
+  it('scenarios that cancel with a return path drive the plain migrate_cancel and wait for either outcome (cancelled/failed or failed/failed)', () => {
+    const one = SCENARIOS.find((s) => s.name === 'cancel-in-active-with-ack')!;
+    const p = plan(one.config, one.waypoints);
+    expect(p.final).toEqual({ source: 'cancelled', destination: 'failed' }); // the planned path takes the plain cancel
+    expect(p.finalWait).toEqual({ source: ['cancelled', 'failed'], destination: 'failed' });
+    // a retry after such a cancel: the new process and the new migrate wait for either source outcome
+    const retry = SCENARIOS.find((s) => s.name === 'retry-after-cancel-with-ack')!;
+    const acts = plan(retry.config, retry.waypoints).actions;
+    expect(acts.find((a) => a.event === 'NEW_PROCESS')!.waitFor).toEqual({ source: ['cancelled', 'failed'], destination: 'failed' });
+    expect(acts.filter((a) => a.event === 'MIGRATE')[1]!.waitFor).toEqual({ source: ['cancelled', 'failed'], destination: 'setup' });
+  });
+
   it('the monitor (migrate_cancel unseen) accepts the race: the same failed/failed ending without the command conforms', () => {
     const recs = records('synthetic-cancel-ack-failed.jsonl').filter((x) => !('execute' in x));
     const config = configOf(records('synthetic-cancel-ack-failed.jsonl'));

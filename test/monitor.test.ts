@@ -215,17 +215,20 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
     expect(r.conform.divergence).toBeNull();
   }, 60_000);
 
-  it('migrate_cancel with switchover-ack, unseen: the monitor follows the cancel to cancelled/failed and it conforms (exit 0)', async () => {
+  it('migrate_cancel with switchover-ack, unseen: the monitor follows the cancel to cancelled/failed (or failed/failed) and it conforms (exit 0)', async () => {
     const r = await monitored('cancel-in-active-with-ack');
     expect(r.exit, `${r.out}\n${r.err}`).toBe(0);
-    expect(r.err).toContain("source reported status 'cancelling'");
-    expect(r.err).toContain("source reported status 'cancelled'");
+    // QEMU 10.0's migrate_fd_cancel shuts the return path before it sets 'cancelling', so the migration
+    // thread may fail first (machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR): either outcome
+    const cancelled = r.err.includes("source reported status 'cancelling'");
+    expect(r.err).toContain(cancelled ? "source reported status 'cancelled'" : "source reported status 'failed'");
     expect(r.err).toContain("destination reported status 'failed'");
     expect(r.conform.divergence).toBeNull();
     // QEMU 10.0 may report the destination's failed first (its cancel shuts the return path down before
-    // it sets cancelling): conform recognises that by the command, the monitor by the source's cancelling
+    // it sets cancelling): conform recognises that by the command, the monitor by the source's cancelling;
+    // when the source fails instead, the model itself has the destination failing first (no exception)
     const byCommand = r.conform.exceptions.some((e) => e.name === 'qemu10-cancel-shuts-return-path-first');
-    expect(r.out.includes('known disagreement qemu10-cancel-shuts-return-path-first-unseen applied'), r.out).toBe(byCommand);
+    expect(r.out.includes('known disagreement qemu10-cancel-shuts-return-path-first-unseen applied'), r.out).toBe(cancelled && byCommand);
   }, 60_000);
 
   it('nobody migrates: after --timeout the monitor reports incomplete (exit 4), also as JSON; the harness\'s own QMP socket is busy (exit 2)', async () => {

@@ -109,9 +109,14 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(r.result.incomplete).toBeNull();
   }, 120_000);
 
-  it('migrate_cancel in active with switchover-ack: the source is cancelled, the destination fails, the source device goes back to running', async () => {
+  it('migrate_cancel in active with switchover-ack: the source is cancelled (or fails: the return-path shutdown may win), the destination fails, the source device goes back to running', async () => {
     const r = await run('vfio-cancel-in-active-ack');
-    expect([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]).toEqual(['cancelled', 'failed']);
+    // QEMU 10.0's migrate_fd_cancel shuts the return path before it sets 'cancelling': the migration
+    // thread may fail first (machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR)
+    expect([
+      ['cancelled', 'failed'],
+      ['failed', 'failed'],
+    ]).toContainEqual([lastStatus(r.records, 'source'), lastStatus(r.records, 'destination')]);
     expect(Object.fromEntries(deviceStates(r.records, 'source'))).toEqual({ mtty0: ['pre-copy', 'running'] });
     expect(Object.fromEntries(deviceStates(r.records, 'destination'))).toEqual({ mtty0: ['resuming'] });
     conforms(r);

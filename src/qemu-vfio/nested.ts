@@ -30,7 +30,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { newcArchive } from '../kernel/vm.js';
-import { type FaultKind, type LogRecord, type Side, SIDES, isFault, isProcess, micros, parseTraceLog, timestampOf } from '../qemu/log.js';
+import { type FaultKind, type LogRecord, type Pin, type Side, SIDES, isFault, isProcess, micros, parseTraceLog, pinAccepts, timestampOf } from '../qemu/log.js';
 import { MULTIFD_TRACE_EVENTS, TRACE_EVENTS } from '../qemu/observations.js';
 import { executeRecorded, faultRecord } from '../qemu/record.js';
 import { freePort, makeScratch, removeScratch } from '../qemu/processes.js';
@@ -319,12 +319,12 @@ export class NestedPair {
   }
 
   /** Wait until `side` reports `status`; fails at once if it reports a terminal status instead. */
-  async waitForStatus(side: Side, status: string, timeoutMs: number): Promise<void> {
+  async waitForStatus(side: Side, status: Pin, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const what = `${side} status '${status}'`;
+    const what = `${side} status ${typeof status === 'string' ? `'${status}'` : status.map((s) => `'${s}'`).join(' or ')}`;
     for (;;) {
       const now = this.status[side];
-      if (now === status) return;
+      if (pinAccepts(status, now)) return;
       if (TERMINAL[side].includes(now)) throw new NestedError(`waiting for ${what}: the ${side} reported '${now}' instead`);
       const left = deadline - Date.now();
       if (left <= 0) throw new NestedError(`waiting for ${what}: still '${now}' after ${timeoutMs} ms`);

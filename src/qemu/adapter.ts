@@ -23,7 +23,7 @@
  * stopped guest's precopy runs at full speed); `stallConnect` points migrate at a listener whose accept queue is full, so QEMU's
  * asynchronous connect stays pending and the source stays in 'setup'.
  */
-import type { FaultKind, Side } from './log.js';
+import type { FaultKind, Pin, Side } from './log.js';
 import type { ControllableEvent } from './model.js';
 import type { Plan, PlannedAction } from './plan.js';
 import { freePort, type StalledListener, stalledListener } from './processes.js';
@@ -66,7 +66,8 @@ export interface PlanPair {
   readonly status: Readonly<Record<Side, string>>;
   readonly incomingUri: string;
   execute(side: Side, command: string, args?: QmpObject, opts?: { fault?: FaultKind }): Promise<QmpValue>;
-  waitForStatus(side: Side, status: string, timeoutMs: number): Promise<void>;
+  /** Wait until `side` reports `status` (or, given several, any of them). */
+  waitForStatus(side: Side, status: Pin, timeoutMs: number): Promise<void>;
   recordFault(fault: FaultKind): void;
   kill(side: Side): Promise<void>;
   /** A fresh destination process in place of the old one (NEW_PROCESS); pairs that cannot leave it out. */
@@ -140,7 +141,7 @@ export async function runPlan(pair: PlanPair, plan: Plan, opts: RunOptions = {})
   }
 }
 
-async function waitFor(pair: PlanPair, want: Partial<Record<Side, string>>, timeoutMs: number): Promise<void> {
+async function waitFor(pair: PlanPair, want: Partial<Record<Side, Pin>>, timeoutMs: number): Promise<void> {
   for (const side of ['source', 'destination'] as const) {
     const status = want[side];
     if (status === undefined || pair.dead.has(side)) continue;

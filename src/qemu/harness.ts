@@ -14,7 +14,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type FaultKind, type LogRecord, type Side, SIDES, parseTraceLog, timestampOf } from './log.js';
+import { type FaultKind, type LogRecord, type Pin, type Side, SIDES, parseTraceLog, pinAccepts, timestampOf } from './log.js';
 import { TRACE_EVENTS } from './observations.js';
 import { executeRecorded, faultRecord } from './record.js';
 import { type Managed, freePort, makeScratch, removeScratch, startProcess } from './processes.js';
@@ -148,12 +148,12 @@ export class QemuPair {
   }
 
   /** Wait until `side` reports `status`; fails at once if it reports a terminal status instead. */
-  async waitForStatus(side: Side, status: string, timeoutMs: number): Promise<void> {
+  async waitForStatus(side: Side, status: Pin, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const what = `${side} status '${status}'`;
+    const what = `${side} status ${typeof status === 'string' ? `'${status}'` : status.map((s) => `'${s}'`).join(' or ')}`;
     for (;;) {
       const now = this.status[side];
-      if (now === status) return;
+      if (pinAccepts(status, now)) return;
       if (TERMINAL[side].includes(now)) throw new HarnessError(`waiting for ${what}: the ${side} reported '${now}' instead`);
       const left = deadline - Date.now();
       if (left <= 0) throw new HarnessError(`waiting for ${what}: still '${now}' after ${timeoutMs} ms`);

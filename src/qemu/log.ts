@@ -32,6 +32,14 @@
 import type { QmpObject, QmpValue } from './qmp.js';
 
 export type Side = 'source' | 'destination';
+
+/**
+ * A status a runner waits for, or several of which any one will do (an outcome QEMU decides by a
+ * race, not a plan: e.g. a cancel with a return path ends 'cancelled' or 'failed').
+ */
+export type Pin = string | readonly string[];
+/** The pin accepts this status. */
+export const pinAccepts = (pin: Pin, status: string): boolean => (typeof pin === 'string' ? pin === status : pin.includes(status));
 export const SIDES: readonly Side[] = ['source', 'destination'];
 
 export interface Timestamp {

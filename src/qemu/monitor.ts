@@ -98,7 +98,11 @@ export class MonitorError extends Error {
   override readonly name = 'MonitorError';
 }
 
-/** The steps a second QMP client cannot see (see the header). */
+/**
+ * The steps a second QMP client cannot see (see the header). MIGRATE_CANCEL covers both of its model
+ * steps, the plain one and the return-path-first interleaving that ends 'failed' (machines/qemuSource.ts
+ * CANCEL_LOSES_TO_RETURN_PATH_ERROR): conformance maps steps to commands by event type.
+ */
 export const UNSEEN: readonly ControllableEvent[] = ['MIGRATE', 'MIGRATE_INCOMING', 'MIGRATE_CONTINUE', 'MIGRATE_CANCEL', 'STOP', 'CONT', 'STREAM_BREAKS'];
 
 const ENDED: Readonly<Record<Side, readonly string[]>> = { source: ['completed', 'failed', 'cancelled'], destination: ['completed', 'failed'] };

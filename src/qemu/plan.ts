@@ -5,7 +5,7 @@
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
-import type { Side } from './log.js';
+import { type Pin, type Side, pinAccepts } from './log.js';
 import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, modelGraph } from './model.js';
 
 /** One global model state, as waypoint predicates see it. */
@@ -23,7 +23,7 @@ export type Waypoint =
    * Reach a state where `holds`. `pins` names the statuses the predicate fixes: the runner waits for
    * the real QEMUs to report them before the next action (and at the end).
    */
-  | { readonly kind: 'state'; readonly name: string; readonly holds: (s: ModelState) => boolean; readonly pins?: Partial<Record<Side, string>> }
+  | { readonly kind: 'state'; readonly name: string; readonly holds: (s: ModelState) => boolean; readonly pins?: Partial<Record<Side, Pin>> }
   /** Take the controllable step `event` from a state where `from` holds. */
   | { readonly kind: 'step'; readonly name: string; readonly event: ControllableEvent; readonly from: (s: ModelState) => boolean; readonly side?: Side }
   /**
@@ -44,7 +44,7 @@ export interface PlannedAction {
    * shortest path may leave the other side behind what QEMU does, e.g. the stream header undelivered,
    * so its status there is not waited for.)
    */
-  readonly waitFor: Partial<Record<Side, string>>;
+  readonly waitFor: Partial<Record<Side, Pin>>;
   /** A probe: the model does not take this step here, so QEMU must refuse the command. */
   readonly probe: boolean;
   /** MIGRATE_CONTINUE's state argument when it is not the adapter's default ('pre-switchover'). */
@@ -57,7 +57,7 @@ export interface Plan {
   /** Both sides' model statuses at the end of the path. */
   readonly final: { readonly source: string; readonly destination: string };
   /** The final statuses the last waypoint pinned (what the runner waits for at the end). */
-  readonly finalWait: Partial<Record<Side, string>>;
+  readonly finalWait: Partial<Record<Side, Pin>>;
   /** The model path, one line per step (who took which event, and both statuses after it), for reports. */
   readonly path: readonly string[];
 }
@@ -101,11 +101,16 @@ export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: 
   const actions: PlannedAction[] = [];
   const path: string[] = [];
   const before = (i: number) => ({ source: g.status(i, 'source'), destination: g.status(i, 'destination') });
-  let pins: Partial<Record<Side, string>> = {};
-  const waitFor = (i: number, event: ControllableEvent, probe = false, acting: Side = SIDE_OF[event]): Partial<Record<Side, string>> => {
-    const w: Partial<Record<Side, string>> = {};
-    for (const [side, status] of Object.entries(pins) as [Side, string][]) if (g.status(i, side) === status) w[side] = status;
-    w[acting] = g.status(i, acting);
+  let pins: Partial<Record<Side, Pin>> = {};
+  // a side pinned to several statuses (an outcome a race decides) is waited for with all of them while
+  // the model stays in one of them, also when that side acts next and across later waypoints that do
+  // not pin it (e.g. migrate after a cancel that may have ended 'failed')
+  let alternatives: Partial<Record<Side, readonly string[]>> = {};
+  const waitFor = (i: number, event: ControllableEvent, probe = false, acting: Side = SIDE_OF[event]): Partial<Record<Side, Pin>> => {
+    const w: Partial<Record<Side, Pin>> = {};
+    for (const [side, pin] of Object.entries(pins) as [Side, Pin][]) if (pinAccepts(pin, g.status(i, side))) w[side] = pin;
+    const here = g.status(i, acting);
+    w[acting] = alternatives[acting]?.includes(here) ? alternatives[acting] : here;
     if (event === 'MIGRATE' && listener && !probe) w.destination = 'setup';
     return w;
   };
@@ -136,8 +141,15 @@ export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: 
       }
       path.push(`${e.label.kind === 'env' ? 'env' : e.label.channel} → ${e.label.component}: ${e.label.event.type}   ⇒ ${describe(g, e.to)}`);
       at = e.to;
+      for (const side of ['source', 'destination'] as const) if (!alternatives[side]?.includes(g.status(at, side))) delete alternatives[side];
     }
-    if (wp.kind === 'state') pins = { ...(wp.pins ?? {}) };
+    if (wp.kind === 'state') {
+      pins = { ...(wp.pins ?? {}) };
+      for (const [side, pin] of Object.entries(pins) as [Side, Pin][]) {
+        if (typeof pin === 'string') delete alternatives[side];
+        else alternatives[side] = pin;
+      }
+    }
   }
   return { config, actions, final: before(at), finalWait: pins, path };
 }
@@ -162,7 +174,12 @@ function bfs(g: ModelGraph, start: number, wp: Exclude<Waypoint, { kind: 'probe'
     const i = queue[q]!;
     const edges = g.succ[i]!;
     if (wp.kind === 'step' && wp.from(stateOf(g, i))) {
-      const k = edges.findIndex((e) => e.action === wp.event && (wp.side === undefined || e.label.component === wp.side));
+      // the command's plain step: an environment variant of it (MIGRATE_CANCEL's returnPathFirst, an
+      // interleaving QEMU may also take) is nothing a plan can drive
+      const takes = (e: Edge) => e.action === wp.event && (wp.side === undefined || e.label.component === wp.side);
+      const variant = (e: Edge) => (e.label.event as { returnPathFirst?: true }).returnPathFirst === true;
+      const plain = edges.findIndex((e) => takes(e) && !variant(e));
+      const k = plain >= 0 ? plain : edges.findIndex(takes);
       if (k >= 0) return routeTo(i, { from: i, edge: k });
     }
     for (let k = 0; k < edges.length; k++) {

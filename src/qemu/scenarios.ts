@@ -11,7 +11,7 @@ import type { LogRecord } from './log.js';
 import type { ModelConfig } from './model.js';
 import { type Plan, type PlanOptions, type Waypoint, plan } from './plan.js';
 import { sortRecords } from './log.js';
-import { THROTTLE, acked, both, newDestination, source, step } from './waypoints.js';
+import { THROTTLE, acked, both, cancelledWithReturnPath, newDestination, source, step } from './waypoints.js';
 
 export interface Scenario {
   readonly name: string;
@@ -124,9 +124,9 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'cancel-in-active-with-ack',
-    description: 'migrate_cancel during precopy with switchover-ack and the return path',
+    description: 'migrate_cancel during precopy with switchover-ack and the return path: cancelled/failed, or failed/failed when the return-path shutdown wins',
     config: ACK,
-    waypoints: [both('active', 'active'), step('MIGRATE_CANCEL', 'active'), both('cancelled', 'failed')],
+    waypoints: [both('active', 'active'), step('MIGRATE_CANCEL', 'active'), cancelledWithReturnPath],
     timing: { throttle: THROTTLE },
   },
   {
@@ -264,7 +264,7 @@ export const SCENARIOS: readonly Scenario[] = [
     waypoints: [
       both('active', 'active'),
       step('MIGRATE_CANCEL', 'active'),
-      both('cancelled', 'failed'),
+      cancelledWithReturnPath,
       newDestination('cancelled'),
       acked,
       both('completed', 'completed'),
