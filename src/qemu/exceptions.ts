@@ -164,8 +164,9 @@ export const CANCEL_SHUTS_RETURN_PATH_FIRST: KnownDisagreement = {
     "with return-path on, migrate_cancel shuts the connection down (through the return-path file) before it sets 'cancelling', so the destination's 'failed' " +
     "can be reported before the source's 'cancelling'; in the model both are the one MIGRATE_CANCEL step",
   change:
-    'none needed in the machine (an atomic step for one QMP command is the right abstraction); if the ordering should be modelled, split MIGRATE_CANCEL in ' +
-    "qemuSource.ts into the shutdown (emit STREAM_SHUTDOWN when returnPath is on, set a `cancelRequested` flag) and a following internal step → 'cancelling'",
+    "none needed in the machine for the cancelled outcome (an atomic step for one QMP command is the right abstraction); the interleaving in which the " +
+    "shutdown wins and the source ends 'failed' is modelled already (qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR: the stream shuts at the command, the " +
+    "source fails at the thread's next pass, so there the destination's 'failed' may come first without this rewrite)",
   start() {
     return scan((held, ended, applied) => {
       const o = held[0]!;
