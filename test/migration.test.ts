@@ -157,6 +157,58 @@ describe('a hazard of QEMU itself', () => {
   });
 });
 
+describe("migrate_cancel's return-path-first interleaving (QEMU 10.0 migrate_fd_cancel)", () => {
+  const started = (ack: AckMode, returnPath?: boolean) => {
+    const a = createActor(qemuSourceMachine, { input: { devices: [ALL], ack, ...(returnPath === undefined ? {} : { returnPath }) } });
+    const out: string[] = [];
+    a.on('*', (e) => out.push(e.type));
+    a.start();
+    a.send({ type: 'MIGRATE' });
+    a.send({ type: 'THREAD_STEP' }); // save setup: setup.saved
+    return { a, out };
+  };
+  it('with a return path, in setup after save setup: the connection shuts at the command and the next pass fails the migration', () => {
+    const { a, out } = started('legacy');
+    a.send({ type: 'MIGRATE_CANCEL', returnPathFirst: true });
+    expect(a.getSnapshot().value).toEqual({ migrating: { setup: 'saved' } });
+    expect(a.getSnapshot().context.streamShut).toBe(true);
+    expect(out.filter((t) => t === 'STREAM_SHUTDOWN')).toHaveLength(1);
+    a.send({ type: 'MIGRATE_CANCEL', returnPathFirst: true }); // shut already: nothing more to do
+    a.send({ type: 'THREAD_STEP' });
+    expect(a.getSnapshot().value).toEqual({ failed: 'recovering' });
+    expect(out.filter((t) => t === 'STREAM_SHUTDOWN')).toHaveLength(1); // a second shutdown(2) sends nothing
+  });
+  it('the plain cancel still ends cancelling; without a return path, and in pre-switchover or after EOF, the interleaving does not exist', () => {
+    const plain = started('legacy');
+    plain.a.send({ type: 'MIGRATE_CANCEL' });
+    expect(plain.a.getSnapshot().value).toEqual({ cancelling: 'winding-down' });
+    const none = started('off');
+    none.a.send({ type: 'MIGRATE_CANCEL', returnPathFirst: true });
+    expect(none.a.getSnapshot().value).toEqual({ migrating: { setup: 'saved' } });
+    expect(none.a.getSnapshot().context.streamShut).toBe(false);
+    // pre-switchover (the thread waits on pause_sem) and device (its failure path takes the BQL): the CAS wins
+    const p = createActor(qemuSourceMachine, { input: { devices: [ALL], ack: 'legacy', pauseBeforeSwitchover: true } }).start();
+    for (const e of [{ type: 'MIGRATE' }, { type: 'THREAD_STEP' }, { type: 'THREAD_STEP' }, { type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: 0 }, { type: 'PENDING_FITS_THRESHOLD' }] as const) p.send(e);
+    expect(p.getSnapshot().value).toEqual({ migrating: 'pre-switchover' });
+    p.send({ type: 'MIGRATE_CANCEL', returnPathFirst: true });
+    expect(p.getSnapshot().value).toEqual({ migrating: 'pre-switchover' });
+    p.send({ type: 'MIGRATE_CONTINUE' });
+    p.send({ type: 'THREAD_STEP' });
+    expect(p.getSnapshot().value).toEqual({ migrating: { device: 'closing' } });
+    p.send({ type: 'MIGRATE_CANCEL', returnPathFirst: true });
+    expect(p.getSnapshot().value).toEqual({ migrating: { device: 'closing' } });
+    expect(p.getSnapshot().context.streamShut).toBe(false);
+    const explored = (o: Parameters<typeof migrationSystem>[0]) => {
+      const r = explore(migrationSystem(o), { progress: false });
+      expect(failing(r)).toEqual([]);
+      return r.states;
+    };
+    // the environment offers the interleaving only with a return path: no-ack counts do not move
+    expect(explored({ devices: [ALL], ack: 'off' })).toBe(explored({ devices: [ALL], ack: 'off', cancelRace: false }));
+    expect(explored({ devices: [ALL], ack: 'legacy' })).toBeGreaterThan(explored({ devices: [ALL], ack: 'legacy', cancelRace: false }));
+  });
+});
+
 describe('each property bites an orchestrator that breaks it', () => {
   it('a source that ignores the ack gate violates NoSwitchoverWhileAckPending', () => {
     const eager = qemuSourceMachine.provide({ guards: { canSwitchover: () => true } });
