@@ -28,6 +28,8 @@
  *    postmigrate ("Can't migrate the vm that was paused due to previous migration", migrate_prepare);
  *  - pause-before-switchover (pre-switchover, left by MIGRATE_CONTINUE), stream errors (acted on by the
  *    thread at its next pass, as migration_detect_error does), the return path;
+ *  - migrate_cancel's two outcomes with a return path: 'cancelling', or — the return-path shutdown first,
+ *    the migration thread failing before the cancel's CAS — 'failed' (CANCEL_LOSES_TO_RETURN_PATH_ERROR);
  *  - postcopy: QEMU refuses `migrate` with postcopy-ram when a VFIO device is present
  *    (vfio_save_prepare), so the postcopy states exist but are unreachable in every system with a device.
  *
@@ -830,9 +832,11 @@ const fail = { target: '#qemuSource.failed', actions: 'shutdownStream' } as cons
  * (setup.saved) and in its precopy loop (active.iterating). Not in pre-switchover (the thread waits on
  * pause_sem; woken by step 2 it sets 'device' and the loop's retry CAS wins), nor in device (its
  * failure path, migration_completion_failed, takes the BQL first), nor in setup.connecting (the model's
- * connect: no return-path file yet). Read in a QEMU 9.2/10.0-era migration.c (migrate_fd_cancel,
- * source_return_path_thread, migration_detect_error); QEMU 10.1 folds migrate_fd_cancel into
- * migration_cancel with the same order.
+ * connect: no return-path file yet). Read in qemu/qemu migration/migration.c as stored at 005807860d3e
+ * (a 9.x tree: migrate_fd_cancel, source_return_path_thread, migration_detect_error,
+ * migration_completion_failed); QEMU 10.0's migration_cancel calls the same migrate_fd_cancel (the
+ * cpr-transfer series only adds migrate_hup_delete after it). The order was not re-read in the v10.0.0
+ * tag itself.
  */
 const CANCEL_LOSES_TO_RETURN_PATH_ERROR = { guard: 'returnPathFirstCancel', actions: 'shutStreamThroughReturnPath' } as const;
 
@@ -956,7 +960,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
             connecting: { on: { THREAD_STEP: [failOnError, { target: 'saved', actions: 'saveSetup' }] } },
             saved: {
               on: {
-                MIGRATE_CANCEL: CANCEL_LOSES_TO_RETURN_PATH_ERROR, // the plain cancel: migrating's
+                MIGRATE_CANCEL: CANCEL_LOSES_TO_RETURN_PATH_ERROR, // the plain one falls through to migrating's
                 THREAD_STEP: [failOnError, { guard: 'failoverPrimary', target: '#qemuSource.migrating.wait-unplug' }, { target: '#qemuSource.migrating.active' }],
               },
             },
@@ -975,7 +979,7 @@ export const qemuSourceMachine = sourceSetup.createMachine({
           states: {
             iterating: {
               on: {
-                MIGRATE_CANCEL: CANCEL_LOSES_TO_RETURN_PATH_ERROR, // the plain cancel: migrating's
+                MIGRATE_CANCEL: CANCEL_LOSES_TO_RETURN_PATH_ERROR, // the plain one falls through to migrating's
                 THREAD_STEP: [failOnError, { actions: 'iterate' }],
                 // A pass in which pending fits: enabled only where it differs from a plain round (the
                 // gate is open and nothing has failed).
