@@ -4,7 +4,8 @@
  * Models (see ./vfioArcs.ts for the data and its kernel citations):
  *  - the eight `enum vfio_device_mig_state` states, one chart state each, keyed by the uAPI name;
  *  - `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` SET as the event `SET_STATE { target }`: refused with -EINVAL
- *    (`kernelRefuses`), or the path resolved (./vfioPath.ts) and then walked one kernel arc at a time: each
+ *    (one transition per check of vfio_mig_get_next_state(): `targetOutOfRange`, `deviceInError`,
+ *    `targetIsError`, `targetUnsupported`, `arcBlocked`), or the path resolved (./vfioPath.ts) and then walked one kernel arc at a time: each
  *    single-step arc of drivers/vfio/vfio_main.c's per-feature-set lists is its own internal `ARC`
  *    transition, guarded by where the path goes next and the arc's feature condition (`hasP2P`,
  *    `hasPreCopy`), doing to the data session what include/uapi/linux/vfio.h says it does
@@ -21,7 +22,10 @@
  *    dirty_bytes in whole units 0..maxBytes, so exploration stays finite; reading drains initial, then
  *    dirty; guest activity raises dirty; initial never rises again, except by REINIT, which exists only
  *    after the PRECOPY_INFOv2 opt-in (Linux 7.1, d7140b5dde45);
- *  - STOP_COPY streams the final state to a permanent EOF.
+ *  - STOP_COPY streams the final state to a permanent EOF;
+ *  - each outcome of a data_fd call or PRECOPY_INFO its own guarded transition (no fd, the other
+ *    direction's fd, an ended session, data left, drained or EOF, an overflowing or corrupt write, a
+ *    REINIT to report), so that covering the chart's transitions covers every answer the uAPI gives.
  *
  * Left out: the byte values themselves (units stand for chunks), MIG_DATA_SIZE, DMA logging, fds the user
  * forgets to close (a session "ends" when the driver stops serving it), and the opt-in as a runtime ioctl
@@ -46,6 +50,7 @@ import {
   arcsOf,
   hasFeature,
   inSavingGroup,
+  isSupported,
   sessionEffect,
   stateValue,
 } from './vfioArcs.js';
@@ -186,6 +191,20 @@ function targetState(t: unknown): VfioState | null {
   if (isVfioState(t)) return t;
   if (typeof t === 'number' && Number.isInteger(t) && t >= 0 && t < VFIO_STATES.length) return VFIO_STATES[t]!;
   return null;
+}
+
+/** Why the kernel refuses a SET from `from` (vfio_mig_get_next_state()'s checks in its order), or null. */
+type SetRefusal = 'target-out-of-range' | 'device-in-error' | 'error-requested' | 'target-unsupported' | 'arc-blocked';
+function setRefusal(event: { type: string; target?: unknown }, from: VfioState, features: FeatureSet | null): SetRefusal | null {
+  if (event.type !== 'SET_STATE') return null;
+  const target = targetState(event.target);
+  if (target === null) return 'target-out-of-range';
+  if (target === from) return null; // the drivers' loop never runs: a no-op success, even ERROR → ERROR
+  if (from === 'ERROR') return 'device-in-error';
+  if (target === 'ERROR') return 'error-requested';
+  if (features === null) return null;
+  if (!isSupported(target, features)) return 'target-unsupported';
+  return resolveVfioPath(from, target, features).ok ? null : 'arc-blocked';
 }
 
 /** What one arc does to the data session and the byte counters, as the named actions of the chart do it. */
@@ -402,15 +421,18 @@ const machineSetup = setup({
     input: {} as VfioDeviceInput,
   },
   guards: {
-    /**
-     * The kernel answers the SET with -EINVAL before any arc: a target out of range, ERROR or unsupported,
-     * the device in ERROR, or a blocked arc (vfio_mig_get_next_state()'s checks, ./vfioPath.ts).
-     */
-    kernelRefuses: ({ context, event }, params: { from: VfioState }) => {
-      if (event.type !== 'SET_STATE') return false;
-      const target = targetState(event.target);
-      return target === null || !resolveVfioPath(params.from, target, context.features).ok;
-    },
+    // The SET's refusals, each the question vfio_mig_get_next_state() asks (drivers/vfio/vfio_main.c;
+    // ./vfioPath.ts), in its order; the first that holds answers -EINVAL before any arc.
+    /** The target is no state: a number ≥ VFIO_DEVICE_STATE_NR, or garbage. */
+    targetOutOfRange: ({ event }) => event.type === 'SET_STATE' && targetState(event.target) === null,
+    /** The device is in ERROR and the target is another state (only a SET to ERROR itself is a no-op). */
+    deviceInError: ({ event }, params: { from: VfioState }) => setRefusal(event, params.from, null) === 'device-in-error',
+    /** The target is ERROR, which no SET may ask for. */
+    targetIsError: ({ event }, params: { from: VfioState }) => setRefusal(event, params.from, null) === 'error-requested',
+    /** The target needs a feature the device lacks (RUNNING_P2P without P2P, PRE_COPY without PRE_COPY). */
+    targetUnsupported: ({ context, event }, params: { from: VfioState }) => setRefusal(event, params.from, context.features) === 'target-unsupported',
+    /** The table's path from here to the target meets ERROR: a blocked arc (STOP_COPY → PRE_COPY, …). */
+    arcBlocked: ({ context, event }, params: { from: VfioState }) => setRefusal(event, params.from, context.features) === 'arc-blocked',
     /** Every arc of the path is taken: the device is where the SET asked. */
     pathEnds: ({ event }) => isArc(event) && event.at === event.path.length - 1,
     /** The path's next arc ends in `to`. */
@@ -430,6 +452,39 @@ const machineSetup = setup({
     /** RESUMING → STOP with less than the driver's image loaded: its own check fails the arc. */
     imageIncomplete: ({ context, event }) =>
       isArc(event) && arcCheckFails(context, event.path[event.at]!, event.path[event.at + 1]!) !== null,
+    // The data_fd calls' cases, each its own transition (the drivers' read/write/ioctl handlers,
+    // e.g. samples/vfio-mdev/mtty.c's mtty_save_read, mtty_resume_write and mtty_precopy_ioctl).
+    /** The user holds no data_fd (profiles with `userFds`): the call has no fd to go to, -EBADF. */
+    noDataFd: ({ context }) => context.profile.userFds && context.fd === null,
+    /** The user's data_fd is the resuming one: it has no PRECOPY_INFO ioctl, -ENOTTY. */
+    resumingDataFd: ({ context }) => context.profile.userFds && context.fd === 'resuming',
+    /** The call cannot reach a live session of this kind: no such fd, or the session it belonged to ended. */
+    sessionUnreachable: ({ context }, params: { kind: DataFdKind }) => fdProblem(context, params.kind) !== null,
+    /** PRECOPY_INFO has a re-initialisation to report (after the v2 opt-in). */
+    reinitToReport: ({ context }) => context.precopyInfoV2 && context.reinitPending,
+    /** STOP_COPY: bytes of the final state are still to be read. */
+    finalStateLeft: ({ context }) => context.stopCopyBytes > 0,
+    /** Precopy: initial bytes are still to be read (a read drains them before the dirty ones). */
+    initialDataLeft: ({ context }) => context.initialBytes > 0,
+    /** Precopy: the initial bytes are drained and dirty bytes are left. */
+    dirtyDataLeft: ({ context }) => context.dirtyBytes > 0,
+    /** A write past the driver's image size (checked before the fd's own state, as mtty_resume_write does). */
+    writeOverflows: ({ context }) => {
+      const p = context.profile;
+      const r = p.resuming;
+      if (!r || !p.userFds || context.fd !== 'resuming') return false;
+      const pos = context.session === 'resuming' ? context.loadedBytes : 0;
+      return pos + p.writeChunk > r.imageBytes;
+    },
+    /** This write completes the image's header, and the header is corrupt: the driver rejects it. */
+    corruptHeader: ({ context, event }) => {
+      const r = context.profile.resuming;
+      if (!r || event.type !== 'DATA_FD_WRITE' || event.data !== 'corrupt') return false;
+      const loaded = context.loadedBytes + context.profile.writeChunk;
+      return context.loadedBytes < r.headerBytes && loaded >= r.headerBytes;
+    },
+    /** The user opted into PRECOPY_INFOv2: a reconfiguration re-initialises the precopy data. */
+    optedIntoV2: ({ context }) => context.precopyInfoV2,
   },
   actions: {
     /** Host hook: a device ioctl was made (no-op in the model; see DeviceRequestHook). */
@@ -450,7 +505,7 @@ const machineSetup = setup({
       const request = event as Extract<VfioDeviceEvent, { type: 'SET_STATE' }>;
       const target = targetState(request.target)!;
       const r = resolveVfioPath(params.from, target, context.features);
-      if (!r.ok) throw new Error(`resolvePath after kernelRefuses: ${r.reason}`);
+      if (!r.ok) throw new Error(`resolvePath after the refusal guards: ${r.reason}`);
       return { type: 'ARC', request, from: params.from, target, path: r.path, dataFd: r.dataFd, at: 0 };
     }),
     /** On entering a state by an arc, the drivers' loop goes on: the next arc is raised. */
@@ -662,8 +717,15 @@ const SESSION_WORDS: Readonly<Record<SessionEffect, string>> = {
   none: 'no data_fd session involved',
 };
 
+/** The SET's refusal guards, in the order vfio_mig_get_next_state() checks (deviceInError only in ERROR). */
+const SET_REFUSALS = ['targetOutOfRange', 'deviceInError', 'targetIsError', 'targetUnsupported', 'arcBlocked'] as const;
+
 function stateNode(s: VfioState) {
   const precopy = isPrecopy(s);
+  const precopyInfo = [{ type: 'precopyInfo' as const, params: { precopy } }, requestHook(s)];
+  const readChunk = [{ type: 'readChunk' as const, params: { state: s } }, fdHook(s)];
+  const writeChunk = ['writeChunk' as const, fdHook(s)];
+  const closeFd = ['closeFd' as const, fdHook(s)];
   return {
     description: STATE_MEANING[s],
     meta: { source: 'include/uapi/linux/vfio.h: enum vfio_device_mig_state', value: stateValue(s) },
@@ -672,19 +734,49 @@ function stateNode(s: VfioState) {
     ...(s === 'ERROR' ? {} : { entry: { type: 'continuePath' as const, params: { state: s } } }),
     on: {
       SET_STATE: [
-        { guard: { type: 'kernelRefuses' as const, params: { from: s } }, actions: [{ type: 'refuseSet' as const, params: { from: s } }, requestHook(s)] },
+        ...SET_REFUSALS.filter((g) => g !== 'deviceInError' || s === 'ERROR').map((g) => ({
+          guard: { type: g, params: { from: s } },
+          actions: [{ type: 'refuseSet' as const, params: { from: s } }, requestHook(s)],
+        })),
         { actions: { type: 'resolvePath' as const, params: { from: s } } },
       ],
       ARC: arcTransitions(s),
-      VFIO_MIG_GET_PRECOPY_INFO: { actions: [{ type: 'precopyInfo' as const, params: { precopy } }, requestHook(s)] },
+      VFIO_MIG_GET_PRECOPY_INFO: [
+        // mtty_precopy_ioctl: the fd first (no fd, or the resuming one), then the device state, then the session
+        ...(['noDataFd', 'resumingDataFd'] as const).map((guard) => ({ guard, actions: precopyInfo })),
+        ...(precopy
+          ? [
+              { guard: { type: 'sessionUnreachable' as const, params: { kind: 'saving' as const } }, actions: precopyInfo },
+              { guard: 'reinitToReport' as const, actions: precopyInfo, description: 'reports VFIO_PRECOPY_INFO_REINIT, once' },
+            ]
+          : []),
+        { actions: precopyInfo, ...(precopy ? {} : { description: '-EINVAL outside PRE_COPY(_P2P)' }) },
+      ],
       VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: { actions: [{ type: 'reportDataSize' as const, params: { state: s } }, requestHook(s)] },
-      DATA_FD_READ: { actions: [{ type: 'readChunk' as const, params: { state: s } }, fdHook(s)] },
-      DATA_FD_WRITE: { actions: ['writeChunk' as const, fdHook(s)] },
-      DATA_FD_CLOSE: { actions: ['closeFd' as const, fdHook(s)] },
+      DATA_FD_READ: !inSavingGroup(s)
+        ? { actions: readChunk, description: 'no saving session outside the saving group' }
+        : [
+            { guard: { type: 'sessionUnreachable' as const, params: { kind: 'saving' as const } }, actions: readChunk },
+            s === 'STOP_COPY'
+              ? { guard: 'finalStateLeft' as const, actions: readChunk }
+              : { guard: 'initialDataLeft' as const, actions: readChunk, description: 'initial bytes first' },
+            ...(s === 'STOP_COPY' ? [] : [{ guard: 'dirtyDataLeft' as const, actions: readChunk, description: 'then dirty bytes' }]),
+            { actions: readChunk, description: s === 'STOP_COPY' ? 'end of stream: 0 bytes, for good' : 'drained for now: -ENOMSG, or 0 for drivers without it' },
+          ],
+      DATA_FD_WRITE:
+        s !== 'RESUMING'
+          ? { actions: writeChunk, description: 'no resuming session outside RESUMING' }
+          : [
+              { guard: 'writeOverflows' as const, actions: writeChunk },
+              { guard: { type: 'sessionUnreachable' as const, params: { kind: 'resuming' as const } }, actions: writeChunk },
+              { guard: 'corruptHeader' as const, actions: writeChunk },
+              { actions: writeChunk },
+            ],
+      DATA_FD_CLOSE: [{ guard: 'noDataFd' as const, actions: closeFd }, { actions: closeFd }],
       ...(precopy
         ? {
             GUEST_DIRTIES_DEVICE: { actions: 'dirtyDeviceState' as const },
-            GUEST_REINITS_DEVICE: { actions: 'reinitDeviceState' as const },
+            GUEST_REINITS_DEVICE: [{ guard: 'optedIntoV2' as const, actions: 'reinitDeviceState' as const }, { actions: 'reinitDeviceState' as const }],
           }
         : {}),
     },

@@ -61,13 +61,22 @@ export function transitionsGoal(g: ModelGraph): Goal {
 }
 
 /**
- * Every command in every state: one item per (component, local state, environment event) that the
- * explored graph takes — accepted or refused by the model alike, since a refusal is an observation too.
- * A local state is the component's snapshot without `context.last` (the previous call's result, which
- * decides nothing about the next one), so each command is tried once in every distinct situation: read
- * on a live, a drained, a disabled and a closed fd, every SET from every state with every session, and so on.
+ * Every command in every state, however the state was entered: one item per (component, local state,
+ * the transition definitions of the step that entered it, environment event) that the explored graph
+ * takes — accepted or refused by the model alike, since a refusal is an observation too. A local state
+ * is the component's snapshot without `context.last` (the previous call's result, which decides nothing
+ * about the next one), so each command is tried in every distinct situation: read on a live, a drained,
+ * a disabled and a closed fd, every SET from every state with every session, and so on.
+ *
+ * The way in is part of the situation because a device that gets one transition wrong usually lands in
+ * a state the model does not have — a session a reset should have ended, a dirty count a read should
+ * have drained — which looks like the model's state until the next command: trying every command after
+ * every way in tells the two apart (the commands that follow a reset from STOP_COPY include the read on
+ * the session it ended). A way in is the state value the component came from and the definitions its
+ * step fired; steps that leave the local state as it was (a refusal, a query) are not ways in.
  */
 export function commandsGoal(g: ModelGraph): Goal {
+  const n = g.components.length;
   const names: string[] = [];
   const itemIds = new Map<string, number>();
   const localKeys = new Map<string, number>();
@@ -86,29 +95,79 @@ export function commandsGoal(g: ModelGraph): Goal {
     }
     return k;
   };
+  // The memory: per component that takes commands, the way into its local state — the state value it
+  // came from and the definitions the step fired (way 0: the initial state). Components the environment
+  // does not drive keep way 0, so the cover graph unfolds only as far as the commands need.
+  const driven = g.components.map((name) => (g.spec.environment?.[name]?.length ?? 0) > 0);
+  const sets = new Interner<readonly number[]>((d) => d.join(','));
+  sets.id([]);
+  const values = new Interner<string>((v) => v);
+  const valueOf = (c: number, local: number) => values.id(JSON.stringify(g.sys.tables[c]!.snapshots[local]!.value));
+  const ways = new Interner<readonly [number, number]>((w) => `${w[0]}|${w[1]}`);
+  ways.id([-1, 0]);
+  const memories = new Interner<Int32Array>((m) => m.join(','));
+  memories.id(new Int32Array(n));
+  const nextCache = new Map<number, number>();
   return {
     kind: 'commands',
     names,
     defined: null,
     initialItems: () => [],
-    next: () => 0,
-    covered: (_m, e, out) => {
+    next: (m, e) => {
+      const key = m * g.edgeCount + e;
+      let r = nextCache.get(key);
+      if (r !== undefined) return r;
+      const f = g.firing(e);
+      const c = f.component;
+      if (!driven[c] || f.transitions.length === 0 || keyOf(c, g.tuple(g.from[e]!)[c]!) === keyOf(c, g.tuple(g.to[e]!)[c]!)) r = m;
+      else {
+        const mem = Int32Array.from(memories.get(m));
+        mem[c] = ways.id([valueOf(c, g.tuple(g.from[e]!)[c]!), sets.id(f.transitions)]);
+        r = memories.id(mem);
+      }
+      nextCache.set(key, r);
+      return r;
+    },
+    covered: (m, e, out) => {
       const l = g.label(e);
       if (l.kind !== 'env') return;
       const c = g.components.indexOf(l.component);
-      const local = g.tuple(g.from[e]!)[c]!;
-      const key = `${keyOf(c, local)}|${JSON.stringify(l.event)}`;
+      const local = keyOf(c, g.tuple(g.from[e]!)[c]!);
+      const way = memories.get(m)[c]!;
+      const key = `${local}|${way}|${JSON.stringify(l.event)}`;
       let id = itemIds.get(key);
       if (id === undefined) {
         id = names.length;
         itemIds.set(key, id);
         const { type, ...payload } = l.event;
         const args = Object.keys(payload).length > 0 ? ` ${JSON.stringify(payload)}` : '';
-        names.push(`${l.component}: ${g.values(g.from[e]!)[l.component]} (local state ${keyOf(c, local)}) ${type}${args}`);
+        const [prev, defs] = ways.get(way);
+        const how = way === 0 ? 'initial' : `entered from ${values.get(prev)} by ${sets.get(defs).map((t) => `(${g.items[c]!.transitions[t]})`).join(' ')}`;
+        names.push(`${l.component}: ${g.values(g.from[e]!)[l.component]} (local state ${local}, ${how}) ${type}${args}`);
       }
       out.push(id);
     },
   };
+}
+
+/** Values numbered in the order first seen, by a string key. */
+class Interner<T> {
+  private readonly ids = new Map<string, number>();
+  private readonly values: T[] = [];
+  constructor(private readonly key: (v: T) => string) {}
+  id(v: T): number {
+    const k = this.key(v);
+    let id = this.ids.get(k);
+    if (id === undefined) {
+      id = this.values.length;
+      this.values.push(v);
+      this.ids.set(k, id);
+    }
+    return id;
+  }
+  get(id: number): T {
+    return this.values[id]!;
+  }
 }
 
 /**
