@@ -755,7 +755,7 @@ const sourceSetup = setup({
     }),
     noteStreamError: assign({ streamError: 'stream broken' }),
     /**
-     * migrate_fd_cancel's first step: qemu_file_shutdown of the return-path file shuts the connection
+     * migration_cancel's first step: qemu_file_shutdown of the return-path file shuts the connection
      * down both ways (the destination sees it end), and the migration thread's next write fails.
      */
     shutStreamThroughReturnPath: enqueueActions(({ context, enqueue }) => {
@@ -814,7 +814,7 @@ const sourceSetup = setup({
 const fail = { target: '#qemuSource.failed', actions: 'shutdownStream' } as const;
 
 /**
- * QEMU 10.0, migration/migration.c: migration_cancel → migrate_fd_cancel does, in this order,
+ * QEMU 10.0.2, migration/migration.c: migration_cancel (the QMP command's handler) does, in this order,
  *  1. `qemu_file_shutdown(s->rp_state.from_dst_file)` (under qemu_file_lock), when a return path is open
  *     (return-path capability, which switchover-ack requires) — on a socket that file shares the
  *     migration connection's channel, so shutdown(2) ends both directions;
@@ -829,14 +829,14 @@ const fail = { target: '#qemuSource.failed', actions: 'shutdownStream' } as cons
  * the thread's next pass fails the migration as after any stream error (failOnError) — so the
  * destination's 'failed' may come first, as on real QEMU. The QMP command holds the BQL throughout, so
  * only a thread that can fail without the BQL races it: the migration thread after save setup
- * (setup.saved) and in its precopy loop (active.iterating). Not in pre-switchover (the thread waits on
- * pause_sem; woken by step 2 it sets 'device' and the loop's retry CAS wins), nor in device (its
- * failure path, migration_completion_failed, takes the BQL first), nor in setup.connecting (the model's
- * connect: no return-path file yet). Read in qemu/qemu migration/migration.c as stored at 005807860d3e
- * (a 9.x tree: migrate_fd_cancel, source_return_path_thread, migration_detect_error,
- * migration_completion_failed); QEMU 10.0's migration_cancel calls the same migrate_fd_cancel (the
- * cpr-transfer series only adds migrate_hup_delete after it). The order was not re-read in the v10.0.0
- * tag itself.
+ * (setup.saved), in its precopy loop (active.iterating), and after the final state and EOF (closing:
+ * migration_completion's close_return_path_on_source fails on the shut return path, and its `fail:`
+ * label sets 'failed' unless the state is already 'cancelling' — no BQL on that path in 10.0.2). Not in
+ * pre-switchover (the thread waits on pause_sem; woken by step 2 it sets 'device' and the loop's retry
+ * CAS wins), nor while the completion holds the BQL (migration_completion_precopy; the command waits),
+ * nor in setup.connecting (the model's connect: no return-path file yet). Read in QEMU 10.0.2's
+ * migration/migration.c (migration_cancel, migration_detect_error, migration_completion,
+ * source_return_path_thread).
  */
 const CANCEL_LOSES_TO_RETURN_PATH_ERROR = { guard: 'returnPathFirstCancel', actions: 'shutStreamThroughReturnPath' } as const;
 
@@ -1044,7 +1044,12 @@ export const qemuSourceMachine = sourceSetup.createMachine({
               description: 'The final state and EOF are on the stream; waiting for the return path to close.',
               on: {
                 THREAD_STEP: [failOnError, { guard: 'returnPathDone', target: '#qemuSource.completed', actions: 'enterPostmigrate' }],
-                MIGRATE_CANCEL: { guard: 'plainCancel', target: '#qemuSource.cancelling', actions: ['noteInterventionAfterEof', 'shutdownStream'] },
+                MIGRATE_CANCEL: [
+                  // close_return_path_on_source fails on the shut return path and migration_completion's
+                  // fail label sets 'failed' unless the cancel's CAS already set 'cancelling'
+                  { guard: 'returnPathFirstCancel', actions: ['noteInterventionAfterEof', 'shutStreamThroughReturnPath'] },
+                  { guard: 'plainCancel', target: '#qemuSource.cancelling', actions: ['noteInterventionAfterEof', 'shutdownStream'] },
+                ],
                 STREAM_BREAKS: { actions: ['noteStreamError', 'noteInterventionAfterEof'] },
               },
             },

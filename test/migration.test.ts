@@ -178,7 +178,7 @@ describe("migrate_cancel's return-path-first interleaving (QEMU 10.0 migrate_fd_
     expect(a.getSnapshot().value).toEqual({ failed: 'recovering' });
     expect(out.filter((t) => t === 'STREAM_SHUTDOWN')).toHaveLength(1); // a second shutdown(2) sends nothing
   });
-  it('the plain cancel still ends cancelling; without a return path, and in pre-switchover or after EOF, the interleaving does not exist', () => {
+  it('the plain cancel still ends cancelling; without a return path and in pre-switchover the interleaving does not exist; after EOF it fails the run', () => {
     const plain = started('legacy');
     plain.a.send({ type: 'MIGRATE_CANCEL' });
     expect(plain.a.getSnapshot().value).toEqual({ cancelling: 'winding-down' });
@@ -186,7 +186,7 @@ describe("migrate_cancel's return-path-first interleaving (QEMU 10.0 migrate_fd_
     none.a.send({ type: 'MIGRATE_CANCEL', returnPathFirst: true });
     expect(none.a.getSnapshot().value).toEqual({ migrating: { setup: 'saved' } });
     expect(none.a.getSnapshot().context.streamShut).toBe(false);
-    // pre-switchover (the thread waits on pause_sem) and device (its failure path takes the BQL): the CAS wins
+    // pre-switchover (the thread waits on pause_sem): the CAS wins
     const p = createActor(qemuSourceMachine, { input: { devices: [ALL], ack: 'legacy', pauseBeforeSwitchover: true } }).start();
     for (const e of [{ type: 'MIGRATE' }, { type: 'THREAD_STEP' }, { type: 'THREAD_STEP' }, { type: 'MIG_RP_MSG_SWITCHOVER_ACK', attempt: 0 }, { type: 'PENDING_FITS_THRESHOLD' }] as const) p.send(e);
     expect(p.getSnapshot().value).toEqual({ migrating: 'pre-switchover' });
@@ -195,9 +195,13 @@ describe("migrate_cancel's return-path-first interleaving (QEMU 10.0 migrate_fd_
     p.send({ type: 'MIGRATE_CONTINUE' });
     p.send({ type: 'THREAD_STEP' });
     expect(p.getSnapshot().value).toEqual({ migrating: { device: 'closing' } });
+    // after EOF, waiting for the return path: close_return_path_on_source fails on the shut return path and
+    // migration_completion sets 'failed' (no BQL on that path), unless the CAS came first
     p.send({ type: 'MIGRATE_CANCEL', returnPathFirst: true });
     expect(p.getSnapshot().value).toEqual({ migrating: { device: 'closing' } });
-    expect(p.getSnapshot().context.streamShut).toBe(false);
+    expect(p.getSnapshot().context.streamShut).toBe(true);
+    p.send({ type: 'THREAD_STEP' });
+    expect(p.getSnapshot().matches('failed')).toBe(true);
     const explored = (o: Parameters<typeof migrationSystem>[0]) => {
       const r = explore(migrationSystem(o), { progress: false });
       expect(failing(r)).toEqual([]);
