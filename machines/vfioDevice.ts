@@ -5,7 +5,8 @@
  *  - the eight `enum vfio_device_mig_state` states, one chart state each, keyed by the uAPI name;
  *  - `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` SET as the event `SET_STATE { target }`: refused with -EINVAL
  *    (one transition per check of vfio_mig_get_next_state(): `targetOutOfRange`, `deviceInError`,
- *    `targetIsError`, `targetUnsupported`, `arcBlocked`), or the path resolved (./vfioPath.ts) and then walked one kernel arc at a time: each
+ *    `targetIsError`, `targetUnsupported`, `arcBlocked`), a no-op success for the current state
+ *    (`targetIsCurrent`), or the path resolved (./vfioPath.ts) and then walked one kernel arc at a time: each
  *    single-step arc of drivers/vfio/vfio_main.c's per-feature-set lists is its own internal `ARC`
  *    transition, guarded by where the path goes next and the arc's feature condition (`hasP2P`,
  *    `hasPreCopy`), doing to the data session what include/uapi/linux/vfio.h says it does
@@ -433,6 +434,8 @@ const machineSetup = setup({
     targetUnsupported: ({ context, event }, params: { from: VfioState }) => setRefusal(event, params.from, context.features) === 'target-unsupported',
     /** The table's path from here to the target meets ERROR: a blocked arc (STOP_COPY → PRE_COPY, …). */
     arcBlocked: ({ context, event }, params: { from: VfioState }) => setRefusal(event, params.from, context.features) === 'arc-blocked',
+    /** The SET asks for the state the device is already in (a no-op success, even ERROR → ERROR). */
+    targetIsCurrent: ({ event }, params: { from: VfioState }) => event.type === 'SET_STATE' && targetState(event.target) === params.from,
     /** Every arc of the path is taken: the device is where the SET asked. */
     pathEnds: ({ event }) => isArc(event) && event.at === event.path.length - 1,
     /** The path's next arc ends in `to`. */
@@ -499,7 +502,7 @@ const machineSetup = setup({
     }),
     /**
      * The path is resolved (every vfio_mig_get_next_state() call of the drivers' loop, ./vfioPath.ts);
-     * its first arc is raised. A SET to the current state has no arcs: the loop never runs.
+     * its first arc is raised (a SET to the current state is taken before, by acceptNoopSet).
      */
     resolvePath: raise(({ context, event }, params: { from: VfioState }): VfioArcEvent => {
       const request = event as Extract<VfioDeviceEvent, { type: 'SET_STATE' }>;
@@ -516,6 +519,10 @@ const machineSetup = setup({
     openResumingSession: assign(({ context }) => ARC_EFFECTS.openResumingSession(context)),
     endSession: assign(({ context }) => ARC_EFFECTS.endSession(context)),
     streamFinalState: assign(({ context }) => ARC_EFFECTS.streamFinalState(context)),
+    /** A SET to the current state succeeds with no arc and returns no data_fd (the user's fd stays as it is). */
+    acceptNoopSet: assign((_, params: { from: VfioState }) => ({
+      last: result({ op: 'SET_STATE', target: params.from, ok: true, path: [params.from], dataFd: null }),
+    })),
     /** The SET succeeded; the user holds the data_fd it returned (the previous one is closed, as QEMU does). */
     finishSet: assign(({ context, event }) => {
       if (event.type !== 'ARC') return {};
@@ -738,6 +745,8 @@ function stateNode(s: VfioState) {
           guard: { type: g, params: { from: s } },
           actions: [{ type: 'refuseSet' as const, params: { from: s } }, requestHook(s)],
         })),
+        // a SET to the state the device is in: the drivers' loop never runs, no arc, no data_fd
+        { guard: { type: 'targetIsCurrent' as const, params: { from: s } }, actions: [{ type: 'acceptNoopSet' as const, params: { from: s } }, requestHook(s)] },
         { actions: { type: 'resolvePath' as const, params: { from: s } } },
       ],
       ARC: arcTransitions(s),
