@@ -22,7 +22,8 @@
  * The assignment needs R ≤ 600, the walk prices R · edges ≤ 5·10⁷; past that they are skipped.
  */
 import { minCostAssignment } from './assign.js';
-import { type CoverGraph, bfs, reverseGraph } from './goals.js';
+import { bfs, reverseGraph } from '../explorer/graph.js';
+import type { CoverGraph } from './goals.js';
 import { sourceOf } from './greedy.js';
 
 export interface LowerBound {
