@@ -22,6 +22,7 @@ import { type Trace, buildTrace, formatTrace, pathTo } from './trace.js';
 
 export * from './system.js';
 export type { DataSymmetry } from './dataSymmetry.js';
+export type { RunDivergence } from './divergence.js';
 export { type Coverage } from './coverage.js';
 export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js';
 export { CompiledSystem } from './step.js';

@@ -33,19 +33,18 @@
  * way (no consistent state has both sides at an end) is incomplete: it shows no divergence, but it does
  * not show a run that conforms either.
  */
+import type { RunDivergence } from '../explorer/divergence.js';
 import { type KnownDisagreement, type Rewrite, KNOWN_DISAGREEMENTS } from './exceptions.js';
 import { type LogRecord, type Side } from './log.js';
 import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
 import { type Observation, configOf, observationsOf } from './observations.js';
 
-export interface Divergence {
-  /** 1-based position among the checked observations, and the log line. */
-  readonly step: number;
+/** Where a QEMU run left the model: `step` is the 1-based position among the checked observations, `allowed` the model's steps there. */
+export interface Divergence extends RunDivergence<string> {
+  /** The log line. */
   readonly line: number;
   /** What QEMU (or the harness) did. */
   readonly did: string;
-  /** What the model allowed there. */
-  readonly allowed: readonly string[];
   /** What QEMU had reported up to then. */
   readonly reported: string;
 }
