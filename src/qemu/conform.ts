@@ -34,6 +34,7 @@
  * not show a run that conforms either.
  */
 import type { RunDivergence } from '../explorer/divergence.js';
+import { bfs } from '../explorer/graph.js';
 import { type KnownDisagreement, type Rewrite, KNOWN_DISAGREEMENTS } from './exceptions.js';
 import { type LogRecord, type Side } from './log.js';
 import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
@@ -299,18 +300,14 @@ class Walk {
     return this.g.pred[m]!.some(({ from, edge }) => this.settled(from) && this.g.commutes(from, edge, m, e));
   }
 
+  /** The current states and those their internal (and unseen) steps may lead to, in breadth-first order. */
   private closure(): number[] {
-    const out = [...this.cur];
-    const have = new Set(out);
-    for (let q = 0; q < out.length; q++) {
-      const m = out[q]!;
-      for (const e of this.g.succ[m]!) {
-        if ((e.action !== null && !this.unseen.has(e.action)) || have.has(e.to) || !this.mayStep(m, e)) continue;
-        have.add(e.to);
-        out.push(e.to);
-      }
-    }
-    return out;
+    const { edges, succ } = this.g;
+    const quiet = (a: number, m: number) => {
+      const e = succ[m]![a - edges.start[m]!]!;
+      return (e.action === null || this.unseen.has(e.action)) && this.mayStep(m, e);
+    };
+    return [...bfs(this.g.nodes, edges.start, edges.to, [...this.cur], { follow: quiet }).order];
   }
 
   /** Apply one observation; null when it matches, else what the model allowed instead. */
