@@ -509,17 +509,9 @@ class Walk {
     if (r !== undefined) return r;
     const k = statusVar('destination');
     const want = this.g.obs[m]![k];
-    const seen = new Set([m]);
-    const queue = [m];
-    r = true;
-    for (let q = 0; q < queue.length && r; q++) {
-      for (const e of this.g.succ[queue[q]!]!) {
-        if (e.action !== null || seen.has(e.to)) continue;
-        if (this.g.obs[e.to]![k] !== want) r = false;
-        seen.add(e.to);
-        queue.push(e.to);
-      }
-    }
+    const { edges, succ, obs } = this.g;
+    const internal = (a: number, x: number) => succ[x]![a - edges.start[x]!]!.action === null;
+    r = bfs(this.g.nodes, edges.start, edges.to, [m], { follow: internal, until: (x) => obs[x]![k] !== want }).found < 0;
     this.stuck.set(m, r);
     return r;
   }
