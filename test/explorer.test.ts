@@ -3,7 +3,7 @@
  */
 import { type AnyStateMachine, assign, createMachine, emit, setup, transition } from 'xstate';
 import { describe, expect, it } from 'vitest';
-import { CompiledSystem, type SystemSpec, explore, formatReport, formatTrace, search } from '../src/explorer/index.js';
+import { CompiledSystem, ExploredGraph, type SystemSpec, bfs, explore, formatReport, formatTrace, search, treePath } from '../src/explorer/index.js';
 import { snapshotKey } from '../src/explorer/local.js';
 import { LANE_BITS, Layout } from '../src/explorer/pack.js';
 import { pathTo } from '../src/explorer/trace.js';
@@ -152,6 +152,42 @@ describe('counterexamples are shortest', () => {
     expect(live.holds).toBe(false);
     expect(live.count).toBe(2);
     expect(live.counterexample!.steps.map((s) => s.event.type)).toEqual(['L']);
+  });
+});
+
+describe('the explored graph and its one bfs', () => {
+  const ring = createMachine({ id: 'r', initial: 'a', states: { a: { on: { N: 'b', S: 'c' } }, b: { on: { N: 'c' } }, c: { on: { N: 'a' } } } });
+  const spec: SystemSpec = { components: [{ name: 'r', machine: ring }], environment: { r: [{ type: 'N' }, { type: 'S' }] } };
+  const graph = () => new ExploredGraph(new CompiledSystem(spec), { incomplete: () => new Error('bounded') });
+
+  it('has every state and labelled edge once, and shortest paths to a target', () => {
+    const g = graph();
+    expect(g.stateCount).toBe(3);
+    expect(g.components).toEqual(['r']);
+    const c = [...Array(g.stateCount).keys()].find((s) => g.values(s).r === 'c')!;
+    const path = g.shortestPathTo((s) => s === c)!;
+    expect(path.map((e) => g.label(e).event.type)).toEqual(['S']);
+    expect(g.from[path[0]!]).toBe(0);
+    expect(g.shortestPathTo(() => false)).toBeNull();
+  });
+
+  it('bfs: distances, parents and discovery order; follow filters edges, until stops', () => {
+    const g = graph();
+    const all = g.bfs();
+    expect([...all.order][0]).toBe(0);
+    expect(Math.max(...all.dist)).toBe(1);
+    // without S, c is two steps away (a -N-> b -N-> c)
+    const onlyN = bfs(g.stateCount, g.start, g.to, [0], { follow: (e) => g.label(e).event.type === 'N' });
+    const c = [...Array(g.stateCount).keys()].find((s) => g.values(s).r === 'c')!;
+    expect(onlyN.dist[c]).toBe(2);
+    expect(treePath(onlyN.parent, (e) => g.from[e]!, c).map((e) => g.label(e).event.type)).toEqual(['N', 'N']);
+    const stopped = bfs(g.stateCount, g.start, g.to, [0], { until: (s) => s === 0 });
+    expect(stopped.found).toBe(0);
+    expect(stopped.order.length).toBe(1);
+  });
+
+  it('refuses a bounded exploration with the caller\'s error', () => {
+    expect(() => new ExploredGraph(new CompiledSystem(spec), { maxStates: 1, incomplete: (l) => new Error(`bounded: ${l?.kind}`) })).toThrow('bounded: maxStates');
   });
 });
 

@@ -22,10 +22,12 @@ import { type Trace, buildTrace, formatTrace, pathTo } from './trace.js';
 
 export * from './system.js';
 export type { DataSymmetry } from './dataSymmetry.js';
+export type { RunDivergence } from './divergence.js';
 export { type Coverage } from './coverage.js';
 export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js';
 export { CompiledSystem } from './step.js';
 export { search, type SearchOutcome, type SearchLimit } from './search.js';
+export { type Bfs, type BfsOptions, type ExploredGraphOptions, ExploredGraph, bfs, edgeSources, reverseGraph, treePath } from './graph.js';
 
 /**
  * What a search decided about a property. A search stopped by a bound decides only what it has a

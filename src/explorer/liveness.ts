@@ -9,6 +9,7 @@ import type { Edges } from './search.js';
 import type { CompiledSystem } from './step.js';
 import type { StateStore } from './store.js';
 import type { GlobalView, StepLabel } from './system.js';
+import { bfs, edgeSources, reverseGraph, treePath } from './graph.js';
 import { BoundView } from './step.js';
 
 /**
@@ -55,44 +56,24 @@ export function goalUnreachable(
   const t = new Uint32Array(sys.width);
   const view = new BoundView(sys, t);
   const allowed = via ? markEdges(sys, store, edges, via, false) : null;
-  // reverse adjacency (CSR) of the allowed edges
-  const indeg = new Int32Array(n + 1);
-  for (let e = 0; e < edges.to.length; e++) if (!allowed || allowed[e]) indeg[edges.to[e]! + 1]!++;
-  for (let i = 0; i < n; i++) indeg[i + 1]! += indeg[i]!;
-  const rstart = indeg.slice();
-  const rfrom = new Int32Array(indeg[n]!);
-  const fill = rstart.slice(0, n);
-  for (let s = 0; s < n; s++) {
-    for (let e = edges.start[s]!; e < edges.start[s + 1]!; e++) if (!allowed || allowed[e]) rfrom[fill[edges.to[e]!]!++] = s;
-  }
-  const ok = new Uint8Array(n);
-  const queue = new Int32Array(n);
-  let qh = 0;
-  let qt = 0;
+  // backward breadth-first search from the goal states over the allowed edges, reversed
+  const rev = reverseGraph(n, edges.to);
+  const from = edgeSources(n, edges.start);
+  const into = rev.edges.map((e) => from[e]!);
+  const goals: number[] = [];
   for (let s = 0; s < n; s++) {
     store.load(s, t);
-    if (goal(view.bind(t))) {
-      ok[s] = 1;
-      queue[qt++] = s;
-    }
+    if (goal(view.bind(t))) goals.push(s);
   }
-  while (qh < qt) {
-    const s = queue[qh++]!;
-    for (let e = rstart[s]!; e < rstart[s + 1]!; e++) {
-      const p = rfrom[e]!;
-      if (!ok[p]) {
-        ok[p] = 1;
-        queue[qt++] = p;
-      }
-    }
-  }
+  const { dist } = bfs(n, rev.start, into, goals, allowed ? { follow: (a) => allowed[rev.edges[a]!] === 1 } : {});
+  const ok = (s: number) => dist[s]! >= 0;
   // Report a state where the run is stuck (no allowed step leads elsewhere) if there is one: its trace
   // shows the stall itself. Otherwise the first state (shortest path) that cannot reach the goal.
   let first = -1;
   let stuck = -1;
   let count = 0;
   for (let s = 0; s < n; s++) {
-    if (ok[s]) continue;
+    if (ok(s)) continue;
     if (first < 0) first = s;
     count++;
     if (stuck < 0) {
@@ -224,26 +205,25 @@ function cycleThrough(edges: Edges, np: Uint8Array, comp: Set<number>, entry: nu
     const rest = pathInside(edges, np, comp, via, entry);
     return [entry, ...rest];
   }
-  const prev = new Map<number, number>();
-  const queue = [entry];
-  for (let h = 0; h < queue.length; h++) {
-    const v = queue[h]!;
-    for (let e = edges.start[v]!; e < edges.start[v + 1]!; e++) {
-      const w = edges.to[e]!;
-      if (!np[e] || !comp.has(w)) continue;
-      if (w === entry) {
-        const cyc = [entry];
-        for (let x = v; x !== entry; x = prev.get(x)!) cyc.push(x);
-        cyc.push(entry);
-        return [entry, ...cyc.slice(1, -1).reverse(), entry];
-      }
-      if (!prev.has(w)) {
-        prev.set(w, v);
-        queue.push(w);
-      }
-    }
-  }
-  throw new Error('no cycle through the component entry');
+  // the first state in breadth-first order with a step back to `entry` closes the shortest cycle
+  const closes = (v: number) => {
+    for (let e = edges.start[v]!; e < edges.start[v + 1]!; e++) if (np[e] && edges.to[e] === entry) return true;
+    return false;
+  };
+  const r = bfs(edges.start.length - 1, edges.start, edges.to, [entry], { follow: inside(edges, np, comp), until: closes });
+  if (r.found < 0) throw new Error('no cycle through the component entry');
+  return [...statesAlong(edges, r.parent, entry, r.found), entry];
+}
+
+/** The non-progress edges between states of `comp`. */
+function inside(edges: Edges, np: Uint8Array, comp: Set<number>): (e: number) => boolean {
+  return (e) => np[e] === 1 && comp.has(edges.to[e]!);
+}
+
+/** The states of the BFS-tree path from `source` to `target`, both included. */
+function statesAlong(edges: Edges, parent: Int32Array, source: number, target: number): number[] {
+  const from = edgeSources(edges.start.length - 1, edges.start);
+  return [source, ...treePath(parent, (e) => from[e]!, target).map((e) => edges.to[e]!)];
 }
 
 function minOf(xs: readonly number[]): number {
@@ -254,19 +234,6 @@ function minOf(xs: readonly number[]): number {
 
 /** Shortest path from `from` to `to` inside `comp` over non-progress edges, both ends included. */
 function pathInside(edges: Edges, np: Uint8Array, comp: Set<number>, from: number, to: number): number[] {
-  const prev = new Map<number, number>([[from, -1]]);
-  const queue = [from];
-  for (let h = 0; h < queue.length; h++) {
-    const v = queue[h]!;
-    if (v === to) break;
-    for (let e = edges.start[v]!; e < edges.start[v + 1]!; e++) {
-      const w = edges.to[e]!;
-      if (!np[e] || !comp.has(w) || prev.has(w)) continue;
-      prev.set(w, v);
-      queue.push(w);
-    }
-  }
-  const path: number[] = [];
-  for (let x = to; x !== -1; x = prev.get(x)!) path.push(x);
-  return path.reverse();
+  const r = bfs(edges.start.length - 1, edges.start, edges.to, [from], { follow: inside(edges, np, comp), until: (v) => v === to });
+  return statesAlong(edges, r.parent, from, to);
 }

@@ -33,19 +33,19 @@
  * way (no consistent state has both sides at an end) is incomplete: it shows no divergence, but it does
  * not show a run that conforms either.
  */
+import type { RunDivergence } from '../explorer/divergence.js';
+import { bfs } from '../explorer/graph.js';
 import { type KnownDisagreement, type Rewrite, KNOWN_DISAGREEMENTS } from './exceptions.js';
 import { type LogRecord, type Side } from './log.js';
 import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
 import { type Observation, configOf, observationsOf } from './observations.js';
 
-export interface Divergence {
-  /** 1-based position among the checked observations, and the log line. */
-  readonly step: number;
+/** Where a QEMU run left the model: `step` is the 1-based position among the checked observations, `allowed` the model's steps there. */
+export interface Divergence extends RunDivergence<string> {
+  /** The log line. */
   readonly line: number;
   /** What QEMU (or the harness) did. */
   readonly did: string;
-  /** What the model allowed there. */
-  readonly allowed: readonly string[];
   /** What QEMU had reported up to then. */
   readonly reported: string;
 }
@@ -300,18 +300,14 @@ class Walk {
     return this.g.pred[m]!.some(({ from, edge }) => this.settled(from) && this.g.commutes(from, edge, m, e));
   }
 
+  /** The current states and those their internal (and unseen) steps may lead to, in breadth-first order. */
   private closure(): number[] {
-    const out = [...this.cur];
-    const have = new Set(out);
-    for (let q = 0; q < out.length; q++) {
-      const m = out[q]!;
-      for (const e of this.g.succ[m]!) {
-        if ((e.action !== null && !this.unseen.has(e.action)) || have.has(e.to) || !this.mayStep(m, e)) continue;
-        have.add(e.to);
-        out.push(e.to);
-      }
-    }
-    return out;
+    const { edges, succ } = this.g;
+    const quiet = (a: number, m: number) => {
+      const e = succ[m]![a - edges.start[m]!]!;
+      return (e.action === null || this.unseen.has(e.action)) && this.mayStep(m, e);
+    };
+    return [...bfs(this.g.nodes, edges.start, edges.to, [...this.cur], { follow: quiet }).order];
   }
 
   /** Apply one observation; null when it matches, else what the model allowed instead. */
@@ -513,17 +509,9 @@ class Walk {
     if (r !== undefined) return r;
     const k = statusVar('destination');
     const want = this.g.obs[m]![k];
-    const seen = new Set([m]);
-    const queue = [m];
-    r = true;
-    for (let q = 0; q < queue.length && r; q++) {
-      for (const e of this.g.succ[queue[q]!]!) {
-        if (e.action !== null || seen.has(e.to)) continue;
-        if (this.g.obs[e.to]![k] !== want) r = false;
-        seen.add(e.to);
-        queue.push(e.to);
-      }
-    }
+    const { edges, succ, obs } = this.g;
+    const internal = (a: number, x: number) => succ[x]![a - edges.start[x]!]!.action === null;
+    r = bfs(this.g.nodes, edges.start, edges.to, [m], { follow: internal, until: (x) => obs[x]![k] !== want }).found < 0;
     this.stuck.set(m, r);
     return r;
   }

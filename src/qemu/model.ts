@@ -19,7 +19,7 @@
 import type { EventObject } from 'xstate';
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import { type QemuSourceContext, sourcePhase, sourceStatus } from '../../machines/qemuSource.js';
-import { CompiledSystem, search, type StepLabel } from '../explorer/index.js';
+import { CompiledSystem, ExploredGraph, type StepLabel, edgeSources } from '../explorer/index.js';
 import { BoundView } from '../explorer/step.js';
 import { migrationSystem } from '../systems/migration.js';
 import type { Side } from './log.js';
@@ -102,6 +102,8 @@ export interface Edge {
 }
 
 export class ModelGraph {
+  /** The explorer's graph of the composed system: the explored states, their edges and labels. */
+  readonly explored: ExploredGraph;
   /** Explored global states (node 0 ..states-1); in-between nodes of multi-event steps follow. */
   readonly states: number;
   /** Every node: the explored states and the in-between ones. */
@@ -149,21 +151,21 @@ export class ModelGraph {
       faults: true,
     });
     const sys = new CompiledSystem(spec);
-    const out = search(sys, { recordEdges: true, progress: false });
-    if (!out.edges || out.limit) throw new Error(`the model could not be explored: ${out.limit?.message ?? 'no edges'}`);
-    this.states = out.states;
+    const g = new ExploredGraph(sys, { incomplete: (limit) => new Error(`the model could not be explored: ${limit?.message ?? 'no edges'}`) });
+    this.explored = g;
+    this.states = g.stateCount;
     this.variables = [
       ...OBSERVABLES,
       ...Array.from({ length: nSrc }, (_, i) => `source device ${i}`),
       ...Array.from({ length: nDst }, (_, i) => `destination device ${i}`),
     ];
     this.sideOfVar = this.variables.map((v) => (v.startsWith('source') ? 'source' : 'destination'));
-    const t = new Uint32Array(sys.width);
-    const view = new BoundView(sys, t);
+    const view = new BoundView(sys, new Uint32Array(sys.width));
     const tracked = (devs: readonly DeviceRecord[]) => devs.map((d) => (d.state === 'ERROR' ? 'error' : qapiState(d.state)));
     const chains: { from: number; edge: number; events: readonly VfioMigrationEvent[] }[] = [];
-    for (let i = 0; i < out.states; i++) {
-      out.store.load(i, t);
+    for (let i = 0; i < g.stateCount; i++) {
+      const t = g.tuple(i);
+      view.bind(t);
       const s = view.context<QemuSourceContext>('source');
       const d = view.context<QemuDestinationContext>('destination');
       this.sourceContext.push(s);
@@ -179,11 +181,10 @@ export class ModelGraph {
         ...tracked(d.devs),
       ]);
       const edges: Edge[] = [];
-      for (let e = out.edges.start[i]!; e < out.edges.start[i + 1]!; e++) {
-        const step = out.edges.step[e]!;
-        const label = sys.label(step, t);
-        const events = (nSrc + nDst > 0 ? sys.observe(step, t) : []) as readonly VfioMigrationEvent[];
-        edges.push({ to: out.edges.to[e]!, label, action: controllable(label), ...(events.length > 0 ? { events } : {}) });
+      for (let e = g.start[i]!; e < g.start[i + 1]!; e++) {
+        const label = g.label(e);
+        const events = (nSrc + nDst > 0 ? sys.observe(g.stepId[e]!, t) : []) as readonly VfioMigrationEvent[];
+        edges.push({ to: g.to[e]!, label, action: controllable(label), ...(events.length > 0 ? { events } : {}) });
         if (events.length > 1) chains.push({ from: i, edge: edges.length - 1, events });
       }
       this.succ.push(edges);
@@ -241,7 +242,16 @@ export class ModelGraph {
     this.nodes = this.obs.length;
     this.pred = Array.from({ length: this.nodes }, () => []);
     this.succ.forEach((edges, from) => edges.forEach((e) => this.pred[e.to]!.push({ from, edge: e })));
+    const start = new Int32Array(this.nodes + 1);
+    this.succ.forEach((edges, i) => (start[i + 1] = start[i]! + edges.length));
+    this.edges = { start, to: Int32Array.from(this.succ.flat(), (e) => e.to), from: edgeSources(this.nodes, start) };
   }
+
+  /**
+   * Every node's edges as a CSR graph, for the explorer's bfs: edge a of node i (start[i] ≤ a <
+   * start[i+1]) is succ[i][a − start[i]].
+   */
+  readonly edges: { readonly start: Int32Array; readonly to: Int32Array; readonly from: Int32Array };
 
   /** The edges into each node. */
   readonly pred: { readonly from: number; readonly edge: Edge }[][];

@@ -5,6 +5,7 @@
  */
 import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
+import { bfs, treePath } from '../explorer/graph.js';
 import { type Pin, type Side, pinAccepts } from './log.js';
 import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, modelGraph } from './model.js';
 
@@ -130,9 +131,9 @@ export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: 
       }
       continue;
     }
-    const route = bfs(g, at, wp, listener);
-    if (!route) throw new PlanError(`waypoint '${wp.name}' is unreachable in the model from ${describe(g, at)}`);
-    for (const { from, edge } of route) {
+    const steps = route(g, at, wp, listener);
+    if (!steps) throw new PlanError(`waypoint '${wp.name}' is unreachable in the model from ${describe(g, at)}`);
+    for (const { from, edge } of steps) {
       const e = g.succ[from]![edge]!;
       if (e.action) {
         const side = e.label.component as Side;
@@ -158,38 +159,30 @@ function describe(g: ModelGraph, i: number): string {
   return `source '${g.status(i, 'source')}', destination '${g.status(i, 'destination')}'`;
 }
 
-/** Shortest route (as state/edge-index pairs) from `start` to the waypoint. */
-function bfs(g: ModelGraph, start: number, wp: Exclude<Waypoint, { kind: 'probe' }>, listener: boolean): { from: number; edge: number }[] | null {
+/**
+ * Shortest route (as state/edge-index pairs) from `start` to the waypoint: the explorer's bfs over the
+ * model's nodes, taking only internal steps and the ordinary commands, up to the first node where a
+ * state waypoint holds, or where a step waypoint's command can be taken (its step then ends the route).
+ */
+function route(g: ModelGraph, start: number, wp: Exclude<Waypoint, { kind: 'probe' }>, listener: boolean): { from: number; edge: number }[] | null {
+  const { edges } = g;
   const allowed = (i: number, e: Edge) =>
     e.action === null || (ORDINARY.has(e.action) && !(listener && e.action === 'MIGRATE' && g.status(i, 'destination') !== 'setup'));
-  const parent = new Map<number, { from: number; edge: number } | null>([[start, null]]);
-  const queue = [start];
-  const routeTo = (i: number, last?: { from: number; edge: number }) => {
-    const out: { from: number; edge: number }[] = last ? [last] : [];
-    for (let p = parent.get(i); p; p = parent.get(p.from)) out.unshift(p);
-    return out;
+  // the command's plain step: an environment variant of it (MIGRATE_CANCEL's returnPathFirst, an
+  // interleaving QEMU may also take) is nothing a plan can drive
+  const stepFrom = (i: number): number => {
+    if (wp.kind !== 'step' || !wp.from(stateOf(g, i))) return -1;
+    const takes = (e: Edge) => e.action === wp.event && (wp.side === undefined || e.label.component === wp.side);
+    const variant = (e: Edge) => (e.label.event as { returnPathFirst?: true }).returnPathFirst === true;
+    const plain = g.succ[i]!.findIndex((e) => takes(e) && !variant(e));
+    return plain >= 0 ? plain : g.succ[i]!.findIndex(takes);
   };
-  if (wp.kind === 'state' && wp.holds(stateOf(g, start))) return [];
-  for (let q = 0; q < queue.length; q++) {
-    const i = queue[q]!;
-    const edges = g.succ[i]!;
-    if (wp.kind === 'step' && wp.from(stateOf(g, i))) {
-      // the command's plain step: an environment variant of it (MIGRATE_CANCEL's returnPathFirst, an
-      // interleaving QEMU may also take) is nothing a plan can drive
-      const takes = (e: Edge) => e.action === wp.event && (wp.side === undefined || e.label.component === wp.side);
-      const variant = (e: Edge) => (e.label.event as { returnPathFirst?: true }).returnPathFirst === true;
-      const plain = edges.findIndex((e) => takes(e) && !variant(e));
-      const k = plain >= 0 ? plain : edges.findIndex(takes);
-      if (k >= 0) return routeTo(i, { from: i, edge: k });
-    }
-    for (let k = 0; k < edges.length; k++) {
-      const e = edges[k]!;
-      if (!allowed(i, e)) continue;
-      if (parent.has(e.to)) continue;
-      parent.set(e.to, { from: i, edge: k });
-      if (wp.kind === 'state' && wp.holds(stateOf(g, e.to))) return routeTo(e.to);
-      queue.push(e.to);
-    }
-  }
-  return null;
+  const r = bfs(g.nodes, edges.start, edges.to, [start], {
+    follow: (a, i) => allowed(i, g.succ[i]![a - edges.start[i]!]!),
+    until: wp.kind === 'state' ? (i) => wp.holds(stateOf(g, i)) : (i) => stepFrom(i) >= 0,
+  });
+  if (r.found < 0) return null;
+  const out = treePath(r.parent, (a) => edges.from[a]!, r.found).map((a) => ({ from: edges.from[a]!, edge: a - edges.start[edges.from[a]!]! }));
+  if (wp.kind === 'step') out.push({ from: r.found, edge: stepFrom(r.found) });
+  return out;
 }

@@ -22,7 +22,8 @@
  * The assignment needs R ≤ 600, the walk prices R · edges ≤ 5·10⁷; past that they are skipped.
  */
 import { minCostAssignment } from './assign.js';
-import { type CoverGraph, bfs, reverseGraph } from './goals.js';
+import { bfs, reverseGraph } from '../explorer/graph.js';
+import type { CoverGraph } from './goals.js';
 import { sourceOf } from './greedy.js';
 
 export interface LowerBound {
@@ -66,28 +67,12 @@ export function tourLowerBound(cg: CoverGraph, required: readonly number[]): Low
 
   // gap[t][t'] = distance from the end of a step covering t' to the start of a step covering t
   const rev = reverseGraph(cg.nodeCount, cg.to);
+  const into = rev.edges.map((a) => sourceOf(cg, a));
   const INF = 1e7;
   const gap = new Float64Array(R * R).fill(INF);
-  const dist = new Int32Array(cg.nodeCount);
-  const queue = new Int32Array(cg.nodeCount);
   for (let t = 0; t < R; t++) {
-    dist.fill(-1);
-    let head = 0;
-    let tail = 0;
-    for (const x of fromNodes[t]!) {
-      if (dist[x] !== -1) continue;
-      dist[x] = 0;
-      queue[tail++] = x;
-    }
-    while (head < tail) {
-      const y = queue[head++]!;
-      for (let r = rev.start[y]!; r < rev.start[y + 1]!; r++) {
-        const x = sourceOf(cg, rev.edges[r]!);
-        if (dist[x] !== -1) continue;
-        dist[x] = dist[y]! + 1;
-        queue[tail++] = x;
-      }
-    }
+    // backwards from the starts of the steps covering t
+    const { dist } = bfs(cg.nodeCount, rev.start, into, fromNodes[t]!);
     for (let p = 0; p < R; p++) {
       if (p === t) continue;
       let best = INF;

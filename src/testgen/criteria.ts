@@ -18,6 +18,7 @@
  */
 import type { EventObject } from 'xstate';
 import type { GlobalView, SystemSpec } from '../explorer/system.js';
+import { treePath } from '../explorer/graph.js';
 import { BoundView } from '../explorer/step.js';
 import { tourLowerBound } from './bound.js';
 import {
@@ -36,7 +37,7 @@ import { type CoverGraph, type Goal, buildCoverGraph, commandsGoal, pairsGoal, s
 import { type GraphOptions, ModelGraph } from './graph.js';
 import { bestTour } from './postman.js';
 import { Characterizer, refine } from './verify.js';
-import { randomWalks, shortestPathTo } from './walks.js';
+import { randomWalks } from './walks.js';
 
 export interface TargetPredicate {
   readonly name: string;
@@ -134,7 +135,7 @@ export function generateSuite(system: SystemSpec | ModelGraph, opts: GenerateOpt
     case 'target': {
       if (opts.target === undefined) throw new TargetError(`criterion target needs a target; valid: ${stateNames(g).join(', ')}`);
       const { name, holds } = typeof opts.target === 'string' ? stateTarget(g, opts.target) : predicateTarget(g, opts.target);
-      const path = shortestPathTo(g, holds);
+      const path = g.shortestPathTo(holds);
       const cases = path === null ? [] : [toCase(g, caseName('target', 0, 1), path, [name])];
       const coverage: SuiteCoverage = {
         items: 'target',
@@ -171,25 +172,8 @@ function verifiedPaths(g: ModelGraph, goal: Goal): { path: number[]; covers: str
   const levels = refine(g, out);
   const w = new Characterizer(g, levels, out);
   // shortest runs from the initial state (BFS parents)
-  const parent = new Int32Array(g.stateCount).fill(-2);
-  const depth = new Int32Array(g.stateCount);
-  const order: number[] = [0];
-  parent[0] = -1;
-  for (let q = 0; q < order.length; q++) {
-    const s = order[q]!;
-    for (let e = g.start[s]!; e < g.start[s + 1]!; e++) {
-      const t = g.to[e]!;
-      if (parent[t] !== -2) continue;
-      parent[t] = e;
-      depth[t] = depth[s]! + 1;
-      order.push(t);
-    }
-  }
-  const runTo = (s: number): number[] => {
-    const p: number[] = [];
-    for (let x = s; parent[x]! >= 0; x = g.from[parent[x]!]!) p.push(parent[x]!);
-    return p.reverse();
-  };
+  const { parent, order } = g.bfs();
+  const runTo = (s: number): number[] => treePath(parent, (e) => g.from[e]!, s);
   // per item and class of the state it is taken from (states the model tells apart), the covering edge
   // with the shortest run to it (the first found in BFS order): the same transition taken in different
   // situations — a reset with and without a session — is verified in each

@@ -1,15 +1,13 @@
 /**
- * The explored global graph of a system, as test generation sees it: every reachable global state (index
- * 0 is the initial one), every step between them (with the explorer's label), and for each step and state
- * the coverage items of each component it touches. Built from the explorer's public pieces
- * (`CompiledSystem`, `search` with recorded edges), without symmetry reduction: a test path must be a run
- * of concrete steps.
+ * The explored global graph of a system, as test generation sees it: the explorer's ExploredGraph
+ * (every reachable global state, index 0 the initial one; every step between them with its label) plus,
+ * for each step and state, the coverage items of each component it touches. Without symmetry
+ * reduction: a test path must be a run of concrete steps.
  */
 import type { EventObject } from 'xstate';
-import { search } from '../explorer/search.js';
+import { ExploredGraph } from '../explorer/graph.js';
 import { CompiledSystem } from '../explorer/step.js';
-import type { AnySnapshot, StepLabel, SystemSpec } from '../explorer/system.js';
-import { formatValue } from '../explorer/trace.js';
+import type { SystemSpec } from '../explorer/system.js';
 import { type MachineItems, activeStates, firedTransitions, machineItems } from './items.js';
 
 /** The exploration stopped at a bound: test generation needs the whole graph. */
@@ -22,22 +20,9 @@ export interface GraphOptions {
   readonly maxStates?: number;
 }
 
-export class ModelGraph {
-  readonly sys: CompiledSystem;
+export class ModelGraph extends ExploredGraph {
   readonly name: string;
-  readonly components: readonly string[];
   readonly items: readonly MachineItems[];
-  readonly stateCount: number;
-  readonly edgeCount: number;
-  /** Edges of state s are start[s] .. start[s+1]. */
-  readonly start: Int32Array;
-  readonly from: Int32Array;
-  readonly to: Int32Array;
-  /** The explorer's step id of each edge (env steps first, then one per channel). */
-  readonly stepId: Int32Array;
-  /** Global state tuples, `width` words each. */
-  private readonly tuples: Uint32Array;
-  private readonly labels: (StepLabel | undefined)[];
   private readonly fired: (EdgeFiring | undefined)[];
   private readonly active = new Map<string, readonly number[]>();
 
@@ -45,56 +30,14 @@ export class ModelGraph {
     readonly spec: SystemSpec,
     opts: GraphOptions = {},
   ) {
-    this.sys = new CompiledSystem(spec);
-    this.name = spec.name ?? 'system';
-    this.components = this.sys.names;
+    const name = spec.name ?? 'system';
+    super(new CompiledSystem(spec), {
+      maxStates: opts.maxStates ?? 2_000_000,
+      incomplete: (limit) => new GraphLimitError(`${name}: ${limit?.message ?? 'no edges recorded'}; test generation needs the whole state graph`),
+    });
+    this.name = name;
     this.items = spec.components.map((c) => machineItems(c.name, c.machine));
-    const maxStates = opts.maxStates ?? 2_000_000;
-    const out = search(this.sys, { recordEdges: true, maxStates, progress: false });
-    if (out.limit || !out.edges) {
-      throw new GraphLimitError(`${this.name}: ${out.limit?.message ?? 'no edges recorded'}; test generation needs the whole state graph`);
-    }
-    const { start, to, step } = out.edges;
-    this.stateCount = out.states;
-    this.edgeCount = to.length;
-    this.start = start;
-    this.to = to;
-    this.stepId = step;
-    this.from = new Int32Array(to.length);
-    for (let s = 0; s < this.stateCount; s++) for (let e = start[s]!; e < start[s + 1]!; e++) this.from[e] = s;
-    const w = this.sys.width;
-    this.tuples = new Uint32Array(this.stateCount * w);
-    const buf = new Uint32Array(w);
-    for (let s = 0; s < this.stateCount; s++) {
-      out.store.load(s, buf);
-      this.tuples.set(buf, s * w);
-    }
-    this.labels = new Array(this.edgeCount);
     this.fired = new Array(this.edgeCount);
-  }
-
-  /** The tuple of global state `s` (a view; do not keep it across calls that may change it). */
-  tuple(s: number): Uint32Array {
-    const w = this.sys.width;
-    return this.tuples.subarray(s * w, s * w + w);
-  }
-
-  /** Component `c`'s snapshot in global state `s`. */
-  snapshot(s: number, c: number): AnySnapshot {
-    return this.sys.tables[c]!.snapshots[this.tuples[s * this.sys.width + c]!]!;
-  }
-
-  /** Every component's state value in `s`, formatted (`a.b|c.d`), in component order. */
-  values(s: number): Record<string, string> {
-    const out: Record<string, string> = {};
-    this.components.forEach((n, c) => (out[n] = formatValue(this.snapshot(s, c).value)));
-    return out;
-  }
-
-  label(e: number): StepLabel {
-    let l = this.labels[e];
-    if (!l) this.labels[e] = l = this.sys.label(this.stepId[e]!, this.tuple(this.from[e]!));
-    return l;
   }
 
   /** The component that takes edge `e` and the transition definitions it fires ([] when it takes none). */
@@ -103,7 +46,7 @@ export class ModelGraph {
     if (!f) {
       const l = this.label(e);
       const c = this.components.indexOf(l.component);
-      f = { component: c, transitions: this.firedMemo(c, this.tuples[this.from[e]! * this.sys.width + c]!, l.event) };
+      f = { component: c, transitions: this.firedMemo(c, this.local(this.from[e]!, c), l.event) };
       this.fired[e] = f;
     }
     return f;
@@ -119,7 +62,7 @@ export class ModelGraph {
 
   /** The state nodes of component `c` active in global state `s` (indices into `items[c].states`). */
   activeStates(s: number, c: number): readonly number[] {
-    const local = this.tuples[s * this.sys.width + c]!;
+    const local = this.local(s, c);
     const key = `${c}|${local}`;
     let r = this.active.get(key);
     if (!r) this.active.set(key, (r = activeStates(this.items[c]!, this.snapshot(s, c))));

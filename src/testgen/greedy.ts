@@ -4,6 +4,7 @@
  * strictly nearer from there. Ties go to continuing the case; among equally near steps the first in
  * breadth-first edge order is taken, or, given a seeded `rand`, a random one (for restarts).
  */
+import { edgeSources } from '../explorer/graph.js';
 import type { CoverGraph } from './goals.js';
 
 /** Cases (lists of cover-graph edges, each from node 0) covering every item in `required`. */
@@ -93,10 +94,6 @@ const sources = new WeakMap<CoverGraph, Int32Array>();
 /** The source node of cover edge `a` (cached per cover graph). */
 export function sourceOf(cg: CoverGraph, a: number): number {
   let from = sources.get(cg);
-  if (!from) {
-    from = new Int32Array(cg.to.length);
-    for (let x = 0; x < cg.nodeCount; x++) for (let b = cg.start[x]!; b < cg.start[x + 1]!; b++) from[b] = x;
-    sources.set(cg, from);
-  }
+  if (!from) sources.set(cg, (from = edgeSources(cg.nodeCount, cg.start)));
   return from[a]!;
 }

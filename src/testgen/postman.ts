@@ -16,7 +16,8 @@
  * occurrence until it stops improving; the shortest wins (fewer cases on a tie). Deterministic.
  */
 import { minCostAssignment } from './assign.js';
-import { type CoverGraph, bfs, treePath } from './goals.js';
+import { bfs, treePath } from '../explorer/graph.js';
+import type { CoverGraph } from './goals.js';
 import { greedyCover, sourceOf } from './greedy.js';
 import { mulberry32 } from './walks.js';
 

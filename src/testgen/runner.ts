@@ -20,6 +20,7 @@
  * ends the case and is reported with the step, every differing field (expected and observed), the trace
  * so far, and — when the model (a SystemSpec) is given — what the model allowed from the state before.
  */
+import type { RunDivergence } from '../explorer/divergence.js';
 import type { SystemSpec } from '../explorer/system.js';
 import type { Observations, StateValues, SuiteStep, TestSuite } from './fixture.js';
 import { type AllowedStep, type StepAction, ModelCursor, describeStep } from './model.js';
@@ -48,10 +49,13 @@ export interface SutAdapter {
   close(): Promise<void>;
 }
 
-export interface Divergence {
+/**
+ * Where a case's run left the model: `step` is the 1-based step of the case (0 is the state right
+ * after reset), `allowed` the steps the model allowed from the state before it, with where each leads
+ * ([] without a model).
+ */
+export interface Divergence extends RunDivergence<AllowedStep> {
   readonly case: string;
-  /** 1-based step of the case; 0 is the state right after reset. */
-  readonly step: number;
   /** The step taken (null at step 0). */
   readonly action: StepAction | null;
   /**
@@ -67,8 +71,6 @@ export interface Divergence {
   readonly fields: readonly FieldMismatch[];
   /** The steps of the case up to and including this one, as text. */
   readonly trace: readonly string[];
-  /** The steps the model allowed from the state before this step, with where each leads ([] without a model). */
-  readonly allowed: readonly AllowedStep[];
   readonly message: string;
 }
 

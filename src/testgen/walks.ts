@@ -1,6 +1,7 @@
 /**
- * Seeded random walks over the explored graph and shortest paths to a target: the two criteria that are
- * not about covering items. The PRNG is mulberry32, so a seed gives the same walks on every platform.
+ * Seeded random walks over the explored graph: with shortest paths to a target (ExploredGraph's
+ * shortestPathTo), one of the two criteria that are not about covering items. The PRNG is mulberry32,
+ * so a seed gives the same walks on every platform.
  */
 import type { ModelGraph } from './graph.js';
 
@@ -34,29 +35,4 @@ export function randomWalks(g: ModelGraph, seed: number, walks: number, length: 
     out.push(path);
   }
   return out;
-}
-
-/** A shortest path (model edges) from the initial state to the first state, in breadth-first order, where `holds`. */
-export function shortestPathTo(g: ModelGraph, holds: (state: number) => boolean): number[] | null {
-  const parent = new Int32Array(g.stateCount).fill(-2);
-  const queue = new Int32Array(g.stateCount);
-  let head = 0;
-  let tail = 0;
-  parent[0] = -1;
-  queue[tail++] = 0;
-  while (head < tail) {
-    const s = queue[head++]!;
-    if (holds(s)) {
-      const path: number[] = [];
-      for (let x = s; parent[x]! >= 0; x = g.from[parent[x]!]!) path.push(parent[x]!);
-      return path.reverse();
-    }
-    for (let e = g.start[s]!; e < g.start[s + 1]!; e++) {
-      const t = g.to[e]!;
-      if (parent[t] !== -2) continue;
-      parent[t] = e;
-      queue[tail++] = t;
-    }
-  }
-  return null;
 }
