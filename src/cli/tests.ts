@@ -58,7 +58,7 @@ export const TESTS_HELP = `usage: migration-statecharts tests generate --system 
                          and switchover-ack --ack (default legacy)
     --criterion          states, transitions (default; shortest tour found, with a lower bound), pairs
                          (consecutive transitions of a component), commands (every command in every
-                         local state, refusals included: the error paths), verified (every transition in
+                         local state after every way into it, refusals included: the error paths), verified (every transition in
                          every situation the model tells apart, then every step the state it leaves
                          allows and the sequences that characterize that state), random (--walks N walks of at
                          most --length N steps from --seed N; defaults 10, 20, 1), target (--target STATE:

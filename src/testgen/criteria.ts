@@ -5,8 +5,9 @@
  *  - `transitions`: every transition definition fired somewhere in the explored graph is fired, by the
  *    shortest tour the postman construction finds (src/testgen/postman.ts), with its lower bound;
  *  - `pairs`: every pair of a component's consecutive transitions that some run takes is taken;
- *  - `commands`: every environment command in every local state of its component (goals.ts), refusals
- *    included — the error-path criterion;
+ *  - `commands`: every environment command in every local state of its component, after every way into
+ *    that state (the state it came from and the definitions fired; goals.ts), refusals included — the
+ *    error-path criterion;
  *  - `verified`: every transition, each by a shortest run and then checked by the state it leaves: one
  *    case per sequence of that state's characterizing set (verify.ts) — the W-method's idea;
  *  - `target`: a shortest run to a named state (`component:stateId`, or a state id unique to one
