@@ -522,7 +522,7 @@ describe('documented disagreements: needed exactly where QEMU 10.0 shows them', 
     expect(r.exceptions.map((e) => e.name)).toEqual(['qemu10-cancel-shuts-return-path-first']);
   });
 
-  it("migrate_cancel with a return path may end failed/failed (QEMU 10.0 migrate_fd_cancel shuts the return path before it sets 'cancelling'): conforms, and diverges without the race or without a return path", () => {
+  it("migrate_cancel with a return path may end failed/failed (QEMU 10.0.2 migration_cancel shuts the return path before it sets 'cancelling'): conforms, and diverges without the race or without a return path", () => {
     // synthetic: the recorded retry-after-cancel-ack run up to its migrate_cancel, then the ending the race gives
     const recs = records('synthetic-cancel-ack-failed.jsonl');
     const r = checkLog(recs);

@@ -157,7 +157,7 @@ describe('a hazard of QEMU itself', () => {
   });
 });
 
-describe("migrate_cancel's return-path-first interleaving (QEMU 10.0 migrate_fd_cancel)", () => {
+describe("migrate_cancel's return-path-first interleaving (QEMU 10.0.2 migration_cancel)", () => {
   const started = (ack: AckMode, returnPath?: boolean) => {
     const a = createActor(qemuSourceMachine, { input: { devices: [ALL], ack, ...(returnPath === undefined ? {} : { returnPath }) } });
     const out: string[] = [];

@@ -218,7 +218,7 @@ describe.skipIf(!qemu.ok)(`monitor on real QEMU: ${qemu.output.split('\n')[0]}`,
   it('migrate_cancel with switchover-ack, unseen: the monitor follows the cancel to cancelled/failed (or failed/failed) and it conforms (exit 0)', async () => {
     const r = await monitored('cancel-in-active-with-ack');
     expect(r.exit, `${r.out}\n${r.err}`).toBe(0);
-    // QEMU 10.0's migrate_fd_cancel shuts the return path before it sets 'cancelling', so the migration
+    // QEMU 10.0.2's migration_cancel shuts the return path before it sets 'cancelling', so the migration
     // thread may fail first (machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR): either outcome
     const cancelled = r.err.includes("source reported status 'cancelling'");
     expect(r.err).toContain(cancelled ? "source reported status 'cancelled'" : "source reported status 'failed'");

@@ -111,7 +111,7 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
 
   it('migrate_cancel in active with switchover-ack: the source is cancelled (or fails: the return-path shutdown may win), the destination fails, the source device goes back to running', async () => {
     const r = await run('vfio-cancel-in-active-ack');
-    // QEMU 10.0's migrate_fd_cancel shuts the return path before it sets 'cancelling': the migration
+    // QEMU 10.0.2's migration_cancel shuts the return path before it sets 'cancelling': the migration
     // thread may fail first (machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR)
     expect([
       ['cancelled', 'failed'],

@@ -36,7 +36,7 @@ export const oneOf = (...outcomes: readonly (readonly [string, string])[]): Wayp
 
 /**
  * After migrate_cancel with a return path, in setup or precopy: cancelled/failed, or failed/failed when
- * the cancel's return-path shutdown lets the migration thread fail first (QEMU 10.0 migrate_fd_cancel;
+ * the cancel's return-path shutdown lets the migration thread fail first (QEMU 10.0.2 migration_cancel;
  * machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR).
  */
 export const cancelledWithReturnPath: Waypoint = oneOf(['cancelled', 'failed'], ['failed', 'failed']);

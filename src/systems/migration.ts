@@ -141,7 +141,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     ...(o.pauseBeforeSwitchover ? [{ type: 'MIGRATE_CONTINUE' }] : []),
     ...(o.cancel ?? true ? [{ type: 'MIGRATE_CANCEL' }] : []),
     // the same command's other interleaving, where the return-path shutdown lets the migration thread
-    // fail first (QEMU 10.0 migrate_fd_cancel; machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR):
+    // fail first (QEMU 10.0.2 migration_cancel; machines/qemuSource.ts CANCEL_LOSES_TO_RETURN_PATH_ERROR):
     // only a source with a return path has it, and after the plain one so plans take the plain one
     ...((o.cancel ?? true) && returnPath && (o.cancelRace ?? true) ? [{ type: 'MIGRATE_CANCEL', returnPathFirst: true } as EventObject] : []),
     ...(o.faults ?? true ? [{ type: 'STREAM_BREAKS' }] : []),
