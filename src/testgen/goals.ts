@@ -177,23 +177,13 @@ class Interner<T> {
  */
 export function pairsGoal(g: ModelGraph): Goal {
   const n = g.components.length;
-  const sets: (readonly number[])[] = [[]]; // set id 0: nothing fired yet
-  const setIds = new Map<string, number>([['', 0]]);
-  const memories: Int32Array[] = [new Int32Array(n)];
-  const memoryIds = new Map<string, number>([[memories[0]!.join(','), 0]]);
+  const sets = new Interner<readonly number[]>((d) => d.join(','));
+  sets.id([]); // set id 0: nothing fired yet
+  const memories = new Interner<Int32Array>((m) => m.join(','));
+  memories.id(new Int32Array(n));
   const names: string[] = [];
   const pairIds = new Map<string, number>();
   const nextCache = new Map<number, number>();
-  const setOf = (defs: readonly number[]) => {
-    const key = defs.join(',');
-    let id = setIds.get(key);
-    if (id === undefined) {
-      id = sets.length;
-      sets.push(defs);
-      setIds.set(key, id);
-    }
-    return id;
-  };
   const pairId = (c: number, a: number, b: number) => {
     const key = `${c}|${a}|${b}`;
     let id = pairIds.get(key);
@@ -217,15 +207,9 @@ export function pairsGoal(g: ModelGraph): Goal {
       const f = g.firing(e);
       if (f.transitions.length === 0) r = m;
       else {
-        const mem = Int32Array.from(memories[m]!);
-        mem[f.component] = setOf(f.transitions);
-        const k = mem.join(',');
-        r = memoryIds.get(k);
-        if (r === undefined) {
-          r = memories.length;
-          memories.push(mem);
-          memoryIds.set(k, r);
-        }
+        const mem = Int32Array.from(memories.get(m));
+        mem[f.component] = sets.id(f.transitions);
+        r = memories.id(mem);
       }
       nextCache.set(key, r);
       return r;
@@ -233,7 +217,7 @@ export function pairsGoal(g: ModelGraph): Goal {
     covered: (m, e, out) => {
       const f = g.firing(e);
       if (f.transitions.length === 0) return;
-      const last = sets[memories[m]![f.component]!]!;
+      const last = sets.get(memories.get(m)[f.component]!);
       for (const a of last) for (const b of f.transitions) out.push(pairId(f.component, a, b));
     },
   };
