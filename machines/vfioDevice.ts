@@ -724,7 +724,10 @@ const SESSION_WORDS: Readonly<Record<SessionEffect, string>> = {
   none: 'no data_fd session involved',
 };
 
-/** The SET's refusal guards, in the order vfio_mig_get_next_state() checks (deviceInError only in ERROR). */
+/**
+ * The SET's refusal guards, in the order vfio_mig_get_next_state() checks. In ERROR only the first two can
+ * hold (every other target is refused as the device's state), and deviceInError only there.
+ */
 const SET_REFUSALS = ['targetOutOfRange', 'deviceInError', 'targetIsError', 'targetUnsupported', 'arcBlocked'] as const;
 
 function stateNode(s: VfioState) {
@@ -741,7 +744,7 @@ function stateNode(s: VfioState) {
     ...(s === 'ERROR' ? {} : { entry: { type: 'continuePath' as const, params: { state: s } } }),
     on: {
       SET_STATE: [
-        ...SET_REFUSALS.filter((g) => g !== 'deviceInError' || s === 'ERROR').map((g) => ({
+        ...SET_REFUSALS.filter((g) => (s === 'ERROR' ? g === 'targetOutOfRange' || g === 'deviceInError' : g !== 'deviceInError')).map((g) => ({
           guard: { type: g, params: { from: s } },
           actions: [{ type: 'refuseSet' as const, params: { from: s } }, requestHook(s)],
         })),
