@@ -227,6 +227,8 @@ export class NestedPair {
   private lastStamp = 0;
   private closed = false;
   readonly dead = new Set<Side>();
+  /** Sides whose QMP monitor stopped answering (a command timed out: the main loop is blocked), noted by a scenario. */
+  readonly unanswered = new Set<Side>();
   /** The last status each side reported in a MIGRATION event. */
   readonly status: Record<Side, string> = { source: 'none', destination: 'none' };
   /** The last device-state of each VFIO device (by device-id) each side reported in VFIO_MIGRATION. */
