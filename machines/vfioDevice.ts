@@ -6,7 +6,9 @@
  *  - `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` SET as the event `SET_STATE { target }`: refused with -EINVAL
  *    (one transition per check of vfio_mig_get_next_state(): `targetOutOfRange`, `deviceInError`,
  *    `targetIsError`, `targetUnsupported`, `arcBlocked`), a no-op success for the current state
- *    (`targetIsCurrent`), or the path resolved (./vfioPath.ts) and then walked one kernel arc at a time: each
+ *    (`targetIsCurrent`), or the path resolved (./vfioPath.ts; one transition per target, `targetIs`, as
+ *    the kernel's table has one entry per (state, target), and one for a SET carrying an injected
+ *    failure, `faultRequested`) and then walked one kernel arc at a time: each
  *    single-step arc of drivers/vfio/vfio_main.c's per-feature-set lists is its own internal `ARC`
  *    transition, guarded by where the path goes next and the arc's feature condition (`hasP2P`,
  *    `hasPreCopy`), doing to the data session what include/uapi/linux/vfio.h says it does
@@ -16,7 +18,7 @@
  *  - injected driver failures: a SET whose arc k fails (`fault`) stops at the state before arc k (arcs
  *    before it are committed, as the drivers' loops commit each step) or falls into ERROR — the
  *    outcomes the uAPI allows ("the original state, any state along the path, or ERROR");
- *  - `VFIO_DEVICE_RESET`: back to RUNNING, every session ended;
+ *  - `VFIO_DEVICE_RESET`: back to RUNNING, every session ended (one transition per session it ends);
  *  - data_fd sessions: a saving session for the saving group (PRE_COPY, PRE_COPY_P2P, STOP_COPY), a
  *    resuming session for RESUMING;
  *  - `VFIO_MIG_GET_PRECOPY_INFO` (valid only in PRE_COPY / PRE_COPY_P2P) with initial_bytes and
@@ -28,7 +30,7 @@
  *    direction's fd, an ended session, data left, drained or EOF, an overflowing or corrupt write, a
  *    REINIT to report), so that covering the chart's transitions covers every answer the uAPI gives.
  *
- * Left out: the byte values themselves (units stand for chunks), MIG_DATA_SIZE, DMA logging, fds the user
+ * Left out: the byte values themselves (units stand for chunks, MIG_DATA_SIZE counts them too), DMA logging, fds the user
  * forgets to close (a session "ends" when the driver stops serving it), and the opt-in as a runtime ioctl
  * (it is an input here; the kernel refuses it without PRE_COPY, so the model ignores it then).
  *
@@ -328,7 +330,7 @@ function fdProblem(ctx: VfioDeviceContext, kind: DataFdKind): 'EBADF' | 'ENODEV'
 }
 
 /** VFIO_DEVICE_FEATURE_MIG_DATA_SIZE: the driver's figure, or what STOP_COPY would stream if entered now. */
-function stopCopyLength(ctx: VfioDeviceContext, s: VfioState): number {
+export function stopCopyLength(ctx: VfioDeviceContext, s: VfioState): number {
   const p = ctx.profile;
   if (p.stopCopyLength !== null) return p.stopCopyLength;
   if (s === 'STOP_COPY') return ctx.stopCopyBytes;
@@ -337,6 +339,41 @@ function stopCopyLength(ctx: VfioDeviceContext, s: VfioState): number {
 }
 
 const isPrecopy = (s: VfioState) => s === 'PRE_COPY' || s === 'PRE_COPY_P2P';
+
+/** What VFIO_MIG_GET_PRECOPY_INFO answers in `ctx` (`precopy`: the device is in PRE_COPY or PRE_COPY_P2P). */
+export function precopyInfoAnswer(ctx: VfioDeviceContext, precopy: boolean): Extract<VfioResult, { op: 'VFIO_MIG_GET_PRECOPY_INFO' }> {
+  const op = 'VFIO_MIG_GET_PRECOPY_INFO' as const;
+  const p = ctx.profile;
+  // mtty_precopy_ioctl: the fd first (no fd, or the resuming one), then the device state, then the session
+  if (p.userFds && ctx.fd === null) return { op, ok: false, errno: 'EBADF' };
+  if (p.userFds && ctx.fd === 'resuming') return { op, ok: false, errno: 'ENOTTY' };
+  if (!precopy) return { op, ok: false, errno: 'EINVAL' };
+  const bad = fdProblem(ctx, 'saving');
+  if (bad) return { op, ok: false, errno: bad };
+  return { op, ok: true, initialBytes: ctx.initialBytes, dirtyBytes: ctx.dirtyBytes, reinit: ctx.precopyInfoV2 && ctx.reinitPending };
+}
+
+/**
+ * PRECOPY_INFO as a read-back: its answer where asking changes nothing — it succeeds and has no REINIT to
+ * report (a report is given once: asking would take it) — else null, not asked.
+ */
+export function precopyReadBack(ctx: VfioDeviceContext, s: VfioState): { initialBytes: number; dirtyBytes: number; reinit: boolean } | null {
+  const r = precopyInfoAnswer(ctx, isPrecopy(s));
+  if (!r.ok || r.reinit) return null;
+  return { initialBytes: r.initialBytes, dirtyBytes: r.dirtyBytes, reinit: r.reinit };
+}
+
+/**
+ * The data_fd a user can still reach (a read-back, no effect on the device): the direction of the live
+ * session — with `userFds`, only through the fd the user holds (a closed or disabled one reaches none).
+ * A zero-length read(2) (saving) or write(2) (resuming) on that fd answers 0 while the driver serves it
+ * and an errno once the session has ended (mtty_save_read / mtty_resume_write check `disabled` before the
+ * length), so a user can tell this after any step without moving a byte.
+ */
+export function liveDataFd(ctx: VfioDeviceContext): DataFdKind | null {
+  if (!ctx.profile.userFds) return ctx.session;
+  return ctx.fd !== null && ctx.fd === ctx.session ? ctx.fd : null;
+}
 
 /**
  * Every single-step arc of the kernel's FSM, once, with the feature sets whose drivers must implement it:
@@ -436,6 +473,12 @@ const machineSetup = setup({
     arcBlocked: ({ context, event }, params: { from: VfioState }) => setRefusal(event, params.from, context.features) === 'arc-blocked',
     /** The SET asks for the state the device is already in (a no-op success, even ERROR → ERROR). */
     targetIsCurrent: ({ event }, params: { from: VfioState }) => event.type === 'SET_STATE' && targetState(event.target) === params.from,
+    /** The SET carries a driver failure this profile can inject (the arc it names fails: driverFailsArc). */
+    faultRequested: ({ context, event }) => event.type === 'SET_STATE' && event.fault !== undefined && context.profile.injectableFaults,
+    /** The driver serves a data session of this kind. */
+    servesSession: ({ context }, params: { kind: DataFdKind }) => context.session === params.kind,
+    /** The SET asks for `target` (by name or by number). */
+    targetIs: ({ event }, params: { target: VfioState }) => event.type === 'SET_STATE' && targetState(event.target) === params.target,
     /** Every arc of the path is taken: the device is where the SET asked. */
     pathEnds: ({ event }) => isArc(event) && event.at === event.path.length - 1,
     /** The path's next arc ends in `to`. */
@@ -554,22 +597,8 @@ const machineSetup = setup({
      * before the fd's own state).
      */
     precopyInfo: assign(({ context }, params: { precopy: boolean }) => {
-      const p = context.profile;
-      if (p.userFds && context.fd === null) return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: 'EBADF' }) };
-      if (p.userFds && context.fd === 'resuming') return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: 'ENOTTY' }) };
-      if (!params.precopy) return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: 'EINVAL' }) };
-      const bad = fdProblem(context, 'saving');
-      if (bad) return { last: result({ op: 'VFIO_MIG_GET_PRECOPY_INFO', ok: false, errno: bad }) };
-      return {
-        reinitPending: false,
-        last: result({
-          op: 'VFIO_MIG_GET_PRECOPY_INFO',
-          ok: true,
-          initialBytes: context.initialBytes,
-          dirtyBytes: context.dirtyBytes,
-          reinit: context.precopyInfoV2 && context.reinitPending,
-        }),
-      };
+      const last = precopyInfoAnswer(context, params.precopy);
+      return last.ok ? { reinitPending: false, last } : { last };
     }),
     /** VFIO_DEVICE_FEATURE_MIG_DATA_SIZE GET: allowed in every state. */
     reportDataSize: assign(({ context }, params: { state: VfioState }) => ({
@@ -750,7 +779,20 @@ function stateNode(s: VfioState) {
         })),
         // a SET to the state the device is in: the drivers' loop never runs, no arc, no data_fd
         { guard: { type: 'targetIsCurrent' as const, params: { from: s } }, actions: [{ type: 'acceptNoopSet' as const, params: { from: s } }, requestHook(s)] },
-        { actions: { type: 'resolvePath' as const, params: { from: s } } },
+        // (in ERROR every SET is refused above: no path is ever resolved there)
+        ...(s === 'ERROR'
+          ? []
+          : [
+              // an accepted SET the driver is told to fail on one arc (the failure is the ARC transitions' business)
+              { guard: 'faultRequested' as const, actions: { type: 'resolvePath' as const, params: { from: s } }, description: 'a SET whose path a driver failure cuts short' },
+              // an accepted SET: one transition per entry of the kernel's table (vfio_from_fsm_table[s][target]),
+              // since each (state, target) has its own path — the multi-step ones are where drivers go wrong
+              ...VFIO_STATES.filter((t) => t !== s && t !== 'ERROR').map((t) => ({
+                guard: { type: 'targetIs' as const, params: { target: t } },
+                actions: { type: 'resolvePath' as const, params: { from: s } },
+                description: `SET ${t}: the kernel's path from ${s}`,
+              })),
+            ]),
       ],
       ARC: arcTransitions(s),
       VFIO_MIG_GET_PRECOPY_INFO: [
@@ -818,7 +860,12 @@ export const vfioDeviceMachine = machineSetup.createMachine({
     };
   },
   on: {
-    VFIO_DEVICE_RESET: { target: '.RUNNING', reenter: true, actions: ['resetDevice', requestHook(null)] },
+    // one transition per session the reset ends (it disables the fd: mtty_reset → mtty_disable_files)
+    VFIO_DEVICE_RESET: [
+      { guard: { type: 'servesSession', params: { kind: 'saving' } }, target: '.RUNNING', reenter: true, actions: ['resetDevice', requestHook(null)], description: 'ends the saving session' },
+      { guard: { type: 'servesSession', params: { kind: 'resuming' } }, target: '.RUNNING', reenter: true, actions: ['resetDevice', requestHook(null)], description: 'ends the resuming session' },
+      { target: '.RUNNING', reenter: true, actions: ['resetDevice', requestHook(null)], description: 'no data session to end' },
+    ],
   },
   states: {
     ERROR: stateNode('ERROR'),

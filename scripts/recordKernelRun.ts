@@ -17,7 +17,7 @@ try {
   const rec: KernelRunRecording = {
     kernel: run.ready.kernel,
     driver: 'mtty-2',
-    observations: run.cases[0]!.steps.slice(5).map(kernelObservation),
+    observations: run.cases[0]!.steps.slice(5).map((r) => kernelObservation(r)),
   };
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(rec, null, 2) + '\n');

@@ -362,7 +362,9 @@ describe('the state diagram writer', () => {
     const vfio = generated.find((g) => g.entry.name === 'vfio-device')!.mmd;
     expect(vfio).toContain('s_vfioDevice_RUNNING --> s_vfioDevice_STOP : ARC [pathContinuesTo #amp;#amp; !hasP2P]\n');
     expect(vfio).toContain('s_vfioDevice_STOP --> s_vfioDevice_STOP_COPY : ARC [pathContinuesTo]<br/>/ openSavingSession, streamFinalState');
-    expect(vfio).toContain('s_vfioDevice_any --> s_vfioDevice_RUNNING : VFIO_DEVICE_RESET<br/>/ resetDevice');
+    expect(vfio).toContain('s_vfioDevice_any --> s_vfioDevice_RUNNING : VFIO_DEVICE_RESET [servesSession(kind: saving | resuming)]<br/>/ resetDevice');
+    // one guard with one parameter, merged: the per-target SET transitions of a state read as one line
+    expect(vfio).toContain('s_vfioDevice_STOP : SET_STATE [faultRequested or targetIs(target: RUNNING | STOP_COPY | RESUMING | RUNNING_P2P | PRE_COPY | PRE_COPY_P2P)] / resolvePath\n');
   });
 
   it('draws the device as the kernel’s arc list: one ARC arc per single-step arc, no SET_STATE arcs', () => {

@@ -17,6 +17,13 @@ export interface DeviceObservation {
   readonly dirtyBytes: number | null;
   readonly reinit: boolean | null;
   readonly stopCopyLength: number | null;
+  /** Read-backs after the step (src/testgen/observe.ts): the live data_fd's direction, MIG_DATA_SIZE… */
+  readonly liveFd: 'saving' | 'resuming' | null;
+  readonly dataSize: number;
+  /** …and PRECOPY_INFO, asked where the suite predicts a value (null: not asked, or it failed). */
+  readonly precopyInitial: number | null;
+  readonly precopyDirty: number | null;
+  readonly precopyReinit: boolean | null;
 }
 
 /** A model event as suite steps carry it. */
@@ -53,9 +60,35 @@ function faultOf(f: unknown): Fault | undefined {
   return { atArc: o.atArc, leaves: o.leaves };
 }
 
-/** Apply one model event to the device; what the test observes afterwards. */
-export function applyEvent(dev: ReferenceDevice, ev: DeviceEvent): DeviceObservation {
-  const rest = (): Omit<DeviceObservation, 'op'> => ({ ...NONE, state: stateName(dev.getState()) });
+/**
+ * The read-backs a user takes after a step, through the uAPI only: a zero-length read, then a
+ * zero-length write (whichever the driver serves answers 0; neither moves a byte), and MIG_DATA_SIZE.
+ */
+export function readBack(dev: ReferenceDevice, askPrecopyInfo: boolean): Pick<DeviceObservation, ReadBackField> {
+  const liveFd = dev.read(0).ok ? 'saving' : dev.write(0).ok ? 'resuming' : null;
+  const p = askPrecopyInfo ? dev.precopyInfo() : null;
+  return {
+    liveFd,
+    dataSize: dev.migDataSize().stopCopyLength,
+    precopyInitial: p?.ok ? p.initialBytes : null,
+    precopyDirty: p?.ok ? p.dirtyBytes : null,
+    precopyReinit: p?.ok ? p.reinit : null,
+  };
+}
+
+type ReadBackField = 'liveFd' | 'dataSize' | 'precopyInitial' | 'precopyDirty' | 'precopyReinit';
+
+/**
+ * Apply one model event to the device; what the test observes afterwards (the call, then the
+ * read-backs; PRECOPY_INFO among them when `askPrecopyInfo`, i.e. where the suite predicts its answer).
+ */
+export function applyEvent(dev: ReferenceDevice, ev: DeviceEvent, askPrecopyInfo = false): DeviceObservation {
+  const o = applyCall(dev, ev);
+  return { ...o, ...readBack(dev, askPrecopyInfo) };
+}
+
+function applyCall(dev: ReferenceDevice, ev: DeviceEvent): Omit<DeviceObservation, ReadBackField> {
+  const rest = (): Omit<DeviceObservation, 'op' | ReadBackField> => ({ ...NONE, state: stateName(dev.getState()) });
   switch (ev.type) {
     case 'SET_STATE': {
       const r = dev.setState(targetNumber(ev['target']), faultOf(ev['fault']));
@@ -93,9 +126,9 @@ export function applyEvent(dev: ReferenceDevice, ev: DeviceEvent): DeviceObserva
   }
 }
 
-/** The observation right after a reset (before any step): the state only. */
+/** The observation right after a reset (before any step): the state and the read-backs. */
 export function initialObservation(dev: ReferenceDevice): DeviceObservation {
-  return { ...NONE, state: stateName(dev.getState()) };
+  return { ...NONE, state: stateName(dev.getState()), ...readBack(dev, false) };
 }
 
 /**
@@ -114,7 +147,7 @@ export function deviceAdapter(make: () => ReferenceDevice, name: string, compone
     },
     step: async (step: SuiteStep) => {
       if (step.component !== component || step.kind !== 'env') throw new Error(`the device adapter takes environment steps of ${component} only`);
-      last = applyEvent(dev, step.event);
+      last = applyEvent(dev, step.event, (step.observe[component]?.['precopyInitial'] ?? null) !== null);
     },
     observe: async () => ({ values: { [component]: last.state }, fields: { [component]: last as unknown as ObservationRecord } }),
     close: async () => {},

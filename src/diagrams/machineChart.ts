@@ -71,9 +71,31 @@ class LineGroups {
 
   text(key: string): string[] {
     return (this.groups.get(key) ?? []).map((l) =>
-      [l.event, l.guards.length > 0 ? `[${l.guards.join(' or ')}]` : '', l.rest].filter((s) => s !== '').join(' '),
+      [l.event, l.guards.length > 0 ? `[${compactGuards(l.guards).join(' or ')}]` : '', l.rest].filter((s) => s !== '').join(' '),
     );
   }
+}
+
+/** `g(p: A) or g(p: B)` reads as `g(p: A | B)`: one guard with one parameter, alternatives merged in place. */
+function compactGuards(guards: readonly string[]): string[] {
+  const out: string[] = [];
+  const at = new Map<string, number>();
+  const values: string[][] = [];
+  for (const g of guards) {
+    const m = /^(\w+\(\w+: )([^,()]+)\)$/.exec(g);
+    if (!m) {
+      out.push(g);
+      values.push([]);
+      continue;
+    }
+    const i = at.get(m[1]!);
+    if (i === undefined) {
+      at.set(m[1]!, out.length);
+      out.push(m[1]!);
+      values.push([m[2]!]);
+    } else values[i]!.push(m[2]!);
+  }
+  return out.map((g, i) => (values[i]!.length > 0 ? `${g}${values[i]!.join(' | ')})` : g));
 }
 
 /** The chart of a machine. */

@@ -14,6 +14,10 @@
  *   DATA_FD_WRITE {data: valid}          WRITE <n> saved 1      bytes written or errno
  *   DATA_FD_WRITE {data: corrupt}        WRITE <n> corrupt 1    (the image with mtty's magic inverted)
  *   DATA_FD_CLOSE                        CLOSE                  ret/errno
+ *   (after every step, and before the first)  PROBE            the read-backs: the live fd (a zero-length
+ *                                                               read or write on it), MIG_DATA_SIZE
+ *   (after a step's PROBE, where the suite       PRECOPY_INFO   the PRECOPY_INFO read-back: initial, dirty,
+ *    predicts a PRECOPY_INFO read-back)                         flags & REINIT
  *
  * "valid" data is a genuine saved image: every case begins (after the program's CASE reset) by saving
  * device 1 once — RUNNING → STOP_COPY, read to EOF, back to RUNNING — and writes come from that image.
@@ -50,6 +54,27 @@ function preamble(profile: VfioProfile): string[] {
   const image = profile.resuming?.imageBytes ?? 0;
   return ['DEVICE 1', `SET ${stateValue('STOP_COPY')}`, `READ ${image}`, `READ ${image}`, `SET ${stateValue('RUNNING')}`, 'DEVICE 0'];
 }
+
+/**
+ * The read-backs of a PROBE record and, when asked, the PRECOPY_INFO after it, as the model's observation
+ * fields (observe.ts, deviceReadBack).
+ */
+export function probeFields(rec: StepRecord, precopy?: StepRecord): Record<'liveFd' | 'dataSize' | 'precopyInitial' | 'precopyDirty' | 'precopyReinit', JsonValue> {
+  if (rec.op !== 'PROBE') throw new KernelSuiteError(`expected the PROBE after a step, got ${rec.op === 'ERROR' ? `an error (${rec.error})` : rec.op}`);
+  const live = rec.probe === 0 ? (rec.fd_mode === 'r' ? 'saving' : rec.fd_mode === 'w' ? 'resuming' : `live ${rec.fd_mode ?? '?'} fd`) : null;
+  if (precopy !== undefined && precopy.op !== 'PRECOPY_INFO') throw new KernelSuiteError(`expected the PRECOPY_INFO read-back, got ${precopy.op}`);
+  const info = precopy?.op === 'PRECOPY_INFO' && precopy.ret === 0 ? precopy : null;
+  return {
+    liveFd: live,
+    dataSize: rec.ret === 0 ? (rec.stop_copy_length ?? null) : `MIG_DATA_SIZE ${rec.errno ?? 'failed'}`,
+    precopyInitial: info?.initial_bytes ?? null,
+    precopyDirty: info?.dirty_bytes ?? null,
+    precopyReinit: info ? ((info.flags ?? 0) & PRECOPY_INFO_REINIT) !== 0 : null,
+  };
+}
+
+/** Whether a step's expected observation asks for the PRECOPY_INFO read-back. */
+const asksPrecopyInfo = (st: Pick<SuiteStep, 'observe'>): boolean => (st.observe['dev']?.['precopyInitial'] ?? null) !== null;
 
 /** The script line of one suite step (throws KernelSuiteError for a step the kernel cannot take). */
 export function scriptLine(step: Pick<SuiteStep, 'component' | 'kind' | 'event'>, profile: VfioProfile): string {
@@ -90,14 +115,17 @@ const OPS: Readonly<Record<string, VfioResult['op']>> = {
   CLOSE: 'DATA_FD_CLOSE',
 };
 
-/** The observation record of one kernel step record (the same fields the model predicts). */
-export function kernelObservation(rec: StepRecord): Record<string, JsonValue> {
+/**
+ * The observation record of one kernel step record and the PROBE after it (the fields the model
+ * predicts); without a probe, the call alone (the read-backs null, as deviceRecord leaves them).
+ */
+export function kernelObservation(rec: StepRecord, probe?: StepRecord, precopy?: StepRecord): Record<string, JsonValue> {
   if (rec.op === 'ERROR') throw new KernelSuiteError(`the step program refused script line ${rec.line} (${rec.command}): ${rec.error}`);
   const state = rec.state === null ? 'unknown' : (VFIO_STATES[rec.state] ?? `state ${rec.state}`);
   const op = OPS[rec.op];
   if (!op) throw new KernelSuiteError(`a ${rec.op} record is not a suite step`);
   const ok = rec.ret >= 0;
-  const r = deviceRecord(state, null);
+  const r = { ...deviceRecord(state, null), ...(probe ? probeFields(probe, precopy) : {}) };
   r.op = op;
   r.ok = ok;
   r.errno = ok ? null : rec.errno;
@@ -141,8 +169,8 @@ function caseLines(steps: readonly SuiteStep[], profile: VfioProfile): string[] 
     if (st.event.type === 'DATA_FD_WRITE' && offset + profile.writeChunk > image) line = `WRITE ${profile.writeChunk} zero`;
     if (o && o['op'] === 'SET_STATE' && o['dataFd'] === 'resuming') offset = 0;
     if (o && o['op'] === 'DATA_FD_WRITE' && o['ok'] === true && typeof o['bytes'] === 'number') offset += o['bytes'];
-    return line;
-  });
+    return asksPrecopyInfo(st) ? [line, 'PROBE', 'PRECOPY_INFO'] : [line, 'PROBE'];
+  }).flat();
 }
 
 /** One suite's cases as recorded on the kernel, and an adapter that replays them to `runSuite`. */
@@ -183,7 +211,7 @@ export async function recordOnKernel(suites: readonly TestSuite[], opts: RecordO
   suites.forEach((s, i) => {
     const profile = profileOf(s);
     s.cases.forEach((c, k) => {
-      cases.push({ name: `s${i}.${c.name}`, steps: [...preamble(profile), ...caseLines(c.steps, profile)] });
+      cases.push({ name: `s${i}.${c.name}`, steps: [...preamble(profile), 'PROBE', ...caseLines(c.steps, profile)] });
       owners.push({ suite: i, case: k });
     });
   });
@@ -204,8 +232,22 @@ export async function recordOnKernel(suites: readonly TestSuite[], opts: RecordO
       throw new KernelVmError('mismatch', `case ${kc.name}: saving device 1's image failed (${JSON.stringify(prep)})`);
     }
     const values = (state: number | null) => ({ dev: state === null ? 'unknown' : (VFIO_STATES[state] ?? `state ${state}`) });
-    const initial: Observed = { values: values(got.start.state), fields: { dev: deviceRecord(values(got.start.state).dev, null) } };
-    const after = got.steps.slice(pre).map((r): Observed => ({ values: values(r.state), fields: { dev: kernelObservation(r) } }));
+    // after the preamble: a PROBE (the read-backs before the first step), then each step and its PROBE
+    const rest = got.steps.slice(pre);
+    const start = rest[0];
+    if (!start) throw new KernelVmError('mismatch', `case ${kc.name}: no PROBE after the preamble`);
+    const initial: Observed = { values: values(got.start.state), fields: { dev: { ...deviceRecord(values(got.start.state).dev, null), ...probeFields(start) } } };
+    const after: Observed[] = [];
+    const steps = suites[owners[i]!.suite]!.cases[owners[i]!.case]!.steps;
+    let k = 1;
+    steps.forEach((st, n) => {
+      const r = rest[k];
+      const probe = rest[k + 1];
+      const precopy = asksPrecopyInfo(st) ? rest[k + 2] : undefined;
+      if (!r || !probe || (asksPrecopyInfo(st) && !precopy)) throw new KernelVmError('mismatch', `case ${kc.name}: step ${n + 1} has no record or no read-backs after it`);
+      after.push({ values: values(r.state), fields: { dev: kernelObservation(r, probe, precopy) } });
+      k += precopy ? 3 : 2;
+    });
     recorded[owners[i]!.suite]![owners[i]!.case] = [initial, ...after];
   });
   return {

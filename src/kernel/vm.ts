@@ -72,6 +72,17 @@ export interface DataSizeRecord extends StepCommon {
   readonly op: 'DATA_SIZE';
   readonly stop_copy_length?: number;
 }
+/** The read-backs (vfio-steps PROBE): MIG_DATA_SIZE, and a zero-length read/write on the slot's fd. */
+export interface ProbeRecord extends StepCommon {
+  readonly op: 'PROBE';
+  readonly stop_copy_length?: number;
+  /** -1: the slot is empty (no probe made). */
+  readonly data_fd?: -1;
+  readonly fd_mode?: 'r' | 'w' | 'rw';
+  /** The zero-length call's return (0, or -1 with probe_errno). */
+  readonly probe?: number;
+  readonly probe_errno?: string;
+}
 export interface MigrationFlagsRecord extends StepCommon {
   readonly op: 'MIGRATION_FLAGS';
   readonly flags?: number;
@@ -111,6 +122,7 @@ export type StepRecord =
   | WriteRecord
   | PrecopyInfoRecord
   | DataSizeRecord
+  | ProbeRecord
   | MigrationFlagsRecord
   | PrecopyInfoV2Record
   | ResetRecord
@@ -438,7 +450,7 @@ export type VmLine =
   | { kind: 'fatal'; what: string; errno: string | null };
 
 const STEP_OPS: ReadonlySet<string> = new Set([
-  'SET', 'GET', 'READ', 'WRITE', 'PRECOPY_INFO', 'DATA_SIZE', 'MIGRATION_FLAGS', 'PRECOPY_INFO_V2', 'RESET', 'CLOSE', 'DEVICE',
+  'SET', 'GET', 'READ', 'WRITE', 'PRECOPY_INFO', 'DATA_SIZE', 'PROBE', 'MIGRATION_FLAGS', 'PRECOPY_INFO_V2', 'RESET', 'CLOSE', 'DEVICE',
 ]);
 
 /** One `@@` line's JSON, typed; throws on anything else. */

@@ -41,10 +41,12 @@ export { type CoverGraph, type Goal, buildCoverGraph, commandsGoal, pairsGoal, s
 export {
   type AnyOf,
   type DeviceField,
+  type DeviceReadBack,
   type FieldMismatch,
   type ObservationRecord,
   type Observer,
   DEVICE_FIELDS,
+  deviceReadBack,
   deviceRecord,
   fieldMismatches,
   formatFieldMismatch,

@@ -7,13 +7,18 @@
  *
  *  - a VFIO device: the state read back (GET), and the result of the call the step made — ok or errno,
  *    the path the kernel took, the data_fd returned, bytes moved (0 = EOF), PRECOPY_INFO's initial and
- *    dirty bytes and REINIT flag, MIG_DATA_SIZE's stop_copy_length;
+ *    dirty bytes and REINIT flag, MIG_DATA_SIZE's stop_copy_length; then the read-backs a user can take
+ *    after any step without changing the device: which data_fd is still live (a zero-length read or
+ *    write on it), MIG_DATA_SIZE, and PRECOPY_INFO where asking changes nothing (it succeeds with no
+ *    REINIT to report; null where not asked) — so a step that leaves a session open, or a byte count
+ *    wrong, shows at that step and not only when a later command happens to touch it;
  *  - a QEMU (source or destination): its MigrationStatus, its run state, the state of each of its VFIO
  *    devices (what VFIO_MIGRATION events report), and the reply to the QMP command the step sent.
  */
 import { sourceStatus } from '../../machines/qemuSource.js';
 import type { EventObject } from 'xstate';
-import type { VfioDeviceContext, VfioResult } from '../../machines/vfioDevice.js';
+import { type VfioDeviceContext, type VfioResult, liveDataFd, precopyReadBack, stopCopyLength } from '../../machines/vfioDevice.js';
+import type { VfioState } from '../../machines/vfioArcs.js';
 import type { AnySnapshot } from '../explorer/system.js';
 import { formatValue } from '../explorer/trace.js';
 import type { JsonValue } from './fixture.js';
@@ -45,6 +50,11 @@ export const DEVICE_FIELDS = [
   'dirtyBytes',
   'reinit',
   'stopCopyLength',
+  'liveFd',
+  'dataSize',
+  'precopyInitial',
+  'precopyDirty',
+  'precopyReinit',
 ] as const;
 export type DeviceField = (typeof DEVICE_FIELDS)[number];
 
@@ -59,8 +69,36 @@ const DEVICE_CALLS = new Set([
   'DATA_FD_CLOSE',
 ]);
 
-/** The device observation of a result (`null`: no call this step). */
-export function deviceRecord(state: string, last: VfioResult | null): Record<DeviceField, JsonValue> {
+/**
+ * The read-backs after a step: the live data_fd's direction (or null), MIG_DATA_SIZE's stop_copy_length,
+ * and PRECOPY_INFO's answer where asking changes nothing (null: not asked — an adapter asks exactly where
+ * the suite predicts a value).
+ */
+export interface DeviceReadBack {
+  readonly liveFd: 'saving' | 'resuming' | null;
+  readonly dataSize: number;
+  readonly precopyInitial: number | null;
+  readonly precopyDirty: number | null;
+  readonly precopyReinit: boolean | null;
+}
+
+/** What the model predicts the read-backs show in a device snapshot. */
+export function deviceReadBack(ctx: VfioDeviceContext, state: VfioState): DeviceReadBack {
+  const p = precopyReadBack(ctx, state);
+  return {
+    liveFd: liveDataFd(ctx),
+    dataSize: stopCopyLength(ctx, state),
+    precopyInitial: p?.initialBytes ?? null,
+    precopyDirty: p?.dirtyBytes ?? null,
+    precopyReinit: p?.reinit ?? null,
+  };
+}
+
+/**
+ * The device observation of a result (`null`: no call this step) and the read-backs after it (`null`:
+ * not taken — a record of the call alone, as docs/kernel-run.md's recording has).
+ */
+export function deviceRecord(state: string, last: VfioResult | null, readBack: DeviceReadBack | null = null): Record<DeviceField, JsonValue> {
   const r: Record<DeviceField, JsonValue> = {
     state,
     op: null,
@@ -73,6 +111,11 @@ export function deviceRecord(state: string, last: VfioResult | null): Record<Dev
     dirtyBytes: null,
     reinit: null,
     stopCopyLength: null,
+    liveFd: readBack?.liveFd ?? null,
+    dataSize: readBack?.dataSize ?? null,
+    precopyInitial: readBack?.precopyInitial ?? null,
+    precopyDirty: readBack?.precopyDirty ?? null,
+    precopyReinit: readBack?.precopyReinit ?? null,
   };
   if (last === null) return r;
   r.op = last.op;
@@ -108,7 +151,7 @@ export function deviceRecord(state: string, last: VfioResult | null): Record<Dev
 export const observeDevice: Observer = (after, _before, event) => {
   const ctx = after.context as VfioDeviceContext;
   const called = event !== null && DEVICE_CALLS.has(event.type);
-  return deviceRecord(formatValue(after.value), called ? ctx.last : null);
+  return deviceRecord(formatValue(after.value), called ? ctx.last : null, deviceReadBack(ctx, after.value as VfioState));
 };
 
 /** The QMP commands the QEMU machines take from management. */

@@ -45,6 +45,9 @@
  *   PRECOPY_INFO       VFIO_MIG_GET_PRECOPY_INFO on the slot (argsz = sizeof, flags = 0 in):
  *                      "initial_bytes", "dirty_bytes", "flags" when it succeeds
  *   DATA_SIZE          VFIO_DEVICE_FEATURE GET MIG_DATA_SIZE: "stop_copy_length"
+ *   PROBE              the read-backs, moving no byte: MIG_DATA_SIZE ("ret", "stop_copy_length") and a
+ *                      zero-length read (O_RDONLY slot) or write (O_WRONLY) on the slot: "fd_mode" and
+ *                      "probe" (its return), "probe_errno" when it failed; "data_fd": -1 for an empty slot
  *   MIGRATION_FLAGS    VFIO_DEVICE_FEATURE GET MIGRATION: "flags"
  *   PRECOPY_INFO_V2    VFIO_DEVICE_FEATURE SET of the PRECOPY_INFOv2 opt-in (no payload). Linux 7.1
  *                      added it (d7140b5dde45, VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2 = 12); when the
@@ -486,6 +489,37 @@ static void do_data_size(void)
 	end_op();
 }
 
+/*
+ * The read-backs a user can take after any step (src/testgen/observe.ts), moving no byte: a zero-length
+ * read (an O_RDONLY fd) or write (O_WRONLY) on the fd the slot holds — 0 while the driver serves its
+ * session, an errno once the session ended (mtty checks `disabled` before the length) — and
+ * MIG_DATA_SIZE. "ret" is MIG_DATA_SIZE's; "probe" the zero-length call's, absent with no fd.
+ */
+static void do_probe(void)
+{
+	struct vfio_device_feature_mig_data_size s = {0};
+	int r = feature(cur->fd, VFIO_DEVICE_FEATURE_GET | VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, &s, sizeof(s));
+	int e = errno;
+
+	begin_op("PROBE");
+	if (cur->data_fd >= 0) {
+		int mode = fcntl(cur->data_fd, F_GETFL) & O_ACCMODE;
+		ssize_t p = mode == O_WRONLY ? write(cur->data_fd, iobuf, 0) : read(cur->data_fd, iobuf, 0);
+		int pe = errno;
+
+		jstr("fd_mode", mode == O_RDONLY ? "r" : mode == O_WRONLY ? "w" : "rw");
+		jint("probe", p);
+		if (p < 0)
+			jstr("probe_errno", errname(pe));
+	} else {
+		jint("data_fd", -1);
+	}
+	jret(r, e);
+	if (r == 0)
+		juint("stop_copy_length", s.stop_copy_length);
+	end_op();
+}
+
 static void do_migration_flags(void)
 {
 	struct vfio_device_feature_migration m = {0};
@@ -619,6 +653,9 @@ static int run_line(char *text, int lineno)
 	} else if (strcmp(op, "DATA_SIZE") == 0) {
 		ARGS(0);
 		do_data_size();
+	} else if (strcmp(op, "PROBE") == 0) {
+		ARGS(0);
+		do_probe();
 	} else if (strcmp(op, "MIGRATION_FLAGS") == 0) {
 		ARGS(0);
 		do_migration_flags();
