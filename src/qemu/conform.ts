@@ -37,7 +37,7 @@ import type { RunDivergence } from '../explorer/divergence.js';
 import { bfs } from '../explorer/graph.js';
 import { type KnownDisagreement, type Rewrite, KNOWN_DISAGREEMENTS } from './exceptions.js';
 import { type LogRecord, type Side } from './log.js';
-import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, describeConfig, modelGraph, runningVar, statusVar } from './model.js';
+import { type ControllableEvent, type Edge, type ModelConfig, type StatusGraph, describeConfig, statusGraph, runningVar, statusVar } from './model.js';
 import { type Observation, configOf, observationsOf } from './observations.js';
 
 /** Where a QEMU run left the model: `step` is the 1-based position among the checked observations, `allowed` the model's steps there. */
@@ -152,7 +152,7 @@ export interface Checked {
  *   c.end().divergence.step; // => 2
  */
 export class Checker {
-  private readonly g: ModelGraph;
+  private readonly g: StatusGraph;
   private readonly walk: Walk;
   private readonly stages: { readonly ex: KnownDisagreement; readonly rewrite: Rewrite }[];
   private steps = 0;
@@ -166,7 +166,7 @@ export class Checker {
     readonly config: ModelConfig,
     opts: CheckOptions = {},
   ) {
-    this.g = modelGraph(config);
+    this.g = statusGraph(config);
     this.walk = new Walk(this.g, new Set(opts.unseen ?? []));
     this.stages = (opts.exceptions ?? KNOWN_DISAGREEMENTS).map((ex) => ({ ex, rewrite: ex.start() }));
   }
@@ -257,7 +257,7 @@ class Walk {
   private sourceWasActive = false;
 
   constructor(
-    private readonly g: ModelGraph,
+    private readonly g: StatusGraph,
     /** Controllable steps taken as internal ones (CheckOptions.unseen). */
     private readonly unseen: ReadonlySet<ControllableEvent>,
   ) {
@@ -289,7 +289,7 @@ class Walk {
    * The reports of two concurrent steps may interleave: QEMU's two processes report each change when
    * it happens, and a step of the model is not atomic on the real host. So e (a step of one side) may
    * be taken from m while m still has unreported changes, when all of them are the other side's and m
-   * was reached from a settled state p by a step that commutes with e (ModelGraph.commutes: from p,
+   * was reached from a settled state p by a step that commutes with e (StatusGraph.commutes: from p,
    * either may go first to the same state). Reports the two steps cause in each other — one needs the
    * other's message — never commute, so causality still binds.
    */

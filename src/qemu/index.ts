@@ -12,7 +12,7 @@ export { QmpClient, QmpError, QmpTimeoutError, QmpClosedError, eventMicros, type
 export { QemuPair, startPair, QEMU_BINARY, TERMINAL, HarnessError, type PairOptions } from './harness.js';
 export { runPlan, capabilitiesFor, AdapterError, type Timing, type RunOptions, type ExtraCapabilities } from './adapter.js';
 export { plan, PlanError, type Plan, type PlannedAction, type Waypoint, type ModelState, type PlanOptions } from './plan.js';
-export { modelGraph, ModelGraph, CONTROLLABLE, describeConfig, type ModelConfig, type ControllableEvent } from './model.js';
+export { statusGraph, StatusGraph, CONTROLLABLE, describeConfig, type ModelConfig, type ControllableEvent } from './model.js';
 export { checkLog, checkObservations, Checker, formatResult, MIGRATION_RUNNING, type Checked, type ConformResult, type Divergence, type Incomplete, type CheckOptions } from './conform.js';
 export { monitorMigration, MonitorError, UNSEEN, type MonitorOptions, type MonitorResult, type ConfigOverrides } from './monitor.js';
 export { observationsOf, configOf, COMMAND_ACTIONS, TRACE_EVENTS, type Observation, type Fact } from './observations.js';

@@ -78,7 +78,7 @@ export const CONTROLLABLE: readonly ControllableEvent[] = ['MIGRATE', 'MIGRATE_I
 /**
  * Observable variables, in this order: source status, source running, destination status, destination
  * running — then, in a model with devices, the state of each source device and of each destination
- * device (ModelGraph.variables names them all).
+ * device (StatusGraph.variables names them all).
  */
 export const OBSERVABLES = ['source status', 'source running', 'destination status', 'destination running'] as const;
 export const statusVar = (side: Side): number => (side === 'source' ? 0 : 2);
@@ -101,7 +101,13 @@ export interface Edge {
   readonly events?: readonly VfioMigrationEvent[];
 }
 
-export class ModelGraph {
+/**
+ * The QEMU systems as QEMU shows them: the explored graph of the composed model (an `ExploredGraph`,
+ * src/explorer/graph.ts, the one the test generator builds on too) seen through what QMP reports —
+ * each state's observable variables, each step's VFIO_MIGRATION events, and multi-event steps as chains
+ * through in-between nodes — for the planner (plan.ts) and the conformance check (conform.ts).
+ */
+export class StatusGraph {
   /** The explorer's graph of the composed system: the explored states, their edges and labels. */
   readonly explored: ExploredGraph;
   /** Explored global states (node 0 ..states-1); in-between nodes of multi-event steps follow. */
@@ -316,10 +322,10 @@ function controllable(label: StepLabel): ControllableEvent | null {
   return CONTROLLABLE.includes(t) ? t : null;
 }
 
-const cache = new Map<string, ModelGraph>();
+const cache = new Map<string, StatusGraph>();
 
 /** The explored model for a configuration (explored once per process). */
-export function modelGraph(config: ModelConfig): ModelGraph {
+export function statusGraph(config: ModelConfig): StatusGraph {
   const key = JSON.stringify([
     config.ack,
     config.oneSide ?? null,
@@ -337,7 +343,7 @@ export function modelGraph(config: ModelConfig): ModelGraph {
   ]);
   let g = cache.get(key);
   if (!g) {
-    g = new ModelGraph(config);
+    g = new StatusGraph(config);
     cache.set(key, g);
   }
   return g;

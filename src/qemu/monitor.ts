@@ -46,7 +46,7 @@
 import { type Checked, Checker, type ConformResult } from './conform.js';
 import { UNSEEN_COMMAND_DISAGREEMENTS } from './exceptions.js';
 import { type CommandRecord, type LogRecord, type Side, LogFormatError, SIDES, micros, timestampOf } from './log.js';
-import { type ControllableEvent, type ModelConfig, describeConfig, modelGraph } from './model.js';
+import { type ControllableEvent, type ModelConfig, describeConfig, statusGraph } from './model.js';
 import { configOf, observationsOf } from './observations.js';
 import { type QmpEvent, type QmpObject, type QmpValue, QmpClient, QmpError, eventMicros } from './qmp.js';
 
@@ -235,7 +235,7 @@ class Live {
       this.caps[side] = { capabilities: (await this.exec(side, 'query-migrate-capabilities')) as QmpValue[] };
     }
     this.configure('at attach');
-    modelGraph(this.config!); // explore now, not while the migration runs
+    statusGraph(this.config!); // explore now, not while the migration runs
     await this.poll();
     this.say(`  attached: source ${this.opts.source} (QEMU ${this.qemu.source}), destination ${this.opts.destination} (QEMU ${this.qemu.destination}); ${describeConfig(this.config!)}`);
   }
@@ -302,7 +302,7 @@ class Live {
       this.configure("when the source's migration started");
       if (JSON.stringify(this.config) !== before) {
         this.say(`  the configuration changed before migrate: ${describeConfig(this.config!)}; checking again from the first record`);
-        modelGraph(this.config!);
+        statusGraph(this.config!);
         this.checker = null; // feed() starts a new one and gives it every record so far
       }
     } catch (e) {

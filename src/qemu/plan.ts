@@ -7,7 +7,7 @@ import type { QemuDestinationContext } from '../../machines/qemuDestination.js';
 import type { QemuSourceContext } from '../../machines/qemuSource.js';
 import { bfs, treePath } from '../explorer/graph.js';
 import { type Pin, type Side, pinAccepts } from './log.js';
-import { type ControllableEvent, type Edge, type ModelConfig, type ModelGraph, modelGraph } from './model.js';
+import { type ControllableEvent, type Edge, type ModelConfig, type StatusGraph, statusGraph } from './model.js';
 
 /** One global model state, as waypoint predicates see it. */
 export interface ModelState {
@@ -82,7 +82,7 @@ export class PlanError extends Error {
   override readonly name = 'PlanError';
 }
 
-export function stateOf(g: ModelGraph, i: number): ModelState {
+export function stateOf(g: StatusGraph, i: number): ModelState {
   return { source: g.status(i, 'source'), destination: g.status(i, 'destination'), sourceContext: g.sourceContext[i]!, sourcePhase: g.sourcePhase[i] ?? null, destinationContext: g.destinationContext[i]! };
 }
 
@@ -97,7 +97,7 @@ export interface PlanOptions {
 /** Plan a scenario: the shortest path through the waypoints, projected to its controllable actions. */
 export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: PlanOptions = {}): Plan {
   const listener = opts.migrateNeedsListener ?? true;
-  const g = modelGraph(config);
+  const g = statusGraph(config);
   let at = 0;
   const actions: PlannedAction[] = [];
   const path: string[] = [];
@@ -155,7 +155,7 @@ export function plan(config: ModelConfig, waypoints: readonly Waypoint[], opts: 
   return { config, actions, final: before(at), finalWait: pins, path };
 }
 
-function describe(g: ModelGraph, i: number): string {
+function describe(g: StatusGraph, i: number): string {
   return `source '${g.status(i, 'source')}', destination '${g.status(i, 'destination')}'`;
 }
 
@@ -164,7 +164,7 @@ function describe(g: ModelGraph, i: number): string {
  * model's nodes, taking only internal steps and the ordinary commands, up to the first node where a
  * state waypoint holds, or where a step waypoint's command can be taken (its step then ends the route).
  */
-function route(g: ModelGraph, start: number, wp: Exclude<Waypoint, { kind: 'probe' }>, listener: boolean): { from: number; edge: number }[] | null {
+function route(g: StatusGraph, start: number, wp: Exclude<Waypoint, { kind: 'probe' }>, listener: boolean): { from: number; edge: number }[] | null {
   const { edges } = g;
   const allowed = (i: number, e: Edge) =>
     e.action === null || (ORDINARY.has(e.action) && !(listener && e.action === 'MIGRATE' && g.status(i, 'destination') !== 'setup'));
