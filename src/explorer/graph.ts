@@ -104,17 +104,40 @@ export interface BfsOptions {
   readonly follow?: (a: number, x: number) => boolean;
   /** Stop at the first node taken from the queue where this holds (it is `found`). */
   readonly until?: (x: number) => boolean;
+  /**
+   * Buffers to reuse across many searches of one graph (a covering tour searches once per step it adds):
+   * nothing is allocated or cleared per search, and `dist` / `parent` then hold only for the nodes in
+   * `order` (`reached` says which).
+   */
+  readonly scratch?: BfsScratch;
+}
+
+/** Reusable buffers for `bfs` over graphs of up to `nodeCount` nodes (a node is reached when stamped). */
+export class BfsScratch {
+  readonly dist: Int32Array;
+  readonly parent: Int32Array;
+  readonly queue: Int32Array;
+  readonly stamp: Int32Array;
+  epoch = 0;
+  constructor(readonly nodeCount: number) {
+    this.dist = new Int32Array(nodeCount);
+    this.parent = new Int32Array(nodeCount);
+    this.queue = new Int32Array(nodeCount);
+    this.stamp = new Int32Array(nodeCount);
+  }
 }
 
 export interface Bfs {
-  /** Distance from the nearest source; -1 where not reached. */
+  /** Distance from the nearest source; -1 where not reached (with `scratch`: only where `reached`). */
   readonly dist: Int32Array;
-  /** The edge that discovered each node; -1 at sources and where not reached. */
+  /** The edge that discovered each node; -1 at sources and where not reached (with `scratch`: as `dist`). */
   readonly parent: Int32Array;
   /** The nodes in the order they were discovered (sources first). */
   readonly order: Int32Array;
   /** The node `until` stopped at, or -1. */
   readonly found: number;
+  /** Whether the search reached node x. */
+  readonly reached: (x: number) => boolean;
 }
 
 /**
@@ -124,14 +147,22 @@ export interface Bfs {
  */
 export function bfs(nodeCount: number, start: Int32Array, to: Int32Array, sources: readonly number[], opts: BfsOptions = {}): Bfs {
   const { follow, until } = opts;
-  const dist = new Int32Array(nodeCount).fill(-1);
-  const parent = new Int32Array(nodeCount).fill(-1);
-  const queue = new Int32Array(nodeCount);
+  const sc = opts.scratch;
+  if (sc && sc.nodeCount < nodeCount) throw new Error(`bfs: scratch for ${sc.nodeCount} nodes, graph of ${nodeCount}`);
+  const dist = sc ? sc.dist : new Int32Array(nodeCount).fill(-1);
+  const parent = sc ? sc.parent : new Int32Array(nodeCount).fill(-1);
+  const queue = sc ? sc.queue : new Int32Array(nodeCount);
+  // a node is seen when its stamp is this search's epoch (without scratch: when its distance is set)
+  const stamp = sc?.stamp;
+  const epoch = sc ? ++sc.epoch : 0;
+  const seen = stamp ? (x: number) => stamp[x] === epoch : (x: number) => dist[x] !== -1;
   let head = 0;
   let tail = 0;
   for (const s of sources) {
-    if (dist[s] !== -1) continue;
+    if (seen(s)) continue;
+    if (stamp) stamp[s] = epoch;
     dist[s] = 0;
+    parent[s] = -1;
     queue[tail++] = s;
   }
   let found = -1;
@@ -143,14 +174,15 @@ export function bfs(nodeCount: number, start: Int32Array, to: Int32Array, source
     }
     for (let a = start[x]!; a < start[x + 1]!; a++) {
       const y = to[a]!;
-      if (dist[y] !== -1) continue;
+      if (seen(y)) continue;
       if (follow && !follow(a, x)) continue;
+      if (stamp) stamp[y] = epoch;
       dist[y] = dist[x]! + 1;
       parent[y] = a;
       queue[tail++] = y;
     }
   }
-  return { dist, parent, order: queue.subarray(0, tail), found };
+  return { dist, parent, order: queue.subarray(0, tail), found, reached: seen };
 }
 
 /** The edges of the BFS-tree path to `target` (parents from `bfs`; `from` gives an edge's source). */
