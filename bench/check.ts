@@ -1,7 +1,8 @@
 /**
  * `npm run bench:check`: the workload users run — `check` on the composed migration system (source,
  * destination, N VFIO devices with every feature, both channels, every property) — for N = 2..8, both
- * ack modes, with and without symmetry, and the REINIT designs; and xstate/graph's getAdjacencyMap on the
+ * ack modes, with and without symmetry, and the REINIT designs (their finite-REINIT system, and the
+ * whole of `check --design` with the storm run that decides L2); and xstate/graph's getAdjacencyMap on the
  * same system (bench/composedMachine.ts: the same state count) for the N it finishes.
  *
  * Each run is a child process (bench/checkWorker.ts) with a deadline (BENCH_DEADLINE_S, default 120 s);
@@ -13,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { FeatureSet } from '../machines/vfioArcs.js';
 import type { MigrationOptions } from '../src/systems/migration.js';
+import type { DesignCheckOptions } from '../src/systems/reinit.js';
 
 const DEADLINE_S = Number(process.env['BENCH_DEADLINE_S'] ?? 120);
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
@@ -27,9 +29,14 @@ interface Run {
   seconds: number;
   statesPerSecond: number;
   bytesPerState?: number;
+  /** `design` runs: the storm run's share of the states, and whether every claim got a verdict. */
+  stormStates?: number;
+  decided?: boolean;
 }
 
-function run(engine: 'ours' | 'xstate', o: MigrationOptions): Run | null {
+type Engine = 'ours' | 'xstate' | 'design';
+
+function run(engine: Engine, o: MigrationOptions | DesignCheckOptions): Run | null {
   const worker = fileURLToPath(new URL('./checkWorker.js', import.meta.url));
   try {
     const out = execFileSync(process.execPath, ['--max-old-space-size=16384', worker, engine, JSON.stringify(o)], {
@@ -46,8 +53,8 @@ function run(engine: 'ours' | 'xstate', o: MigrationOptions): Run | null {
 
 interface Row {
   readonly label: string;
-  readonly engine: 'ours' | 'xstate';
-  readonly options: (n: number) => MigrationOptions;
+  readonly engine: Engine;
+  readonly options: (n: number) => MigrationOptions | DesignCheckOptions;
 }
 
 const devices = (n: number) => Array.from({ length: n }, () => ALL);
@@ -58,6 +65,8 @@ const ROWS: Row[] = [
   { label: 'design reusable-ack', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'per-device', design: 'reusable-ack', guestReinits: 1 }) },
   { label: 'design recheck-resume, budget 2', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'per-device', design: 'recheck-resume', reinitBudget: 2, guestReinits: 1 }) },
   { label: 'per-device (xstate/graph)', engine: 'xstate', options: (n) => ({ devices: devices(n), ack: 'per-device' }) },
+  // the whole of `check --design recheck-resume --reinit-budget 2`: the row above plus the storm run for L2
+  { label: 'check --design recheck-resume --reinit-budget 2, every claim (with the storm run)', engine: 'design', options: (n) => ({ devices: devices(n), design: 'recheck-resume', reinitBudget: 2 }) },
 ];
 
 const t0 = performance.now();
@@ -67,7 +76,7 @@ for (const row of ROWS) {
     progress(`${row.label}: N=${n}`);
     const r = run(row.engine, row.options(n));
     results.push({ row: row.label, engine: row.engine, devices: n, run: r });
-    if (r === null) break;
+    if (r === null || r.decided === false) break;
   }
 }
 
@@ -107,8 +116,9 @@ for (const x of results) {
     continue;
   }
   const r = x.run;
+  const undecided = r.decided === false ? ' (a bound stopped the storm run: L2 undecided)' : r.stormStates !== undefined ? ` (storm run ${fmt(r.stormStates)})` : '';
   console.log(
-    `| ${x.row} | ${x.devices} | ${fmt(r.states)} | ${r.transitions === undefined ? '—' : fmt(r.transitions)} | ${r.seconds.toFixed(1)} | ${fmt(r.statesPerSecond)} | ${r.bytesPerState === undefined ? '—' : Math.round(r.bytesPerState)} |`,
+    `| ${x.row} | ${x.devices} | ${fmt(r.states)}${undecided} | ${r.transitions === undefined ? '—' : fmt(r.transitions)} | ${r.seconds.toFixed(1)} | ${fmt(r.statesPerSecond)} | ${r.bytesPerState === undefined ? '—' : Math.round(r.bytesPerState)} |`,
   );
 }
 // the same systems must have the same state counts under both engines
@@ -121,7 +131,7 @@ const mismatch = results
   .map((x) => x.devices);
 if (mismatch.length > 0) console.log(`STATE COUNTS DIFFER between the engines at N = ${mismatch.join(', ')}`);
 if (ratio) console.log(`ratio at N=${ratio.devices} (median of ${RUNS}): ours ${fmt(ratio.ours)} states/s, xstate/graph ${fmt(ratio.xstate)} states/s: ${ratio.speedup}×`);
-const largest = (label: string) => Math.max(0, ...finished(label));
+const largest = (label: string) => Math.max(0, ...results.filter((x) => x.row === label && x.run !== null && x.run.decided !== false).map((x) => x.devices));
 const seconds = Math.round((performance.now() - t0) / 100) / 10;
 console.log(
   JSON.stringify({
