@@ -542,6 +542,30 @@ describe('documented disagreements: needed exactly where QEMU 10.0 shows them', 
     expect(plain.divergence).not.toBeNull();
   });
 
+  it("qemu10-resume-before-device-events: the destination's 'failed' between the source's RESUME and its device's running-p2p (seen in CI) conforms, and diverges without the rewrite", () => {
+    // synthetic: the recorded vfio-cancel-in-pre-switchover-ack run with the destination's 'failed' moved where CI saw it
+    const recs = records('synthetic-failed-between-resume-and-device-events.jsonl');
+    const r = checkLog(recs);
+    expect(r.divergence).toBeNull();
+    expect(r.exceptions.map((e) => e.name)).toContain('qemu10-resume-before-device-events');
+    const without = checkLog(recs, undefined, { exceptions: KNOWN_DISAGREEMENTS.filter((e) => e.name !== 'qemu10-resume-before-device-events') });
+    expect(without.divergence?.did).toBe("destination reported status 'failed'");
+    // the rewrite moves only the other side's reports, and only past the device events right after a RESUME
+    const obs = observationsOf(recs);
+    const ex = KNOWN_DISAGREEMENTS.find((e) => e.name === 'qemu10-resume-before-device-events')!;
+    const fromResume = (list: readonly Observation[]) => {
+      const at = list.map((o) => o.kind === 'running' && o.running && o.side === 'source').lastIndexOf(true);
+      return list.slice(at, at + 4).map((o) => `${o.side} ${o.kind}`);
+    };
+    expect(fromResume(applyToLog(ex, obs).obs)).toEqual(['source running', 'source device', 'source device', 'destination status']);
+    expect(fromResume(obs)).toEqual([
+      'source running',
+      'destination status',
+      'source device',
+      'source device',
+    ]);
+  });
+
   it('scenarios that cancel with a return path drive the plain migrate_cancel and wait for either outcome (cancelled/failed or failed/failed)', () => {
     const one = SCENARIOS.find((s) => s.name === 'cancel-in-active-with-ack')!;
     const p = plan(one.config, one.waypoints);

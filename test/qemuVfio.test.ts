@@ -174,8 +174,11 @@ describe('real QEMU + real VFIO (mtty) in the nested VM', () => {
     expect(ret.status).toBe('active'); // 8 s after the limits were lifted
     expect(ret.vfio?.transferred).toBe(0);
     expect(traces(r.records, 'destination', 'loadvm_approve_switchover')).toEqual([]);
-    expect(lastStatus(r.records, 'source')).toBe('cancelled');
+    // the closing migrate_cancel, with the return path open: 'cancelled', or 'failed' when its return-path
+    // shutdown wins (QEMU 10.0.2 migration_cancel; seen in CI) — the model has both, and the run conforms
+    expect(['cancelled', 'failed']).toContain(lastStatus(r.records, 'source'));
     expect(deviceStates(r.records, 'source').get('mtty0')).toEqual(['pre-copy', 'pre-copy-p2p', 'stop-copy', 'running-p2p', 'running']);
+    if (r.result.divergence || r.result.incomplete) expect.fail(formatNestedRun(r));
   }, 120_000);
 
   it('stop alone during precopy, ack on and not yet given: QEMU switches over without the ack; the destination completes paused, its device left in resuming', async () => {

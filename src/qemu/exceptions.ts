@@ -184,6 +184,54 @@ export const CANCEL_SHUTS_RETURN_PATH_FIRST: KnownDisagreement = {
 };
 
 /**
+ * When QEMU starts a guest again (vm_start → vm_prepare_start), it sends RESUME first and only then runs
+ * the VM-state handlers, VFIO's among them, whose state changes send the VFIO_MIGRATION events. The
+ * model takes the restart as one step: run state and device states change together, and the reports
+ * come as one chain (the StatusGraph's in-between nodes). The other QEMU is a separate process; its
+ * reports can land inside that chain. Seen on real QEMU in CI: migrate_cancel in pre-switchover with
+ * switchover-ack, and the destination's 'failed' came after the source's RESUME and before its
+ * device's running-p2p. Nothing the other side reports can depend on the moment between the RESUME and
+ * the handlers: they run in the same thread, under the BQL, without sending anything.
+ *
+ * The exception: the other side's reports that come between a side's RESUME and the last of its
+ * VFIO_MIGRATION reports that directly follow it are taken as reported just after those.
+ */
+export const RESUME_BEFORE_DEVICE_EVENTS: KnownDisagreement = {
+  name: 'qemu10-resume-before-device-events',
+  qemu:
+    'vm_prepare_start sends RESUME before vm_state_notify runs the VFIO handler (vfio_vmstate_change), so the other QEMU\'s reports can come between ' +
+    "a side's RESUME and its devices' VFIO_MIGRATION events; the model restarts the guest and its devices in one step",
+  change:
+    'none needed (one step for the restart is the right abstraction: nothing crosses between the two processes in between); the checker could instead let ' +
+    "the other side's steps interleave with a multi-event step's links",
+  start() {
+    return scan((held, ended, applied) => {
+      const o = held[0]!;
+      if (!(o.kind === 'running' && o.running)) return 'emit';
+      // the window: this side's reports after the RESUME, up to its first one that is not a device event
+      let last = 0;
+      let closed = false;
+      for (let k = 1; k < held.length; k++) {
+        const x = held[k]!;
+        if (x.side !== o.side) continue;
+        if (x.kind !== 'device') {
+          closed = true;
+          break;
+        }
+        last = k;
+      }
+      if (!closed && !ended) return 'wait';
+      const between = held.slice(1, last).filter((x) => x.side !== o.side);
+      if (between.length === 0) return 'emit';
+      const rest = held.slice(1, last + 1).filter((x) => x.side === o.side);
+      held.splice(1, last, ...rest, ...between);
+      applied.push(...between.map((x) => x.line));
+      return 'emit';
+    });
+  },
+};
+
+/**
  * QEMU 10.0 accepts migrate_cancel when no migration runs (status none, completed, failed, cancelled)
  * and does nothing: migration_cancel finds nothing running. The model has no MIGRATE_CANCEL step in
  * those states, so an accepted one has no model run.
@@ -293,6 +341,7 @@ export const COMPLETION_END_OVERWRITES_FAILED: KnownDisagreement = {
 export const KNOWN_DISAGREEMENTS: readonly KnownDisagreement[] = [
   CANCEL_SHUTS_RETURN_PATH_FIRST,
   RUNSTATE_AND_STATUS_APART,
+  RESUME_BEFORE_DEVICE_EVENTS,
   CANCEL_WITHOUT_MIGRATION_IS_A_NO_OP,
   HEADER_BEFORE_SAVE_SETUP,
   COMPLETION_END_OVERWRITES_FAILED,
@@ -336,6 +385,7 @@ export const CANCEL_SHUTS_RETURN_PATH_FIRST_UNSEEN: KnownDisagreement = {
 export const UNSEEN_COMMAND_DISAGREEMENTS: readonly KnownDisagreement[] = [
   CANCEL_SHUTS_RETURN_PATH_FIRST_UNSEEN,
   RUNSTATE_AND_STATUS_APART,
+  RESUME_BEFORE_DEVICE_EVENTS,
   HEADER_BEFORE_SAVE_SETUP,
   COMPLETION_END_OVERWRITES_FAILED,
 ];
