@@ -367,8 +367,9 @@ export function precopyReadBack(ctx: VfioDeviceContext, s: VfioState): { initial
  * The data_fd a user can still reach (a read-back, no effect on the device): the direction of the live
  * session — with `userFds`, only through the fd the user holds (a closed or disabled one reaches none).
  * A zero-length read(2) (saving) or write(2) (resuming) on that fd answers 0 while the driver serves it
- * and an errno once the session has ended (mtty_save_read / mtty_resume_write check `disabled` before the
- * length), so a user can tell this after any step without moving a byte.
+ * and an errno once the session has ended (mtty_save_read checks `disabled` before it looks at the length;
+ * mtty_resume_write checks the end offset against the image size first, which a zero length never
+ * exceeds, then `disabled`), so a user can tell this after any step without moving a byte.
  */
 export function liveDataFd(ctx: VfioDeviceContext): DataFdKind | null {
   if (!ctx.profile.userFds) return ctx.session;

@@ -492,7 +492,8 @@ static void do_data_size(void)
 /*
  * The read-backs a user can take after any step (src/testgen/observe.ts), moving no byte: a zero-length
  * read (an O_RDONLY fd) or write (O_WRONLY) on the fd the slot holds — 0 while the driver serves its
- * session, an errno once the session ended (mtty checks `disabled` before the length) — and
+ * session, an errno once the session ended (mtty's read and write reach their `disabled` check for a
+ * zero length too) — and
  * MIG_DATA_SIZE. "ret" is MIG_DATA_SIZE's; "probe" the zero-length call's, absent with no fd.
  */
 static void do_probe(void)
