@@ -77,7 +77,14 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
   const wantEdges = spec.goal !== undefined || spec.progress !== undefined;
   const out = search(sys, { ...opts, recordEdges: wantEdges });
   const bytesPerState = out.states > 0 ? out.store.bytes / out.states : 0;
-  const trace = (idx: number) => buildTrace(sys, out.store, pathTo(out.store, idx));
+  // with forget or cut, a trace is replayed step by step in the system without them (the real values)
+  let concrete: CompiledSystem | undefined;
+  const real = (): CompiledSystem | undefined => {
+    if (spec.forget === undefined && spec.cut === undefined) return undefined;
+    const { forget: _f, cut: _c, ...plain } = spec;
+    return (concrete ??= new CompiledSystem(plain, opts.stepWith ? { stepWith: opts.stepWith } : {}));
+  };
+  const trace = (idx: number) => buildTrace(sys, out.store, pathTo(out.store, idx), undefined, real());
 
   const properties: PropertyResult[] = [];
   // Violations found before a bound stopped the search are real; the absence of one proves nothing.
@@ -100,7 +107,8 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
       ...(broken.length > 0 ? { broken } : {}),
     });
   }
-  properties.push({
+  // a system with cut states is not checked for deadlocks (see SystemSpec.cut)
+  if (spec.cut === undefined) properties.push({
     name: 'NoDeadlock',
     kind: 'deadlock',
     ...decided(out.deadlockCount > 0),
@@ -133,7 +141,7 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     let cex: Trace | null = null;
     if (lasso) {
       const stem = pathTo(out.store, lasso.entry);
-      cex = buildTrace(sys, out.store, [...stem, ...lasso.cycle.slice(1)], stem.length);
+      cex = buildTrace(sys, out.store, [...stem, ...lasso.cycle.slice(1)], stem.length, real());
     }
     properties.push({
       name: 'NoNonProgressCycle',

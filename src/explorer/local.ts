@@ -94,6 +94,10 @@ export class LocalTable {
     private readonly stepWith: StepWith = 'scope',
     /** Emitted event types that are observations, not messages. */
     private readonly outputs: ReadonlySet<string> = new Set(),
+    /** SystemSpec.forget of this component: applied to every snapshot before it is interned. */
+    private readonly forget: ((s: AnySnapshot) => AnySnapshot) | null = null,
+    /** SystemSpec.cut of this component: local states no step goes into. */
+    private readonly cutWhen: ((s: AnySnapshot) => boolean) | null = null,
   ) {
     this.firedSink = raisingDefs(machine).size > 0 ? [] : null;
     this.memo = new Int32Array(64 * this.stride).fill(UNKNOWN);
@@ -110,7 +114,8 @@ export class LocalTable {
     return this.intern(s as AnySnapshot);
   }
 
-  intern(s: AnySnapshot): number {
+  intern(snapshot: AnySnapshot): number {
+    const s = this.forget ? this.forget(snapshot) : snapshot;
     const key = snapshotKey(s);
     let id = this.keys.get(key);
     if (id !== undefined) return id;
@@ -120,6 +125,7 @@ export class LocalTable {
     id = this.snapshots.length;
     this.snapshots.push(s);
     this.keys.set(key, id);
+    if (this.cutWhen) this.cutIds.push(this.cutWhen(s) ? 1 : 0);
     this.ensureRows(id + 1);
     return id;
   }
@@ -127,6 +133,12 @@ export class LocalTable {
   get size(): number {
     return this.snapshots.length;
   }
+
+  /** Whether no step goes into local state `id` (SystemSpec.cut). */
+  isCut(id: number): boolean {
+    return this.cutIds.length > 0 && this.cutIds[id] === 1;
+  }
+  private readonly cutIds: number[] = [];
 
   /** The slot of a message id in this table, assigned on first sight. */
   slot(messageId: number): number {

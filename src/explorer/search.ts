@@ -146,7 +146,7 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     }
     if (store.size >= maxStates) limit = { kind: 'maxStates', message: `state limit of ${maxStates} reached` };
     if (record) for (let b = 0; b < done; b++) pushEdge(found[b]!, steps[b]! < 0 ? ~steps[b]! : steps[b]!);
-    if (n === 0 && !terminal(view.bind(cur))) {
+    if (n === 0 && spec.cut === undefined && !terminal(view.bind(cur))) {
       deadlockCount++;
       if (deadlocks.length < MAX_DEADLOCKS_KEPT) deadlocks.push(from);
     }

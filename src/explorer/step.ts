@@ -41,16 +41,21 @@ export class CompiledSystem {
     this.names = comps.map((c) => c.name);
     const dup = this.names.find((n, i) => this.names.indexOf(n) !== i);
     if (dup) throw new SystemError(`component name '${dup}' is used twice`);
+    for (const name of [...Object.keys(spec.forget ?? {}), ...Object.keys(spec.cut ?? {})]) {
+      if (!this.names.includes(name)) throw new SystemError(`forget or cut names unknown component '${name}'`);
+    }
+    if (spec.cut && spec.goal) throw new SystemError('a system with cut states can have no goal (reachability through a cut state is not explored)');
     const shared = new Map<unknown, Map<string, LocalTable>>();
     const outputs = new Set(spec.observations ?? []);
     this.tables = comps.map((c) => {
       rejectUnsupported(c.name, c.machine);
       const byInput = shared.get(c.machine) ?? new Map<string, LocalTable>();
       shared.set(c.machine, byInput);
-      const key = JSON.stringify(c.input ?? null);
+      // components with their own forget or cut functions share a table only when those are the same too
+      const key = `${JSON.stringify(c.input ?? null)}|${fnId(spec.forget?.[c.name])}|${fnId(spec.cut?.[c.name])}`;
       let t = byInput.get(key);
       if (!t) {
-        t = new LocalTable(c.machine, c.input, c.name, this.messages, opts.stepWith, outputs);
+        t = new LocalTable(c.machine, c.input, c.name, this.messages, opts.stepWith, outputs, spec.forget?.[c.name] ?? null, spec.cut?.[c.name] ?? null);
         byInput.set(key, t);
       }
       return t;
@@ -114,7 +119,7 @@ export class CompiledSystem {
     for (let s = 0; s < this.envComp.length; s++) {
       if (this.envComp[s] !== c) continue;
       const to = table.step(local, this.envSlot[s]!);
-      if (to < 0) continue;
+      if (to < 0 || table.isCut(to)) continue;
       const sends = table.lastEmits.length > 0;
       if (!sends) table.markUsed();
       let kind = FULL;
@@ -140,7 +145,10 @@ export class CompiledSystem {
 
   initialTuple(): Uint32Array {
     const t = new Uint32Array(this.width);
-    this.tables.forEach((table, i) => (t[i] = table.initial()));
+    this.tables.forEach((table, i) => {
+      t[i] = table.initial();
+      if (table.isCut(t[i]!)) throw new SystemError(`${this.names[i]}: its initial state is cut`);
+    });
     this.canon?.(t, 0);
     return t;
   }
@@ -219,6 +227,7 @@ export class CompiledSystem {
       const table = tables[r]!;
       const to = table.step(cur[r]!, table.slot(msg));
       if (to < 0 && !this.drop) continue;
+      if (to >= 0 && table.isCut(to)) continue;
       for (let i = 0; i < w; i++) scratch[i] = cur[i]!;
       const cap = this.chanCap[k]!;
       for (let i = 0; i < cap - 1; i++) scratch[off + i] = scratch[off + i + 1]!;
@@ -396,4 +405,14 @@ function rejectUnsupported(name: string, machine: { root: { config?: unknown } }
     for (const child of Object.values(node.states ?? {})) walk(child as never);
   };
   walk(machine.root as never);
+}
+
+const fnIds = new WeakMap<object, number>();
+let nextFnId = 1;
+/** A number naming a function, for table sharing (0: none). */
+function fnId(f: object | undefined): number {
+  if (f === undefined) return 0;
+  let id = fnIds.get(f);
+  if (id === undefined) fnIds.set(f, (id = nextFnId++));
+  return id;
 }

@@ -130,6 +130,23 @@ export interface SystemSpec {
   readonly dataSymmetry?: DataSymmetry;
   /** What happens to a delivered message its receiver cannot take: it blocks the channel (default), or is dropped. */
   readonly unhandled?: 'block' | 'drop';
+  /**
+   * A reduction for one question, per component: a function that resets state which no guard, action or
+   * emitted message of the system reads, except right after writing it in the same step (e.g. counters
+   * kept only for properties). Applied to every snapshot before it is interned, so snapshots that differ
+   * only there become one. Sound when that is true of every reset field (then each state and its forgetful
+   * image have the same steps to forgetful images of the same successors) and the system checks nothing
+   * that reads them. Traces are replayed without it, so they show the real values.
+   */
+  readonly forget?: Readonly<Record<string, (s: AnySnapshot) => AnySnapshot>>;
+  /**
+   * Local states no question of the system needs to go into (e.g. a migration that has ended for good,
+   * when the only question is a non-progress cycle inside `progressScope`): a step into one is not taken.
+   * Sound for non-progress cycles when no state in scope can be reached from a cut state. A system with
+   * `cut` can have no goal, and is not checked for deadlocks (a state whose steps are all cut would look
+   * like one).
+   */
+  readonly cut?: Readonly<Record<string, (s: AnySnapshot) => boolean>>;
 }
 
 export interface ExploreOptions {

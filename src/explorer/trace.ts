@@ -35,18 +35,25 @@ export function pathTo(store: StateStore, idx: number): number[] {
   return path.reverse();
 }
 
-/** Turn a path of stored states (each a successor of the previous one) into a concrete trace. */
-export function buildTrace(sys: CompiledSystem, store: StateStore, path: readonly number[], cycleStart?: number): Trace {
+/**
+ * Turn a path of stored states (each a successor of the previous one) into a concrete trace. `real`: the
+ * same system without its reductions (SystemSpec.forget and cut); each step found in `sys` is then taken
+ * again there — the same step id — and the trace shows that system's states.
+ */
+export function buildTrace(sys: CompiledSystem, store: StateStore, path: readonly number[], cycleStart?: number, real?: CompiledSystem): Trace {
   const w = sys.width;
   const canon = sys.canon;
   const raw = new Uint32Array(w);
   const target = new Uint32Array(w);
   const tmp = new Uint32Array(w);
+  const shown = real ?? sys;
+  const rawShown = new Uint32Array(shown.width);
   sys.canon = null;
   try {
     sys.tables.forEach((t, i) => (raw[i] = t.initial()));
+    shown.tables.forEach((t, i) => (rawShown[i] = t.initial()));
     const steps: TraceStep[] = [];
-    const initial = statesOf(sys, raw);
+    const initial = statesOf(shown, rawShown);
     for (let p = 1; p < path.length; p++) {
       store.load(path[p]!, target);
       let found: { step: number; next: Uint32Array } | null = null;
@@ -58,17 +65,27 @@ export function buildTrace(sys: CompiledSystem, store: StateStore, path: readonl
       });
       if (!found) throw new Error(`trace reconstruction failed at step ${p}`);
       const { step, next } = found as { step: number; next: Uint32Array };
-      const label = sys.label(step, raw);
-      const changes = sys.names.flatMap((name, i) => {
-        if (raw[i] === next[i]) return [];
-        const a = sys.tables[i]!.snapshots[raw[i]!]!;
-        const b = sys.tables[i]!.snapshots[next[i]!]!;
+      raw.set(next);
+      let nextShown = next;
+      if (real) {
+        let again: Uint32Array | null = null;
+        real.expand(rawShown, (s, n) => {
+          if (s === step && again === null) again = Uint32Array.from(n);
+        });
+        if (again === null) throw new Error(`trace replay failed at step ${p}: the step is not enabled without the reductions`);
+        nextShown = again;
+      }
+      const label = shown.label(step, rawShown);
+      const changes = shown.names.flatMap((name, i) => {
+        if (rawShown[i] === nextShown[i]) return [];
+        const a = shown.tables[i]!.snapshots[rawShown[i]!]!;
+        const b = shown.tables[i]!.snapshots[nextShown[i]!]!;
         const ctx = contextDiff(a.context, b.context);
         return [{ component: name, from: formatValue(a.value), to: formatValue(b.value), ...(ctx ? { context: ctx } : {}) }];
       });
-      const observed = sys.observe(step, raw);
-      steps.push({ step: p, ...label, changes, states: statesOf(sys, next), ...(observed.length > 0 ? { observed } : {}) });
-      raw.set(next);
+      const observed = shown.observe(step, rawShown);
+      steps.push({ step: p, ...label, changes, states: statesOf(shown, nextShown), ...(observed.length > 0 ? { observed } : {}) });
+      rawShown.set(nextShown);
     }
     return { initial, steps, ...(cycleStart !== undefined ? { cycleStart } : {}) };
   } finally {

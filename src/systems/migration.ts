@@ -50,6 +50,13 @@ export interface MigrationOptions {
   readonly guestReinits?: number | 'unbounded';
   /** Reduce by the symmetry of interchangeable devices (same feature set on both hosts). */
   readonly symmetry?: boolean;
+  /**
+   * Ask only L2, the REINIT livelock question (needs `design`): the system then checks nothing but
+   * non-progress cycles, and explores only what that needs (`livelockReduction`): the machines run
+   * without the properties' ghost state, counters kept only for properties are forgotten, and a
+   * migration that has ended for good is not followed.
+   */
+  readonly livelockOnly?: boolean;
   /** How often the guest may dirty device state (default 1; 'unbounded': dirty bytes that never reach 0). */
   readonly guestDirties?: number | 'unbounded';
   /** Management `stop` and `cont` on the source, and `cont` on the destination (default false). */
@@ -120,9 +127,12 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
   if (mf && (!Number.isInteger(mf.channels) || mf.channels < 1 || mf.channels > MAX_MULTIFD_CHANNELS)) {
     throw new SystemError(`multifd channels must be 1..${MAX_MULTIFD_CHANNELS}, got ${mf.channels}`);
   }
-  // the machines as the explorer runs them: with the properties' observers (src/properties/ghosts.ts)
-  const srcMachine = withObservers(o.sourceMachine ?? qemuSourceMachine, 'source');
-  const dstMachine = withObservers(o.destinationMachine ?? qemuDestinationMachine, 'destination');
+  if (o.livelockOnly && o.design === undefined) throw new SystemError('livelockOnly is the REINIT livelock question: it needs a design');
+  // the machines as the explorer runs them: with the properties' observers (src/properties/ghosts.ts),
+  // which the livelock question does not read
+  const observed = (m: AnyStateMachine, side: 'source' | 'destination') => (o.livelockOnly ? m : withObservers(m, side));
+  const srcMachine = observed(o.sourceMachine ?? qemuSourceMachine, 'source');
+  const dstMachine = observed(o.destinationMachine ?? qemuDestinationMachine, 'destination');
   // A design fixes the ack mode: QEMU <= 11.0 has only the legacy ack, 11.1 and the proposal per-device acks.
   const ack: AckMode = o.design === undefined ? o.ack : o.design === 'legacy' ? 'legacy' : 'per-device';
   const srcAck: AckMode = o.oneSide === 'destination' ? 'off' : ack;
@@ -236,7 +246,7 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
     environment: { [SOURCE]: srcEnv, [DESTINATION]: dstEnv },
     // QEMU's QMP VFIO_MIGRATION events: what a real run shows of each device (conformance reads them)
     observations: ['VFIO_MIGRATION'],
-    invariants: [
+    invariants: o.livelockOnly ? [] : [
       ...MIGRATION_INVARIANTS,
       ...(o.design ? [NoStaleSwitchover, NoStaleStop] : []),
       // an honest source has at most a device's whole STOP_COPY stream in flight: precopy's initial and
@@ -251,12 +261,48 @@ export function migrationSystem(o: MigrationOptions): SystemSpec {
         }
       : {}),
     terminal: migrationEnded,
-    goal: migrationEnded,
-    goalVia: (step) => !isInterventionOrFault(step),
+    ...(o.livelockOnly ? livelockReduction(srcMachine, dstMachine) : { goal: migrationEnded, goalVia: (step: StepLabel) => !isInterventionOrFault(step) }),
     // with multifd, --symmetry is over the channels (the devices' save threads and buffers are not permuted)
     ...(o.symmetry ? { dataSymmetry: mf ? channelSymmetry(mf.channels, dstMachine) : deviceSymmetry(o.devices, dstDevices, srcMachine, dstMachine) } : {}),
     goalName: 'MigrationEnds',
     goalDescription: 'from every reachable state the migration can end (completed, failed or cancelled on both sides) without a cancel or a fault',
+  };
+}
+
+/**
+ * What L2 — a non-progress cycle among states where the source is active and the destination loading
+ * (reinitLivelockScope) — does not need, for the REINIT storm run:
+ *  - forget: the units sent and received per device (QemuSourceContext.sent and the destination's
+ *    `received`: each step reads them only to add to them; only the migration properties compare them),
+ *    and each device's last call result (`last`: QEMU reads it right after the call that writes it, in
+ *    the same step — query, readChunk, setState, the multifd save — except the destination, which looks
+ *    at a failed write on the next VFIO_DEVICE_STATE (the writeFailed guard), so that one is kept);
+ *  - cut: a source that has completed, failed or been cancelled with no retry left (only a retry,
+ *    MIGRATE with retryAllowed, leaves those states), and a destination that has completed (it never
+ *    leaves) or failed with no restart left (only NEW_PROCESS leaves): outside the scope, and no state in
+ *    the scope follows them.
+ * test/livelock.test.ts checks both against the unreduced storm: the same states up to the forgotten
+ * fields, the same steps between them, no scope state after a cut one, and the same L2 verdicts.
+ */
+function livelockReduction(srcMachine: AnyStateMachine, dstMachine: AnyStateMachine): Pick<SystemSpec, 'forget' | 'cut'> {
+  type Dev = { readonly context: { readonly last: { readonly op: string; readonly ok: boolean } | null } };
+  const keptLast = (d: Dev) => d.context.last === null || (d.context.last.op === 'DATA_FD_WRITE' && !d.context.last.ok);
+  const forgetIn = (machine: AnyStateMachine, counter: 'sent' | 'received') => (s: AnySnapshot): AnySnapshot => {
+    const c = s.context as Record<string, unknown> & { readonly devs: readonly Dev[] };
+    const units = c[counter] as readonly number[];
+    const zeroed = units.some((u) => u !== 0);
+    const lastGone = !c.devs.every(keptLast);
+    if (!zeroed && !lastGone) return s;
+    const devs = lastGone ? c.devs.map((d) => (keptLast(d) ? d : { ...d, context: { ...d.context, last: null } })) : c.devs;
+    return machine.resolveState({ value: s.value, context: { ...c, devs, [counter]: zeroed ? units.map(() => 0) : units } }) as AnySnapshot;
+  };
+  const top = (s: AnySnapshot) => (typeof s.value === 'string' ? s.value : Object.keys(s.value as object)[0]!);
+  return {
+    forget: { [SOURCE]: forgetIn(srcMachine, 'sent'), [DESTINATION]: forgetIn(dstMachine, 'received') },
+    cut: {
+      [SOURCE]: (s) => ['completed', 'failed', 'cancelling', 'cancelled'].includes(top(s)) && (s.context as { retriesLeft: number }).retriesLeft === 0,
+      [DESTINATION]: (s) => top(s) === 'completed' || (top(s) === 'failed' && (s.context as { restartsLeft: number }).restartsLeft === 0),
+    },
   };
 }
 
