@@ -5,8 +5,9 @@
  * whole of `check --design` with the storm run that decides L2); and xstate/graph's getAdjacencyMap on the
  * same system (bench/composedMachine.ts: the same state count) for the N it finishes.
  *
- * Each run is a child process (bench/checkWorker.ts) with a deadline (BENCH_DEADLINE_S, default 120 s);
- * a row stops growing N at its first run past the deadline. The ratio of states/s is taken at the
+ * Each run is a child process (bench/checkWorker.ts) with a deadline (BENCH_DEADLINE_S, default 120 s;
+ * the whole `check --design` row has ten minutes, BENCH_DESIGN_DEADLINE_S, since the issue asks for the
+ * largest N within 60 s and within ten minutes); a row stops growing N at its first run past its deadline. The ratio of states/s is taken at the
  * largest N both engines finish, as the median of BENCH_RUNS (default 3) runs of each, in this run.
  * Prints a table; the last line is one JSON object. Progress on stderr on a terminal; quiet with CI set.
  */
@@ -17,6 +18,7 @@ import type { MigrationOptions } from '../src/systems/migration.js';
 import type { DesignCheckOptions } from '../src/systems/reinit.js';
 
 const DEADLINE_S = Number(process.env['BENCH_DEADLINE_S'] ?? 120);
+const DESIGN_DEADLINE_S = Number(process.env['BENCH_DESIGN_DEADLINE_S'] ?? 600);
 const RUNS = Math.max(1, Number(process.env['BENCH_RUNS'] ?? 3));
 const MAX_N = Number(process.env['BENCH_MAX_N'] ?? 8);
 const ALL: FeatureSet = 'STOP_COPY|P2P|PRE_COPY';
@@ -36,11 +38,11 @@ interface Run {
 
 type Engine = 'ours' | 'xstate' | 'design';
 
-function run(engine: Engine, o: MigrationOptions | DesignCheckOptions): Run | null {
+function run(engine: Engine, o: MigrationOptions | DesignCheckOptions, deadlineS = DEADLINE_S): Run | null {
   const worker = fileURLToPath(new URL('./checkWorker.js', import.meta.url));
   try {
     const out = execFileSync(process.execPath, ['--max-old-space-size=16384', worker, engine, JSON.stringify(o)], {
-      timeout: DEADLINE_S * 1000,
+      timeout: deadlineS * 1000,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       maxBuffer: 1 << 20,
@@ -55,18 +57,25 @@ interface Row {
   readonly label: string;
   readonly engine: Engine;
   readonly options: (n: number) => MigrationOptions | DesignCheckOptions;
+  readonly deadlineS?: number;
 }
 
 const devices = (n: number) => Array.from({ length: n }, () => ALL);
 const ROWS: Row[] = [
   { label: 'per-device', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'per-device' }) },
   { label: 'legacy', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'legacy' }) },
-  { label: 'per-device, symmetry', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'per-device', symmetry: true }) },
+  // approximate (DEVICES_NOT_INTERCHANGEABLE): its states are a bug finder's, not a proof's
+  { label: 'per-device, symmetry (approximate)', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'per-device', symmetry: true }) },
   { label: 'design reusable-ack', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'per-device', design: 'reusable-ack', guestReinits: 1 }) },
   { label: 'design recheck-resume, budget 2', engine: 'ours', options: (n) => ({ devices: devices(n), ack: 'per-device', design: 'recheck-resume', reinitBudget: 2, guestReinits: 1 }) },
   { label: 'per-device (xstate/graph)', engine: 'xstate', options: (n) => ({ devices: devices(n), ack: 'per-device' }) },
   // the whole of `check --design recheck-resume --reinit-budget 2`: the row above plus the storm run for L2
-  { label: 'check --design recheck-resume --reinit-budget 2, every claim (with the storm run)', engine: 'design', options: (n) => ({ devices: devices(n), design: 'recheck-resume', reinitBudget: 2 }) },
+  {
+    label: 'check --design recheck-resume --reinit-budget 2, every claim (with the storm run)',
+    engine: 'design',
+    options: (n) => ({ devices: devices(n), design: 'recheck-resume', reinitBudget: 2 }),
+    deadlineS: DESIGN_DEADLINE_S,
+  },
 ];
 
 const t0 = performance.now();
@@ -74,7 +83,7 @@ const results: { row: string; engine: string; devices: number; run: Run | null }
 for (const row of ROWS) {
   for (let n = 2; n <= MAX_N; n++) {
     progress(`${row.label}: N=${n}`);
-    const r = run(row.engine, row.options(n));
+    const r = run(row.engine, row.options(n), row.deadlineS);
     results.push({ row: row.label, engine: row.engine, devices: n, run: r });
     if (r === null || r.decided === false) break;
   }
@@ -112,7 +121,8 @@ console.log('| system | N | states | transitions | seconds | states/s | bytes/st
 console.log('|---|---|---|---|---|---|---|');
 for (const x of results) {
   if (x.run === null) {
-    console.log(`| ${x.row} | ${x.devices} | past the ${DEADLINE_S} s deadline | | | | |`);
+    const deadline = ROWS.find((r) => r.label === x.row)?.deadlineS ?? DEADLINE_S;
+    console.log(`| ${x.row} | ${x.devices} | past the ${deadline} s deadline (or out of memory) | | | | |`);
     continue;
   }
   const r = x.run;

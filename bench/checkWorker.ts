@@ -13,7 +13,8 @@ import { composedMachine } from './composedMachine.js';
 const [engine, json] = process.argv.slice(2) as ['ours' | 'xstate' | 'design', string];
 if (engine === 'design') {
   // what `check --design` runs: the finite-REINIT system for every claim but L2, the storm run for L2
-  const c = checkDesign(JSON.parse(json) as DesignCheckOptions, { progress: false });
+  // with the memory of `check --memory-mb 16384` (the storm run at N = 6 holds about 8 GB)
+  const c = checkDesign(JSON.parse(json) as DesignCheckOptions, { progress: false, memoryBudget: 16 * 1024 ** 3 });
   const seconds = c.finite.seconds + c.storm.seconds;
   const states = c.finite.states + c.storm.states;
   const out = {

@@ -8,11 +8,16 @@ import { SCENARIOS } from '../src/systems/manifest.js';
 
 describe('the scenario manifest', () => {
   for (const s of SCENARIOS) {
-    it(`${s.name}: ${s.states} states, ${s.transitions} transitions, ${s.violated?.length ? `violates ${s.violated.join(', ')}` : 'every claim holds'}`, () => {
+    const verdicts = s.violated?.length ? `violates ${s.violated.join(', ')}` : s.approximate ? 'nothing violated, nothing concluded (approximate)' : 'every claim holds';
+    it(`${s.name}: ${s.states} states, ${s.transitions} transitions, ${verdicts}`, () => {
       const r = explore(s.build(), { progress: false });
       expect(r.limit).toBeNull();
       expect({ states: r.states, transitions: r.transitions }).toEqual({ states: s.states, transitions: s.transitions });
-      expect(r.properties.filter((p) => !p.holds).map((p) => p.name)).toEqual(s.violated ?? []);
+      expect(r.properties.filter((p) => p.verdict === 'violated').map((p) => p.name)).toEqual(s.violated ?? []);
+      const rest = r.properties.filter((p) => p.verdict !== 'violated').map((p) => p.verdict);
+      expect(rest.length).toBeGreaterThan(0);
+      expect(new Set(rest)).toEqual(new Set([s.approximate ? 'unknown' : 'holds']));
+      expect(r.approximation !== null).toBe(s.approximate === true);
     });
   }
 });

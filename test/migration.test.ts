@@ -9,7 +9,7 @@ import type { QemuDestinationContext } from '../machines/qemuDestination.js';
 import { type QemuSourceContext, qemuSourceMachine } from '../machines/qemuSource.js';
 import { setState } from '../machines/qemuVfio.js';
 import { FEATURE_SETS, type FeatureSet } from '../machines/vfioArcs.js';
-import { type ExploreResult, type GlobalView, explore } from '../src/explorer/index.js';
+import { CompiledSystem, type ExploreResult, type GlobalView, explore, search, symmetryDefects } from '../src/explorer/index.js';
 import { UNREACHED_BECAUSE, migrationSystem } from '../src/systems/migration.js';
 
 const ACKS: AckMode[] = ['legacy', 'per-device', 'off'];
@@ -50,7 +50,24 @@ describe('every property holds', () => {
 });
 
 describe('symmetry of interchangeable devices', () => {
-  it('gives the same verdicts with fewer states, and its counterexamples replay as concrete runs', () => {
+  it('is not exact: QEMU handles its devices in order, so a device-swapped reachable state may be unreachable', () => {
+    const spec = migrationSystem({ devices: [ALL, ALL], ack: 'per-device', symmetry: true });
+    const sys = new CompiledSystem({ ...spec, dataSymmetry: undefined });
+    const plain = search(sys, { progress: false });
+    const d = symmetryDefects(sys, plain.store, spec.dataSymmetry!);
+    expect(d.states).toBe(4098);
+    expect(d.missing).toBe(1954);
+    // e.g. both devices' first chunks on the stream in device order: the other order is never sent
+    const t = new Uint32Array(sys.width);
+    plain.store.load(d.example!.state, t);
+    const stream = sys.view(t).channel('main').map((e) => `${e.type}${'device' in e ? e.device : ''}`);
+    expect(stream.filter((m) => m.startsWith('VFIO_DEVICE_STATE'))).toEqual(['VFIO_DEVICE_STATE0', 'VFIO_DEVICE_STATE1']);
+    // and the quotient reaches fewer classes than the reachable states have orbits: it misses some
+    const reduced = explore(spec, { progress: false });
+    expect(reduced.states).toBeLessThan(d.orbits);
+  });
+
+  it('so under it nothing holds: violations are reported only when they replay as real runs', () => {
     for (const [devices, ack] of [
       [[ALL, ALL], 'legacy'],
       [[ALL, ALL, ALL], 'per-device'],
@@ -58,13 +75,15 @@ describe('symmetry of interchangeable devices', () => {
     ] as const) {
       const plain = explore(migrationSystem({ devices, ack }), { progress: false });
       const sym = explore(migrationSystem({ devices, ack, symmetry: true }), { progress: false });
-      expect(sym.properties.map((p) => [p.name, p.holds])).toEqual(plain.properties.map((p) => [p.name, p.holds]));
+      expect(plain.properties.every((p) => p.verdict === 'holds')).toBe(true);
+      expect(sym.properties.map((p) => p.verdict)).toEqual(plain.properties.map(() => 'unknown'));
+      expect(sym.approximation).toMatch(/order QEMU handles them in/);
       expect(sym.states).toBeLessThan(plain.states);
-      expect(sym.symmetry).toBe(true);
     }
     // a violated property under symmetry: the eager source's counterexample is a real run of the system
     const eager = qemuSourceMachine.provide({ guards: { canSwitchover: () => true } });
     const r = explore(migrationSystem({ devices: [ALL, ALL], ack: 'per-device', sourceMachine: eager, symmetry: true }), { progress: false });
+    expect(prop(r, 'NoSwitchoverWhileAckPending').verdict).toBe('violated');
     const t = prop(r, 'NoSwitchoverWhileAckPending').counterexample!;
     expect(t.steps.at(-1)!.states['source']).toMatch(/^migrating\.device\./);
   });

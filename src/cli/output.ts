@@ -34,6 +34,8 @@ export interface Ending {
   /** Counts to quote when a bound stopped the search. */
   readonly partial: { readonly states: number; readonly transitions: number };
   readonly holds: boolean;
+  /** Why properties were left undecided although the search finished (an approximate reduction), if so. */
+  readonly undecided?: string | null;
 }
 
 /** The keys of a report that measure the run rather than the model. */
@@ -56,6 +58,10 @@ export function finish(
   out(values.json ? json : e.text);
   if (e.limit) {
     err(`migration-statecharts: ${e.limit.message} (partial: ${e.partial.states} states, ${e.partial.transitions} transitions)`);
+    return EXIT.limit;
+  }
+  if (e.undecided) {
+    err(`migration-statecharts: ${e.undecided}`);
     return EXIT.limit;
   }
   return e.holds ? EXIT.ok : EXIT.violated;

@@ -25,6 +25,77 @@ export interface DataSymmetry {
    * the same capacity.
    */
   channelMoves?(perm: readonly number[]): Readonly<Record<string, string>>;
+  /**
+   * Set when the permutations are not exact symmetries of the system (some reachable state's image is not
+   * reachable — `symmetryDefects` measures it): why. The quotient may then miss states, so `explore` does
+   * not conclude that a property holds, and a violation counts only when its trace replays as a real run.
+   */
+  readonly approximate?: string;
+}
+
+/** What `symmetryDefects` found: reachable states whose image under a permutation is not reachable. */
+export interface SymmetryDefects {
+  /** Reachable states of the system without symmetry. */
+  readonly states: number;
+  /** (state, permutation) pairs whose image is not a reachable state. */
+  readonly missing: number;
+  /** Orbits of the reachable states (classes under the permutations). */
+  readonly orbits: number;
+  /** The first state (in breadth-first order) with an unreachable image, and under which permutation. */
+  readonly example: { readonly state: number; readonly perm: readonly number[] } | null;
+}
+
+/**
+ * Whether `sym`'s permutations are symmetries of the reachable states of `sys` (explored without
+ * symmetry, in `store`): each reachable state's image under each permutation must be reachable too.
+ * A small system is enough to find a defect.
+ */
+export function symmetryDefects(sys: CompiledSystem, store: { readonly size: number; load(idx: number, out: Uint32Array): void }, sym: DataSymmetry): SymmetryDefects {
+  const perms = sym.perms.filter((p) => p.some((x, i) => x !== i));
+  const n = sys.names.length;
+  const w = sys.width;
+  const key = (t: Uint32Array) => t.join(',');
+  const t = new Uint32Array(w);
+  const img = new Uint32Array(w);
+  const reachable = new Set<string>();
+  for (let i = 0; i < store.size; i++) {
+    store.load(i, t);
+    reachable.add(key(t));
+  }
+  const chanWord = new Uint8Array(w);
+  for (let k = 0; k < sys.chanNames.length; k++) for (let s = 0; s < sys.chanCap[k]!; s++) chanWord[sys.chanOff[k]! + s] = 1;
+  const from = perms.map((perm) => {
+    const src = Int32Array.from({ length: w }, (_, i) => i);
+    for (const [a, b] of Object.entries(sym.channelMoves?.(perm) ?? {})) {
+      const ka = sys.chanNames.indexOf(a);
+      const kb = sys.chanNames.indexOf(b);
+      for (let s = 0; s < sys.chanCap[ka]!; s++) src[sys.chanOff[kb]! + s] = sys.chanOff[ka]! + s;
+    }
+    return src;
+  });
+  let missing = 0;
+  let example: SymmetryDefects['example'] = null;
+  const orbit = new Set<string>();
+  for (let i = 0; i < store.size; i++) {
+    store.load(i, t);
+    let least = key(t);
+    perms.forEach((perm, p) => {
+      const src = from[p]!;
+      for (let k = 0; k < w; k++) {
+        const v = t[src[k]!]!;
+        if (k < n) img[k] = sys.tables[k]!.intern(sym.permuteSnapshot(sys.names[k]!, sys.tables[k]!.snapshots[v]!, perm));
+        else img[k] = chanWord[k] && v !== 0 ? sys.messages.intern(sym.permuteEvent(sys.messages.events[v]!, perm)) : v;
+      }
+      const k = key(img);
+      if (!reachable.has(k)) {
+        missing++;
+        example ??= { state: i, perm };
+      }
+      if (k < least) least = k;
+    });
+    orbit.add(least);
+  }
+  return { states: store.size, missing, orbits: orbit.size, example };
 }
 
 export function dataSymmetryCanon(sys: CompiledSystem, sym: DataSymmetry): ((t: Uint32Array, base: number) => void) | null {

@@ -17,11 +17,11 @@ import { type SearchLimit, search } from './search.js';
 import { CompiledSystem } from './step.js';
 import { dataSymmetryCanon } from './dataSymmetry.js';
 import { symmetryCanon } from './symmetry.js';
-import type { ExploreOptions, Invariant, SystemSpec } from './system.js';
+import type { ExploreOptions, Invariant, StepLabel, SystemSpec } from './system.js';
 import { type Trace, buildTrace, formatTrace, pathTo } from './trace.js';
 
 export * from './system.js';
-export type { DataSymmetry } from './dataSymmetry.js';
+export { type DataSymmetry, type SymmetryDefects, symmetryDefects } from './dataSymmetry.js';
 export type { RunDivergence } from './divergence.js';
 export { type Coverage } from './coverage.js';
 export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js';
@@ -60,6 +60,11 @@ export interface ExploreResult {
   /** XState transition() calls made (one per distinct local step). */
   readonly localTransitions: number;
   readonly symmetry: boolean;
+  /**
+   * Why the symmetry reduction used is not exact (DataSymmetry.approximate), or null: then no property
+   * is concluded to hold, and only violations whose traces replay as real runs are reported.
+   */
+  readonly approximation: string | null;
   readonly properties: readonly PropertyResult[];
   readonly deadlocks: number;
   readonly coverage: Record<string, Coverage>;
@@ -75,7 +80,10 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
   const useSym = (opts.symmetry ?? true) && ((spec.symmetry?.length ?? 0) > 0 || spec.dataSymmetry !== undefined);
   if (useSym) sys.canon = spec.dataSymmetry ? dataSymmetryCanon(sys, spec.dataSymmetry) : symmetryCanon(sys, spec.symmetry!);
   const wantEdges = spec.goal !== undefined || spec.progress !== undefined;
-  const out = search(sys, { ...opts, recordEdges: wantEdges });
+  // with no goal, the edges are read only by the non-progress check: keep just its non-progress steps
+  const progress = spec.progress;
+  const onlyNonProgress = spec.goal === undefined && progress !== undefined;
+  const out = search(sys, { ...opts, recordEdges: wantEdges, ...(onlyNonProgress ? { keepEdge: (step: StepLabel) => !progress(step) } : {}) });
   const bytesPerState = out.states > 0 ? out.store.bytes / out.states : 0;
   // with forget or cut, a trace is replayed step by step in the system without them (the real values)
   let concrete: CompiledSystem | undefined;
@@ -84,7 +92,19 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     const { forget: _f, cut: _c, ...plain } = spec;
     return (concrete ??= new CompiledSystem(plain, opts.stepWith ? { stepWith: opts.stepWith } : {}));
   };
-  const trace = (idx: number) => buildTrace(sys, out.store, pathTo(out.store, idx), undefined, real());
+  // Under an approximate symmetry (DataSymmetry.approximate) the quotient may miss states and may hold
+  // paths no real run takes: nothing is concluded to hold, and a violation stands only when its trace
+  // replays as a real run (buildTrace throws when a step has no real counterpart).
+  const approximation = useSym && sys.canon !== null && spec.dataSymmetry?.approximate !== undefined ? spec.dataSymmetry.approximate : null;
+  const replayed = (build: () => Trace): Trace | null => {
+    if (approximation === null) return build();
+    try {
+      return build();
+    } catch {
+      return null;
+    }
+  };
+  const trace = (idx: number) => replayed(() => buildTrace(sys, out.store, pathTo(out.store, idx), undefined, real()));
 
   const properties: PropertyResult[] = [];
   // Violations found before a bound stopped the search are real; the absence of one proves nothing.
@@ -141,7 +161,7 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     let cex: Trace | null = null;
     if (lasso) {
       const stem = pathTo(out.store, lasso.entry);
-      cex = buildTrace(sys, out.store, [...stem, ...lasso.cycle.slice(1)], stem.length, real());
+      cex = replayed(() => buildTrace(sys, out.store, [...stem, ...lasso.cycle.slice(1)], stem.length, real()));
     }
     properties.push({
       name: 'NoNonProgressCycle',
@@ -149,6 +169,14 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
       ...decided(lasso !== null),
       description: 'no reachable cycle avoids every progress step',
       counterexample: cex,
+    });
+  }
+  if (approximation !== null) {
+    properties.forEach((p, i) => {
+      if (p.verdict === 'holds' || (p.verdict === 'violated' && p.counterexample === null)) {
+        const { counterexample: _dropped, count: _count, broken: _broken, ...rest } = p;
+        properties[i] = { ...rest, verdict: 'unknown', holds: false, counterexample: null };
+      }
     });
   }
   const coverage = coverageOf(sys);
@@ -160,6 +188,7 @@ export function explore(spec: SystemSpec, opts: ExploreOptions = {}): ExploreRes
     statesPerSecond: out.seconds > 0 ? Math.round(out.states / out.seconds) : out.states,
     localTransitions: sys.tables.reduce((a, t, i) => (sys.tables.indexOf(t) === i ? a + t.transitionsRun : a), 0),
     symmetry: useSym,
+    approximation,
     properties,
     deadlocks: out.deadlockCount,
     coverage,
@@ -185,6 +214,7 @@ export function formatReport(r: ExploreResult): string {
       ` (${r.statesPerSecond.toLocaleString('en-US')} states/s${r.symmetry ? ', symmetry reduced' : ''})`,
   ];
   if (r.limit) lines.push(`STOPPED: ${r.limit.message}; the figures above are partial`);
+  if (r.approximation) lines.push(`APPROXIMATE: ${r.approximation}; nothing is concluded to hold`);
   for (const p of r.properties) {
     lines.push(`  ${verdictMark(p)} ${p.name}${p.count ? ` (${p.count} states)` : ''}${p.broken ? ` — broken: ${p.broken.join('; ')}` : ''}`);
     if (p.counterexample) lines.push(formatTrace(p.counterexample).replace(/^/gm, '    '));

@@ -7,7 +7,7 @@ import { getHeapStatistics } from 'node:v8';
 import { Progress } from './progress.js';
 import { type CompiledSystem, BoundView } from './step.js';
 import { StateStore } from './store.js';
-import type { ExploreOptions, GlobalView } from './system.js';
+import type { ExploreOptions, GlobalView, StepLabel } from './system.js';
 
 export interface Edges {
   /** Edges of state i are to[start[i] .. start[i+1]). */
@@ -38,7 +38,18 @@ const MAX_DEADLOCKS_KEPT = 16;
 const DEFAULT_MAX_STATES = 50_000_000;
 const DEFAULT_MEMORY = 8 * 1024 ** 3;
 
-export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges?: boolean } = {}): SearchOutcome {
+export interface SearchOptions extends ExploreOptions {
+  /** Record the explored graph's edges (for liveness and test generation). */
+  readonly recordEdges?: boolean;
+  /**
+   * Record only the edges whose step satisfies this, and no stuttering ones (a step back to the same
+   * state) — e.g. only the non-progress steps, when a non-progress cycle is the one question asked of the
+   * edges. Asked once per step id, and per head message for deliveries.
+   */
+  readonly keepEdge?: (step: StepLabel) => boolean;
+}
+
+export function search(sys: CompiledSystem, opts: SearchOptions = {}): SearchOutcome {
   const t0 = performance.now();
   const spec = sys.spec;
   const maxStates = opts.maxStates ?? DEFAULT_MAX_STATES;
@@ -119,6 +130,21 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
     nEdges++;
   };
   const fresh = new Uint32Array(w);
+  // keepEdge, memoised: per environment step id, and per (channel, head message) for deliveries
+  const keepEdge = opts.keepEdge;
+  const nEnv = sys.envComp.length;
+  const keepEnv = new Int8Array(nEnv).fill(-1);
+  const keepDelivery = new Map<number, boolean>();
+  const kept = (step: number): boolean => {
+    if (step < nEnv) {
+      if (keepEnv[step]! < 0) keepEnv[step] = keepEdge!(sys.label(step, cur)) ? 1 : 0;
+      return keepEnv[step] === 1;
+    }
+    const key = step * 2097152 + cur[sys.chanOff[step - nEnv]!]!;
+    let k = keepDelivery.get(key);
+    if (k === undefined) keepDelivery.set(key, (k = keepEdge!(sys.label(step, cur))));
+    return k;
+  };
 
   for (let from = 0; from < store.size && !limit; from++) {
     const n = expand(from);
@@ -145,7 +171,8 @@ export function search(sys: CompiledSystem, opts: ExploreOptions & { recordEdges
       }
     }
     if (store.size >= maxStates) limit = { kind: 'maxStates', message: `state limit of ${maxStates} reached` };
-    if (record) for (let b = 0; b < done; b++) pushEdge(found[b]!, steps[b]! < 0 ? ~steps[b]! : steps[b]!);
+    if (record && keepEdge === undefined) for (let b = 0; b < done; b++) pushEdge(found[b]!, steps[b]! < 0 ? ~steps[b]! : steps[b]!);
+    else if (record) for (let b = 0; b < done; b++) if (steps[b]! >= 0 && found[b] !== from && kept(steps[b]!)) pushEdge(found[b]!, steps[b]!);
     if (n === 0 && spec.cut === undefined && !terminal(view.bind(cur))) {
       deadlockCount++;
       if (deadlocks.length < MAX_DEADLOCKS_KEPT) deadlocks.push(from);

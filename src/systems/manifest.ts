@@ -19,6 +19,8 @@ export interface Scenario {
   readonly transitions: number;
   /** The claims the scenario breaks, by name (none unless listed): a verdict moving is as deliberate as a count. */
   readonly violated?: readonly string[];
+  /** An approximate reduction (device symmetry): nothing is concluded to hold, the rest are undecided. */
+  readonly approximate?: true;
 }
 
 const ALL: FeatureSet = 'STOP_COPY|P2P|PRE_COPY';
@@ -70,7 +72,7 @@ export const SCENARIOS: readonly Scenario[] = [
   { name: 'migration N=2 no ack', build: () => migrationSystem({ devices: n(2), ack: 'off' }), states: 1332, transitions: 3116 },
   { name: 'migration N=3 no ack', build: () => migrationSystem({ devices: n(3), ack: 'off' }), states: 2120, transitions: 5010 },
   { name: 'migration N=1 STOP_COPY|PRE_COPY legacy', build: () => migrationSystem({ devices: ['STOP_COPY|PRE_COPY'], ack: 'legacy' }), states: 1844, transitions: 5038 },
-  { name: 'migration N=2 per-device, symmetry', build: () => migrationSystem({ devices: n(2), ack: 'per-device', symmetry: true }), states: 3182, transitions: 9563 },
+  { name: 'migration N=2 per-device, symmetry', build: () => migrationSystem({ devices: n(2), ack: 'per-device', symmetry: true }), states: 3182, transitions: 9563, approximate: true },
   { name: 'REINIT legacy design N=1', build: () => migrationSystem({ devices: n(1), ack: 'legacy', design: 'legacy' }), states: 2734, transitions: 7275, violated: ['NoStaleSwitchover', 'NoStaleStop'] },
   { name: 'REINIT reusable-ack N=2', build: () => migrationSystem({ devices: n(2), ack: 'per-device', design: 'reusable-ack' }), states: 5920, transitions: 17015, violated: ['NoStaleStop'] },
   {
@@ -78,6 +80,14 @@ export const SCENARIOS: readonly Scenario[] = [
     build: () => migrationSystem({ devices: n(2), ack: 'per-device', design: 'recheck-resume', reinitBudget: 2 }),
     states: 5980,
     transitions: 17165,
+  },
+  // The REINIT storm run of `check --design` asks L2 only (livelockOnly, test/livelock.test.ts): 148,648
+  // states and 625,810 transitions before it forgot the property-only counters and cut ended migrations.
+  {
+    name: 'REINIT recheck-resume N=2, budget 2, the storm run for L2',
+    build: () => migrationSystem({ devices: n(2), ack: 'per-device', design: 'recheck-resume', reinitBudget: 2, guestReinits: 'unbounded', livelockOnly: true }),
+    states: 10490,
+    transitions: 52243,
   },
   // Findings of issue 13 (docs in the README): a management stop then cont during precopy ends the
   // saving session QEMU still holds — the final save's new data_fd is out of sync (-EBADF), and with

@@ -348,9 +348,19 @@ const permuted = <T>(xs: readonly T[], perm: readonly number[]): T[] => {
 };
 
 /**
- * Devices with the same feature set on both hosts are interchangeable: nothing in the machines, the
- * properties or the environment tells them apart but their index. A permutation moves every per-device
- * array of both QEMUs and the device index of every message.
+ * Why device symmetry is approximate: QEMU handles its devices in order — a precopy round, the stop and
+ * the final state go device by device (qemu_savevm_state_iterate, vm_state_notify, vfio_save_complete_precopy
+ * in registration order) — so the order of their messages on the stream tells them apart. Measured
+ * (test/migration.test.ts, symmetryDefects): with 2 per-device P2P devices, 1,954 of the 4,098 reachable
+ * states have a device-swapped image that no run reaches.
+ */
+export const DEVICES_NOT_INTERCHANGEABLE =
+  'devices are interchangeable only up to the order QEMU handles them in (their messages on the stream keep that order), so the device-symmetry quotient can miss states';
+
+/**
+ * Devices with the same feature set on both hosts, as if interchangeable: a permutation moves every
+ * per-device array of both QEMUs and the device index of every message. They are not exactly
+ * interchangeable (DEVICES_NOT_INTERCHANGEABLE), so the reduction is approximate: a bug finder, not a proof.
  */
 function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], srcMachine: AnyStateMachine, dstMachine: AnyStateMachine): DataSymmetry {
   const perArray: Record<string, readonly string[]> = {
@@ -360,6 +370,7 @@ function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], 
   const machineOf: Record<string, AnyStateMachine> = { [SOURCE]: srcMachine, [DESTINATION]: dstMachine };
   return {
     perms: permutationsWithin(src.map((f, i) => `${f}/${dst[i]}`)),
+    approximate: DEVICES_NOT_INTERCHANGEABLE,
     permuteSnapshot(component, s, perm) {
       const ctx = { ...(s.context as Record<string, unknown>) };
       for (const key of perArray[component] ?? []) if (ctx[key] !== undefined) ctx[key] = permuted(ctx[key] as readonly unknown[], perm);
@@ -373,7 +384,16 @@ function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], 
 }
 
 /**
- * The multifd channels are interchangeable: a save thread may queue a packet on any of them, every one
+ * Why channel symmetry is approximate: measured with symmetryDefects (test/multifd.test.ts), every
+ * reachable state's channel-permuted image is reachable with 2 or 3 channels and 2 buffers, but not with
+ * a destination queue cap (--max-queued) or forged packets (--malicious-packets): there the failure
+ * paths tell the channels apart. The cause is not pinned down.
+ */
+export const CHANNELS_NOT_INTERCHANGEABLE =
+  'the multifd channels are not exactly interchangeable (with a queue cap or forged packets some permuted reachable states are unreachable), so the channel-symmetry quotient can miss states';
+
+/**
+ * The multifd channels, as if interchangeable (CHANNELS_NOT_INTERCHANGEABLE says why only nearly): a save thread may queue a packet on any of them, every one
  * gets the RAM sync, and the destination treats them alike. A permutation moves each channel's contents
  * (its messages renamed), the destination's per-channel flags, and nothing on the source, whose state
  * names no channel. (The STOP_COPY request is labelled with channel 0 only, but its successor does not
@@ -388,6 +408,7 @@ function channelSymmetry(k: number, dstMachine: AnyStateMachine): DataSymmetry {
   go([]);
   return {
     perms: all,
+    approximate: CHANNELS_NOT_INTERCHANGEABLE,
     permuteSnapshot(component, s, perm) {
       if (component !== DESTINATION) return s;
       const ctx = s.context as QemuDestinationContext;
