@@ -26,7 +26,7 @@ export type { RunDivergence } from './divergence.js';
 export { type Coverage } from './coverage.js';
 export { type Trace, type TraceStep, formatTrace, formatValue } from './trace.js';
 export { CompiledSystem } from './step.js';
-export { search, type SearchOutcome, type SearchLimit } from './search.js';
+export { search, type SearchOptions, type SearchOutcome, type SearchLimit } from './search.js';
 export { type Bfs, type BfsOptions, type ExploredGraphOptions, ExploredGraph, bfs, edgeSources, reverseGraph, treePath } from './graph.js';
 
 /**
