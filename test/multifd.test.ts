@@ -118,29 +118,23 @@ describe('findings', () => {
 });
 
 describe('symmetry over the channels', () => {
-  for (const [channels, buffers, extra, defects] of [
-    [2, 2, {}, 0],
-    [3, 2, {}, 0],
-    [3, 1, { maxQueued: 1 }, 4896],
-    [2, 1, { maliciousPackets: 2 }, 2452],
+  for (const [channels, buffers, extra] of [
+    [2, 2, {}],
+    [3, 2, {}],
+    [3, 1, { maxQueued: 1 }],
+    [2, 1, { maliciousPackets: 2 }],
   ] as const) {
-    it(`${channels} channels, ${buffers} buffers ${JSON.stringify(extra)}: ${defects} permuted reachable states unreachable; violations only, in fewer states`, () => {
+    it(`${channels} channels, ${buffers} buffers ${JSON.stringify(extra)}: every permuted reachable state is reachable; the same verdicts in fewer states`, () => {
       const spec = (symmetry: boolean) =>
         migrationSystem({ devices: [P2P], ack: 'off', faults: false, multifd: { channels, ...extra }, finalBytes: buffers, symmetry });
       const full = explore(spec(false), { progress: false });
       const reduced = explore(spec(true), { progress: false });
+      // exact here (device symmetry is not: test/migration.test.ts); the failed load's message names its
+      // channel and is renamed too — without that, 4,896 and 2,452 images differ in that text alone
       const sys = new CompiledSystem(spec(false));
-      expect(symmetryDefects(sys, search(sys, { progress: false }).store, spec(true).dataSymmetry!).missing).toBe(defects);
-      // approximate (the defects above): nothing holds under it, and each violation it reports is real
-      expect(reduced.approximation).toMatch(/not exactly interchangeable/);
-      expect(reduced.properties.map((p) => [p.name, p.verdict === 'violated' ? 'violated' : 'unknown'])).toEqual(
-        reduced.properties.map((p) => [p.name, p.verdict]),
-      );
-      for (const p of reduced.properties.filter((q) => q.verdict === 'violated')) {
-        expect(full.properties.find((q) => q.name === p.name)!.verdict, p.name).toBe('violated');
-        expect(p.counterexample).not.toBeNull();
-      }
-      expect(full.properties.filter((p) => p.verdict === 'violated').length).toBeGreaterThanOrEqual(reduced.properties.filter((p) => p.verdict === 'violated').length);
+      expect(symmetryDefects(sys, search(sys, { progress: false }).store, spec(true).dataSymmetry!).missing).toBe(0);
+      expect(reduced.approximation).toBeNull();
+      expect(reduced.properties.map((p) => [p.name, p.verdict])).toEqual(full.properties.map((p) => [p.name, p.verdict]));
       expect(reduced.states).toBeLessThan(full.states);
       expect(reduced.states * channels).toBeGreaterThanOrEqual(full.states / channels); // no more than K! images
     });

@@ -43,7 +43,7 @@ export const CHECK_HELP = `usage: migration-statecharts check [--devices N] [--f
   destination's x-migration-max-queued-buffers-size in those units, --load-config-after-iter its
   x-migration-load-config-after-iter (both QEMU 10.1); --no-switchover-start is a machine type up to 9.2;
   --malicious-packets N lets a malicious source send N packets the load never drains (docs/multifd.md).
-  With --multifd, --symmetry reduces by the interchangeable channels (not the devices).
+  With --multifd, --symmetry reduces by the interchangeable channels instead (not the devices), exactly.
   --itf FILE writes the first counterexample as an ITF trace (the Informal Trace Format of Apalache/Quint).
   --design adds guest device reconfiguration (REINIT) and checks S1 (no stale switchover), S2 (kernel-
   legal requests), L1 (the migration ends, with --reinits N reconfigurations, default 1) and L2 (no

@@ -384,16 +384,8 @@ function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], 
 }
 
 /**
- * Why channel symmetry is approximate: measured with symmetryDefects (test/multifd.test.ts), every
- * reachable state's channel-permuted image is reachable with 2 or 3 channels and 2 buffers, but not with
- * a destination queue cap (--max-queued) or forged packets (--malicious-packets): there the failure
- * paths tell the channels apart. The cause is not pinned down.
- */
-export const CHANNELS_NOT_INTERCHANGEABLE =
-  'the multifd channels are not exactly interchangeable (with a queue cap or forged packets some permuted reachable states are unreachable), so the channel-symmetry quotient can miss states';
-
-/**
- * The multifd channels, as if interchangeable (CHANNELS_NOT_INTERCHANGEABLE says why only nearly): a save thread may queue a packet on any of them, every one
+ * The multifd channels are interchangeable (test/multifd.test.ts measures it with symmetryDefects: every
+ * reachable state's channel-permuted image is reachable, on every configuration it tries): a save thread may queue a packet on any of them, every one
  * gets the RAM sync, and the destination treats them alike. A permutation moves each channel's contents
  * (its messages renamed), the destination's per-channel flags, and nothing on the source, whose state
  * names no channel. (The STOP_COPY request is labelled with channel 0 only, but its successor does not
@@ -408,13 +400,14 @@ function channelSymmetry(k: number, dstMachine: AnyStateMachine): DataSymmetry {
   go([]);
   return {
     perms: all,
-    approximate: CHANNELS_NOT_INTERCHANGEABLE,
     permuteSnapshot(component, s, perm) {
       if (component !== DESTINATION) return s;
       const ctx = s.context as QemuDestinationContext;
       if (!ctx.multifd) return s;
       const multifd = { ...ctx.multifd, syncWaiting: permuted(ctx.multifd.syncWaiting, perm), ended: permuted(ctx.multifd.ended, perm) };
-      return dstMachine.resolveState({ value: s.value, context: { ...ctx, multifd } }) as AnySnapshot;
+      // a failed load names the message it failed on ('load failed on MULTIFD_1'): renamed with it
+      const loadError = ctx.loadError?.replace(/MULTIFD_(\d+)/, (_, k: string) => multifdChannelType(perm[Number(k)]!)) ?? null;
+      return dstMachine.resolveState({ value: s.value, context: { ...ctx, multifd, loadError } }) as AnySnapshot;
     },
     permuteEvent(e, perm) {
       const m = /^MULTIFD_(\d+)$/.exec(e.type);
