@@ -48,7 +48,10 @@ export interface MigrationOptions {
   readonly reinitBudget?: number;
   /** How often the guest may reconfigure a device: a number (default 1) or 'unbounded' (a storm). */
   readonly guestReinits?: number | 'unbounded';
-  /** Reduce by the symmetry of interchangeable devices (same feature set on both hosts). */
+  /**
+   * Reduce by devices alike on both hosts, as if interchangeable: approximate, since QEMU handles them in
+   * order (DEVICES_NOT_INTERCHANGEABLE); with multifd, by the channels instead, which is exact.
+   */
   readonly symmetry?: boolean;
   /**
    * Ask only L2, the REINIT livelock question (needs `design`): the system then checks nothing but
@@ -385,8 +388,8 @@ function deviceSymmetry(src: readonly FeatureSet[], dst: readonly FeatureSet[], 
 
 /**
  * The multifd channels are interchangeable (test/multifd.test.ts measures it with symmetryDefects: every
- * reachable state's channel-permuted image is reachable, on every configuration it tries): a save thread may queue a packet on any of them, every one
- * gets the RAM sync, and the destination treats them alike. A permutation moves each channel's contents
+ * reachable state's channel-permuted image is reachable, on every configuration it tries): a save thread
+ * may queue a packet on any of them, every one gets the RAM sync, and the destination treats them alike. A permutation moves each channel's contents
  * (its messages renamed), the destination's per-channel flags, and nothing on the source, whose state
  * names no channel. (The STOP_COPY request is labelled with channel 0 only, but its successor does not
  * depend on the channel.)
