@@ -123,6 +123,7 @@ describe('check', () => {
       [['check', '--reinit-budget', '2'], 'migration-statecharts: --reinit-budget and --reinits need --design'],
       [['check', '--devices', '3', '--features', 'p2p/pre-copy'], 'migration-statecharts: --features lists 2 devices but --devices is 3'],
       [['check', '--design', 'legacy', '--ack', 'off'], 'migration-statecharts: --design fixes the ack mode; drop --ack and --one-side'],
+      [['check', '--design', 'legacy', '--symmetry'], 'migration-statecharts: --symmetry does not apply to --design checks (device symmetry is approximate; the design check is a proof)'],
     ];
     for (const [argv, msg] of cases) {
       const r = run(...argv);

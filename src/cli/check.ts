@@ -98,6 +98,7 @@ export function checkCommand(argv: readonly string[], out: (s: string) => void, 
     if (!DESIGNS.includes(design)) throw new UsageError(`bad --design '${values.design}'; valid: ${DESIGNS.join(', ')}`);
     if (values.ack !== undefined || oneSide !== undefined) throw new UsageError('--design fixes the ack mode; drop --ack and --one-side');
     if (values.qemu !== undefined || values['device-faults'] !== undefined) throw new UsageError('--qemu and --device-faults do not apply to --design checks');
+    if (values.symmetry) throw new UsageError('--symmetry does not apply to --design checks (device symmetry is approximate; the design check is a proof)');
     const budget = values['reinit-budget'] === undefined ? undefined : parseCount(values['reinit-budget'], '--reinit-budget', 0, 0, 100);
     const reinits = parseCount(values.reinits, '--reinits', 1, 1, 4);
     const d = checkDesign(
